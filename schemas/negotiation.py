@@ -1,0 +1,107 @@
+"""The nouns of a negotiation: requirement items, positions, policy, vendor answers.
+
+These are the values that commands and events carry. They check their own shape; whether a
+position fits its item (a number for ``at_most``, known options for ``one_of``) is checked by the
+decider, which knows the negotiation's items.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.common import ExactNumber, Frozen, LongText, Share, ShortText, Slug
+
+Kind = Literal["boolean", "at_most", "at_least", "one_of"]
+Category = Literal[
+    "privacy", "security", "legal", "exit", "price", "open-source", "sustainability", "accessibility"
+]
+Priority = Literal["must", "should", "could"]
+Verdict = Literal["accept", "reject", "counter"]
+Phase = Literal["collecting", "negotiating", "endorsing", "agreed", "abandoned"]
+Decision = Literal["accept", "reject"]
+Role = Literal["admin", "coordinator", "member", "vendor"]
+
+PRIORITY_RANK: dict[str, int] = {"must": 3, "should": 2, "could": 1}
+
+OptionText = str
+
+
+class RequirementItem(Frozen):
+    """One requirement the coalition may put to the vendor."""
+
+    key: Slug
+    title: ShortText
+    kind: Kind
+    category: Category
+    unit: ShortText | None = None
+    options: tuple[ShortText, ...] | None = Field(default=None, max_length=50)
+    description: LongText = ""
+    source: LongText | None = None
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> RequirementItem:
+        if self.kind == "one_of":
+            if not self.options or len(self.options) < 2:
+                raise ValueError("options: a one_of item needs at least two options")
+            if len(set(self.options)) != len(self.options):
+                raise ValueError("options: each option may appear only once")
+        elif self.options is not None:
+            raise ValueError(f"options: only one_of items have options, not {self.kind} items")
+        return self
+
+
+class Position(Frozen):
+    """What one member needs on one item."""
+
+    priority: Priority
+    value: ExactNumber | None = None
+    accepted: tuple[ShortText, ...] | None = Field(default=None, max_length=50)
+    rationale: LongText | None = None
+
+    @model_validator(mode="after")
+    def _accepted_not_empty(self) -> Position:
+        if self.accepted is not None:
+            if not self.accepted:
+                raise ValueError("accepted: must name at least one option")
+            if len(set(self.accepted)) != len(self.accepted):
+                raise ValueError("accepted: each option may appear only once")
+        return self
+
+
+DEFAULT_INCLUSION_SHARE = Fraction(1, 2)
+DEFAULT_COVERAGE = Fraction(1)
+DEFAULT_ENDORSEMENT_SHARE = Fraction(2, 3)
+
+
+class Policy(Frozen):
+    """How the coalition turns positions into a joint demand and decides on an agreement."""
+
+    inclusion_share: Share = DEFAULT_INCLUSION_SHARE
+    coverage: Share = DEFAULT_COVERAGE
+    endorsement_share: Share = DEFAULT_ENDORSEMENT_SHARE
+    transparent_positions: bool = False
+    disclose_support_to_vendor: bool = False
+
+
+class ItemResponse(Frozen):
+    """The vendor's verdict on one item of a published demand version."""
+
+    key: Slug
+    verdict: Verdict
+    value: ExactNumber | None = None
+    option: ShortText | None = None
+    comment: LongText | None = None
+
+    @model_validator(mode="after")
+    def _counter_has_terms(self) -> ItemResponse:
+        if self.verdict != "counter" and (self.value is not None or self.option is not None):
+            raise ValueError(f"value/option: only a counter carries terms, not {self.verdict!r}")
+        if self.verdict == "counter" and self.value is not None and self.option is not None:
+            raise ValueError("a counter carries a value or an option, not both")
+        return self
+
+
+Target = bool | Fraction | tuple[str, ...]

@@ -1,0 +1,4 @@
+"""The ``koopkracht`` command line."""
+
+def main() -> None:
+    raise SystemExit("not yet")

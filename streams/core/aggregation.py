@@ -1,0 +1,149 @@
+"""The joint demand (SPEC section 4), kept incrementally per item.
+
+Each item has an :class:`ItemAggregate` that a position enters and leaves in O(log k) for the k
+supporters of that item; the item's line of the joint demand is then read off in O(log k) (or
+O(options) for ``one_of``). Nothing here ever walks over all members or all items.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from fractions import Fraction
+
+from schemas.documents import DemandItem
+from schemas.negotiation import PRIORITY_RANK, Policy, Position, Priority, RequirementItem
+from streams.core.weighted import WeightedValues
+
+Target = bool | Fraction | tuple[str, ...]
+
+
+def share(weight: int, total: int) -> Fraction:
+    """weight / total, with an empty coalition (total 0) counting as share 0."""
+    return Fraction(weight, total) if total else Fraction(0)
+
+
+class ItemAggregate:
+    """Running sums over the positions on one item."""
+
+    __slots__ = (
+        "item", "weight_by_priority", "count_by_priority",
+        "strong", "weak",
+        "must_count", "all_count", "option_must_count", "option_all_count",
+        "option_must_weight", "option_all_weight",
+    )
+
+    def __init__(self, item: RequirementItem) -> None:
+        self.item = item
+        self.weight_by_priority: dict[str, int] = {"must": 0, "should": 0, "could": 0}
+        self.count_by_priority: dict[str, int] = {"must": 0, "should": 0, "could": 0}
+        # at_most / at_least: the values of must+should positions, and of could positions.
+        self.strong = WeightedValues()
+        self.weak = WeightedValues()
+        # one_of: how many considered positions accept each option, by count and weight.
+        self.must_count = 0
+        self.all_count = 0
+        self.option_must_count: Counter[str] = Counter()
+        self.option_all_count: Counter[str] = Counter()
+        self.option_must_weight: Counter[str] = Counter()
+        self.option_all_weight: Counter[str] = Counter()
+
+    # -- changes ---------------------------------------------------------------------------
+    def add(self, position: Position, weight: int) -> None:
+        self._apply(position, weight, +1)
+
+    def remove(self, position: Position, weight: int) -> None:
+        self._apply(position, weight, -1)
+
+    def _apply(self, position: Position, weight: int, sign: int) -> None:
+        priority = position.priority
+        self.weight_by_priority[priority] += sign * weight
+        self.count_by_priority[priority] += sign
+        kind = self.item.kind
+        if kind in ("at_most", "at_least"):
+            assert position.value is not None
+            values = self.weak if priority == "could" else self.strong
+            if sign > 0:
+                values.add(position.value, weight)
+            else:
+                values.remove(position.value, weight)
+        elif kind == "one_of":
+            assert position.accepted is not None
+            self.all_count += sign
+            if priority == "must":
+                self.must_count += sign
+            for option in position.accepted:
+                self.option_all_count[option] += sign
+                self.option_all_weight[option] += sign * weight
+                if priority == "must":
+                    self.option_must_count[option] += sign
+                    self.option_must_weight[option] += sign * weight
+
+    # -- figures ---------------------------------------------------------------------------
+    @property
+    def supporter_weight(self) -> int:
+        w = self.weight_by_priority
+        return w["must"] + w["should"] + w["could"]
+
+    @property
+    def supporters(self) -> int:
+        c = self.count_by_priority
+        return c["must"] + c["should"] + c["could"]
+
+    @property
+    def priority(self) -> Priority | None:
+        for name in ("must", "should", "could"):
+            if self.count_by_priority[name]:
+                return name  # type: ignore[return-value]
+        return None
+
+    def priority_score(self, total_weight: int) -> Fraction:
+        w = self.weight_by_priority
+        points = sum(PRIORITY_RANK[p] * w[p] for p in ("must", "should", "could"))
+        return share(points, 3 * total_weight)
+
+    def included(self, total_weight: int, policy: Policy) -> bool:
+        must = self.weight_by_priority["must"]
+        return must > 0 or (
+            total_weight > 0 and share(self.supporter_weight, total_weight) >= policy.inclusion_share
+        )
+
+    def target(self, policy: Policy) -> tuple[Target | None, bool]:
+        """The joint target and whether it is a conflict (one_of only)."""
+        if self.supporters == 0:
+            return None, False
+        kind = self.item.kind
+        if kind == "boolean":
+            return True, False
+        if kind in ("at_most", "at_least"):
+            considered = self.strong if self.strong else self.weak
+            threshold = policy.coverage * considered.total
+            if kind == "at_most":
+                return considered.largest_with_weight_at_or_above(threshold), False
+            return considered.smallest_with_weight_at_or_below(threshold), False
+        return self._one_of_target()
+
+    def _one_of_target(self) -> tuple[Target, bool]:
+        assert self.item.options is not None
+        if self.must_count:
+            count, option_count, option_weight = self.must_count, self.option_must_count, self.option_must_weight
+        else:
+            count, option_count, option_weight = self.all_count, self.option_all_count, self.option_all_weight
+        common = sorted(o for o in self.item.options if option_count[o] == count)
+        if common:
+            return tuple(common), False
+        best = max(option_weight[o] for o in self.item.options)
+        return tuple(sorted(o for o in self.item.options if option_weight[o] == best)), True
+
+    def demand_item(self, total_weight: int, policy: Policy) -> DemandItem:
+        target, conflict = self.target(policy)
+        return DemandItem(
+            key=self.item.key,
+            kind=self.item.kind,
+            included=self.included(total_weight, policy),
+            priority=self.priority,
+            priority_score=float(self.priority_score(total_weight)),
+            support_share=float(share(self.supporter_weight, total_weight)),
+            must_share=float(share(self.weight_by_priority["must"], total_weight)),
+            target=target,
+            conflict=conflict,
+        )

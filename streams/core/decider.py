@@ -1,0 +1,460 @@
+"""``decide``: what a command does to a negotiation — the events it causes, or why it is refused.
+
+The decider reads the state and never changes it. Checks run in the order a caller can act on:
+not a party (404), a role that may not act (403), the wrong phase (409), invalid input (422).
+A command id that was already decided is answered as a duplicate and causes nothing new.
+Event ids are derived from the command id, so a command decided twice yields the same events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from typing import Any, TypeVar
+
+from schemas.commands import (
+    Abandon,
+    AnswerClarification,
+    ChangePolicy,
+    Command,
+    Endorse,
+    InviteMember,
+    OpenNegotiation,
+    ProposeAgreement,
+    PublishDemand,
+    RequestClarification,
+    RespondToDemand,
+    StatePosition,
+    WithdrawPosition,
+)
+from schemas.documents import PublishedItem
+from schemas.events import (
+    AgreementProposed,
+    AgreementReached,
+    AgreementRejected,
+    ClarificationAnswered,
+    ClarificationRequested,
+    DemandPublished,
+    EndorsementGiven,
+    Event,
+    EventBase,
+    MemberInvited,
+    NegotiationAbandoned,
+    NegotiationOpened,
+    PolicyChanged,
+    PositionStated,
+    PositionWithdrawn,
+    VendorResponded,
+)
+from schemas.negotiation import Position, RequirementItem
+from schemas.results import CommandAccepted
+from streams.core.aggregation import share
+from streams.core.state import NegotiationState
+
+EVENT_NAMESPACE = uuid.UUID("6f1c2f4e-3d0b-5a7e-9c61-4b6f0e2a9d11")
+"""Namespace of the deterministic (UUID v5) event ids."""
+
+
+class Rejection(Exception):
+    """A command refused: ``status`` is the HTTP status it maps to, ``field`` the input at fault."""
+
+    def __init__(self, status: int, title: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.field = field
+
+
+def _not_found(detail: str) -> Rejection:
+    return Rejection(404, "Not found", detail)
+
+
+def _forbidden(detail: str) -> Rejection:
+    return Rejection(403, "Forbidden", detail)
+
+
+def _conflict(detail: str) -> Rejection:
+    return Rejection(409, "Conflict", detail)
+
+
+def _invalid(field: str, detail: str) -> Rejection:
+    return Rejection(422, "Invalid input", f"{field}: {detail}", field)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the decider may not make up itself: the time of the decision."""
+
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The events a command causes; for a command decided before, none, and its first sequences."""
+
+    command_id: str
+    negotiation_id: str
+    events: tuple[Event, ...]
+    duplicate_of: tuple[int, int] | None = None
+
+    @property
+    def result(self) -> CommandAccepted:
+        if self.duplicate_of is not None:
+            first, last = self.duplicate_of
+            return CommandAccepted(
+                command_id=self.command_id, negotiation_id=self.negotiation_id,
+                first_sequence=first, last_sequence=last, duplicate=True,
+            )
+        return CommandAccepted(
+            command_id=self.command_id, negotiation_id=self.negotiation_id,
+            first_sequence=self.events[0].sequence, last_sequence=self.events[-1].sequence,
+        )
+
+
+def event_id(negotiation_id: str, command_id: str, index: int) -> str:
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{negotiation_id}/{command_id}/{index}"))
+
+
+C = TypeVar("C")
+_DECIDERS: dict[type[Any], Callable[[NegotiationState, Any, Context], list[dict[str, Any]]]] = {}
+
+
+def _handles(command_type: type[C]) -> Callable[
+    [Callable[[NegotiationState, C, Context], list[dict[str, Any]]]],
+    Callable[[NegotiationState, C, Context], list[dict[str, Any]]],
+]:
+    def register(
+        fn: Callable[[NegotiationState, C, Context], list[dict[str, Any]]],
+    ) -> Callable[[NegotiationState, C, Context], list[dict[str, Any]]]:
+        _DECIDERS[command_type] = fn
+        return fn
+
+    return register
+
+
+def decide(state: NegotiationState | None, command: Command, context: Context) -> Decision:
+    """Decide one command against the current state; raises :class:`Rejection` when refused."""
+    if state is not None and command.command_id in state.commands:
+        return Decision(
+            command.command_id, command.negotiation_id, (), duplicate_of=state.commands[command.command_id]
+        )
+    if isinstance(command, OpenNegotiation):
+        if state is not None:
+            raise _conflict(f"negotiation {command.negotiation_id} already exists")
+        specs = _open(command)
+        sequence = 0
+    else:
+        if state is None:
+            raise _not_found(f"there is no negotiation {command.negotiation_id}")
+        specs = _DECIDERS[type(command)](state, command, context)
+        sequence = state.sequence
+    events = tuple(
+        _make_event(spec, command, context, sequence + index + 1, index) for index, spec in enumerate(specs)
+    )
+    return Decision(command.command_id, command.negotiation_id, events)
+
+
+def _make_event(spec: dict[str, Any], command: Command, context: Context, sequence: int, index: int) -> Event:
+    event_type: type[EventBase] = spec.pop("event")
+    return event_type(  # type: ignore[return-value]
+        event_id=event_id(command.negotiation_id, command.command_id, index),
+        negotiation_id=command.negotiation_id,
+        sequence=sequence,
+        occurred_at=context.now,
+        actor_id=command.actor.organisation_id,
+        command_id=command.command_id,
+        **spec,
+    )
+
+
+# -- guards --------------------------------------------------------------------------------
+
+
+def _role(state: NegotiationState, command: Command, *allowed: str) -> str:
+    role = state.role_of(command.actor.organisation_id)
+    if role is None:
+        raise _not_found(f"there is no negotiation {state.negotiation_id}")
+    if role not in allowed:
+        raise _forbidden(f"a {role} may not {_verb(command)}; this needs the {' or '.join(allowed)}")
+    return role
+
+
+def _phase(state: NegotiationState, command: Command, *allowed: str) -> None:
+    if state.phase not in allowed:
+        raise _conflict(
+            f"cannot {_verb(command)} while the negotiation is {state.phase} "
+            f"(allowed when {' or '.join(allowed)})"
+        )
+
+
+def _verb(command: Command) -> str:
+    words = {
+        "InviteMember": "invite members", "ChangePolicy": "change the policy",
+        "StatePosition": "state positions", "WithdrawPosition": "withdraw positions",
+        "PublishDemand": "publish the demand", "RespondToDemand": "respond to the demand",
+        "RequestClarification": "ask for clarification", "AnswerClarification": "answer clarifications",
+        "ProposeAgreement": "propose the agreement", "Endorse": "endorse the agreement",
+        "Abandon": "abandon the negotiation", "OpenNegotiation": "open negotiations",
+    }
+    return words[command.type]
+
+
+def _item(state: NegotiationState, key: str, *, in_path: bool, field: str = "item_key") -> RequirementItem:
+    item = state.items.get(key)
+    if item is None:
+        if in_path:
+            raise _not_found(f"negotiation {state.negotiation_id} has no item {key!r}")
+        raise _invalid(field, f"negotiation {state.negotiation_id} has no item {key!r}")
+    return item
+
+
+def check_position(item: RequirementItem, position: Position) -> None:
+    """A position must fit its item's kind: a number, accepted options, or neither."""
+    if item.kind == "boolean":
+        if position.value is not None:
+            raise _invalid("value", f"{item.key} is a yes/no guarantee and takes no value")
+        if position.accepted is not None:
+            raise _invalid("accepted", f"{item.key} is a yes/no guarantee and takes no options")
+    elif item.kind in ("at_most", "at_least"):
+        if position.value is None:
+            raise _invalid("value", f"{item.key} is {item.kind} and needs a number")
+        if position.accepted is not None:
+            raise _invalid("accepted", f"{item.key} is {item.kind} and takes no options")
+    else:
+        assert item.options is not None
+        if position.value is not None:
+            raise _invalid("value", f"{item.key} is one_of and takes accepted options, not a value")
+        if position.accepted is None:
+            raise _invalid("accepted", f"{item.key} is one_of and needs the accepted options")
+        unknown = [o for o in position.accepted if o not in item.options]
+        if unknown:
+            raise _invalid(
+                "accepted", f"unknown option {unknown[0]!r} for {item.key}; the options are {list(item.options)}"
+            )
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _open(command: OpenNegotiation) -> list[dict[str, Any]]:
+    if command.actor.role != "coordinator":
+        raise _forbidden(f"a {command.actor.role} may not open negotiations; this needs a coordinator")
+    if command.vendor_id == command.actor.organisation_id:
+        raise _invalid("vendor_id", "the vendor must be another organisation than the coordinator")
+    seen: set[str] = set()
+    for index, item in enumerate(command.items):
+        if item.key in seen:
+            raise _invalid(f"items[{index}].key", f"item {item.key!r} appears more than once")
+        seen.add(item.key)
+    return [
+        {
+            "event": NegotiationOpened,
+            "title": command.title,
+            "coordinator_name": command.actor.name,
+            "vendor_id": command.vendor_id,
+            "vendor_name": command.vendor_name,
+            "items": command.items,
+            "policy": command.policy,
+        }
+    ]
+
+
+@_handles(InviteMember)
+def _invite(state: NegotiationState, command: InviteMember, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "coordinator")
+    _phase(state, command, "collecting", "negotiating")
+    if command.organisation_id in (state.coordinator_id, state.vendor_id):
+        raise _invalid("organisation_id", "the coordinator and the vendor cannot be members")
+    if command.organisation_id in state.members:
+        raise _conflict(f"{command.name} is already a member of this negotiation")
+    return [
+        {"event": MemberInvited, "organisation_id": command.organisation_id, "name": command.name,
+         "weight": command.weight}
+    ]
+
+
+@_handles(ChangePolicy)
+def _change_policy(state: NegotiationState, command: ChangePolicy, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "coordinator")
+    _phase(state, command, "collecting", "negotiating")
+    return [{"event": PolicyChanged, "policy": command.policy}]
+
+
+@_handles(StatePosition)
+def _state_position(state: NegotiationState, command: StatePosition, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "member")
+    item = _item(state, command.item_key, in_path=True)
+    _phase(state, command, "collecting", "negotiating")
+    check_position(item, command.position)
+    return [{"event": PositionStated, "item_key": command.item_key, "position": command.position}]
+
+
+@_handles(WithdrawPosition)
+def _withdraw(state: NegotiationState, command: WithdrawPosition, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "member")
+    _item(state, command.item_key, in_path=True)
+    _phase(state, command, "collecting", "negotiating")
+    if command.item_key not in state.positions[command.actor.organisation_id]:
+        raise _not_found(f"you have no position on {command.item_key!r}")
+    return [{"event": PositionWithdrawn, "item_key": command.item_key}]
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, no spaces, UTF-8 — the text a version's hash is taken of."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def version_hash(negotiation_id: str, version: int, items: Iterable[PublishedItem]) -> str:
+    """SHA-256 of the canonical JSON of ``{negotiation_id, version, items}``."""
+    document = {
+        "negotiation_id": negotiation_id,
+        "version": version,
+        "items": [item.model_dump(mode="json") for item in items],
+    }
+    return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def published_items(state: NegotiationState) -> tuple[PublishedItem, ...]:
+    """The included items of the live demand, frozen with their figures."""
+    frozen = []
+    for key, item in state.items.items():
+        line = state.aggregates[key].demand_item(state.total_weight, state.policy)
+        if not line.included:
+            continue
+        assert line.priority is not None and line.target is not None
+        frozen.append(
+            PublishedItem(
+                key=key, title=item.title, kind=item.kind, category=item.category, unit=item.unit,
+                options=item.options, priority=line.priority, priority_score=line.priority_score,
+                support_share=line.support_share, must_share=line.must_share,
+                target=line.target, conflict=line.conflict,
+            )
+        )
+    return tuple(frozen)
+
+
+@_handles(PublishDemand)
+def _publish(state: NegotiationState, command: PublishDemand, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "coordinator")
+    _phase(state, command, "collecting", "negotiating")
+    items = published_items(state)
+    if not items:
+        raise _conflict("nothing to publish: no item is included in the joint demand yet")
+    version = len(state.versions) + 1
+    return [
+        {"event": DemandPublished, "version": version,
+         "hash": version_hash(state.negotiation_id, version, items), "items": items}
+    ]
+
+
+@_handles(RespondToDemand)
+def _respond(state: NegotiationState, command: RespondToDemand, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "vendor")
+    _phase(state, command, "negotiating")
+    latest = state.latest_version
+    assert latest is not None  # negotiating implies a published version
+    if command.demand_version != latest.version:
+        raise _conflict(
+            f"demand version {command.demand_version} is not the latest published one ({latest.version})"
+        )
+    published = {item.key: item for item in latest.items}
+    seen: set[str] = set()
+    for index, response in enumerate(command.items):
+        field = f"items[{index}]"
+        item = published.get(response.key)
+        if item is None:
+            raise _invalid(f"{field}.key", f"{response.key!r} is not in demand version {latest.version}")
+        if response.key in seen:
+            raise _invalid(f"{field}.key", f"{response.key!r} is answered more than once")
+        seen.add(response.key)
+        if response.verdict != "counter":
+            continue
+        if item.kind == "boolean":
+            raise _invalid(f"{field}.verdict", f"{response.key} is a yes/no guarantee: accept or reject it")
+        if item.kind in ("at_most", "at_least"):
+            if response.value is None:
+                raise _invalid(f"{field}.value", f"a counter on {response.key} needs a number")
+        else:
+            assert item.options is not None
+            if response.option is None:
+                raise _invalid(f"{field}.option", f"a counter on {response.key} needs one option")
+            if response.option not in item.options:
+                raise _invalid(
+                    f"{field}.option",
+                    f"unknown option {response.option!r} for {response.key}; the options are {list(item.options)}",
+                )
+    return [
+        {"event": VendorResponded, "demand_version": latest.version, "round": state.round + 1,
+         "items": command.items}
+    ]
+
+
+@_handles(RequestClarification)
+def _ask(state: NegotiationState, command: RequestClarification, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "vendor")
+    _phase(state, command, "negotiating")
+    _item(state, command.item_key, in_path=False)
+    return [
+        {"event": ClarificationRequested, "clarification_id": len(state.clarifications) + 1,
+         "item_key": command.item_key, "question": command.question}
+    ]
+
+
+@_handles(AnswerClarification)
+def _answer(state: NegotiationState, command: AnswerClarification, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "coordinator")
+    clarification = state.clarifications.get(command.clarification_id)
+    if clarification is None:
+        raise _not_found(f"there is no clarification {command.clarification_id}")
+    _phase(state, command, "negotiating", "endorsing")
+    if clarification.answer is not None:
+        raise _conflict(f"clarification {command.clarification_id} is already answered")
+    return [{"event": ClarificationAnswered, "clarification_id": command.clarification_id, "answer": command.answer}]
+
+
+@_handles(ProposeAgreement)
+def _propose(state: NegotiationState, command: ProposeAgreement, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "coordinator")
+    _phase(state, command, "negotiating")
+    if state.round == 0:
+        raise _conflict("the vendor has not responded yet: an agreement needs at least one response")
+    assert state.latest_version is not None
+    return [{"event": AgreementProposed, "demand_version": state.latest_version.version, "round": state.round}]
+
+
+def endorsement_shares(state: NegotiationState, endorsements: dict[str, str]) -> tuple[Fraction, Fraction]:
+    """(accepting share, rejecting share) of the coalition's weight."""
+    accepting = sum(state.members[m].weight for m, d in endorsements.items() if d == "accept")
+    rejecting = sum(state.members[m].weight for m, d in endorsements.items() if d == "reject")
+    return share(accepting, state.total_weight), share(rejecting, state.total_weight)
+
+
+@_handles(Endorse)
+def _endorse(state: NegotiationState, command: Endorse, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "member")
+    _phase(state, command, "endorsing")
+    assert state.proposal is not None
+    member_id = command.actor.organisation_id
+    if member_id in state.proposal.endorsements:
+        raise _conflict(f"you have already decided on this proposal ({state.proposal.endorsements[member_id]})")
+    specs: list[dict[str, Any]] = [{"event": EndorsementGiven, "decision": command.decision, "comment": command.comment}]
+    accepting, rejecting = endorsement_shares(state, {**state.proposal.endorsements, member_id: command.decision})
+    threshold = state.policy.endorsement_share
+    if accepting >= threshold:
+        specs.append({"event": AgreementReached, "accepting_share": float(accepting), "rejecting_share": float(rejecting)})
+    elif rejecting > 1 - threshold:
+        specs.append({"event": AgreementRejected, "accepting_share": float(accepting), "rejecting_share": float(rejecting)})
+    return specs
+
+
+@_handles(Abandon)
+def _abandon(state: NegotiationState, command: Abandon, context: Context) -> list[dict[str, Any]]:
+    _role(state, command, "coordinator")
+    _phase(state, command, "collecting", "negotiating", "endorsing")
+    return [{"event": NegotiationAbandoned, "reason": command.reason}]

@@ -1,0 +1,55 @@
+"""Offer evaluation (SPEC section 5): does the vendor's current offer satisfy a position?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from schemas.documents import Offer
+from schemas.negotiation import Kind, Position
+
+Target = bool | Fraction | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentOffer:
+    """The vendor's latest verdict on an item, with the target of the version it answered."""
+
+    offer: Offer
+    answered_target: Target
+
+
+def satisfies(current: CurrentOffer | None, kind: Kind, position: Position) -> bool:
+    """Whether the offer meets this (current) position. Reject, or no answer, never does."""
+    if current is None:
+        return False
+    offer = current.offer
+    if offer.verdict == "reject":
+        return False
+    if kind == "boolean":
+        return offer.verdict == "accept"
+    if offer.verdict == "accept":
+        target = current.answered_target
+        if kind == "at_most":
+            assert isinstance(target, Fraction) and position.value is not None
+            return target <= position.value
+        if kind == "at_least":
+            assert isinstance(target, Fraction) and position.value is not None
+            return target >= position.value
+        assert isinstance(target, tuple) and position.accepted is not None
+        return set(target) <= set(position.accepted)
+    # counter
+    if kind == "at_most":
+        assert offer.value is not None and position.value is not None
+        return offer.value <= position.value
+    if kind == "at_least":
+        assert offer.value is not None and position.value is not None
+        return offer.value >= position.value
+    assert position.accepted is not None
+    return offer.option in position.accepted
+
+
+def status_of(current: CurrentOffer | None) -> str:
+    if current is None:
+        return "pending"
+    return {"accept": "accepted", "counter": "countered", "reject": "rejected"}[current.offer.verdict]

@@ -1,0 +1,380 @@
+"""A negotiation's state and ``evolve``: the one function that applies an event to it.
+
+The state holds the facts (members, positions, published versions, offers, endorsements) and the
+indexes kept beside them so that every event costs O(log k) for the k supporters of the item it
+touches: per-item aggregates for the joint demand, and per-member / per-item sets of unsatisfied
+must positions for cohesion and settled items.
+
+``evolve`` changes the state it is given and returns it: copying a negotiation's state for every
+event would cost what the indexes save. Callers that need the state before an event keep a copy
+(``copy.deepcopy``) or replay. Events at or below the state's sequence are already applied and
+are ignored (at-least-once delivery); a gap in the sequence is an error.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from schemas.documents import DemandVersion, Offer
+from schemas.events import (
+    AgreementProposed,
+    AgreementReached,
+    AgreementRejected,
+    ClarificationAnswered,
+    ClarificationRequested,
+    DemandPublished,
+    EndorsementGiven,
+    Event,
+    MemberInvited,
+    NegotiationAbandoned,
+    NegotiationOpened,
+    PolicyChanged,
+    PositionStated,
+    PositionWithdrawn,
+    VendorResponded,
+)
+from schemas.negotiation import Decision, Phase, Policy, Position, RequirementItem
+from streams.core.aggregation import ItemAggregate, Target
+from streams.core.offers import CurrentOffer, satisfies
+
+
+class SequenceGap(ValueError):
+    """An event arrived whose sequence is not the next one: an event is missing before it."""
+
+
+@dataclass(slots=True)
+class Member:
+    organisation_id: str
+    name: str
+    weight: int
+
+
+@dataclass(slots=True)
+class Clarification:
+    clarification_id: int
+    item_key: str
+    question: str
+    asked_at: datetime
+    answer: str | None = None
+    answered_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Proposal:
+    demand_version: int
+    round: int
+    endorsements: dict[str, Decision] = field(default_factory=dict)
+    comments: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How the endorsement ended: the agreement, or its rejection."""
+
+    agreed: bool
+    accepting_share: float
+    rejecting_share: float
+    demand_version: int
+    round: int
+    at: datetime
+
+
+@dataclass(slots=True)
+class NegotiationState:
+    negotiation_id: str
+    title: str
+    coordinator_id: str
+    coordinator_name: str
+    vendor_id: str
+    vendor_name: str
+    items: dict[str, RequirementItem]
+    policy: Policy
+    opened_at: datetime
+    phase: Phase = "collecting"
+    sequence: int = 0
+    updated_at: datetime | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    total_weight: int = 0
+    positions: dict[str, dict[str, Position]] = field(default_factory=dict)
+    versions: list[DemandVersion] = field(default_factory=list)
+    round: int = 0
+    offers: dict[str, CurrentOffer] = field(default_factory=dict)
+    clarifications: dict[int, Clarification] = field(default_factory=dict)
+    proposal: Proposal | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    abandon_reason: str | None = None
+    commands: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # -- indexes, derived from the facts above ----------------------------------------------
+    aggregates: dict[str, ItemAggregate] = field(default_factory=dict)
+    version_targets: list[dict[str, Target]] = field(default_factory=list)
+    must_members: dict[str, set[str]] = field(default_factory=dict)
+    unsatisfied: dict[str, set[str]] = field(default_factory=dict)
+    unsatisfied_by_item: Counter[str] = field(default_factory=Counter)
+    satisfied_weight: int = 0
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def latest_version(self) -> DemandVersion | None:
+        return self.versions[-1] if self.versions else None
+
+    def role_of(self, organisation_id: str) -> str | None:
+        """The organisation's part in this negotiation, or None when it is not a party."""
+        if organisation_id == self.coordinator_id:
+            return "coordinator"
+        if organisation_id == self.vendor_id:
+            return "vendor"
+        if organisation_id in self.members:
+            return "member"
+        return None
+
+    def facts(self) -> dict[str, Any]:
+        """Everything the events established, without the indexes: for comparing two states."""
+        return {
+            "negotiation_id": self.negotiation_id,
+            "title": self.title,
+            "coordinator": (self.coordinator_id, self.coordinator_name),
+            "vendor": (self.vendor_id, self.vendor_name),
+            "items": list(self.items.values()),
+            "policy": self.policy,
+            "phase": self.phase,
+            "sequence": self.sequence,
+            "members": {k: (m.name, m.weight) for k, m in self.members.items()},
+            "positions": {m: dict(sorted(p.items())) for m, p in sorted(self.positions.items())},
+            "versions": self.versions,
+            "round": self.round,
+            "offers": dict(sorted(self.offers.items())),
+            "clarifications": self.clarifications,
+            "proposal": self.proposal,
+            "outcomes": self.outcomes,
+            "commands": self.commands,
+        }
+
+    def satisfied(self, member_id: str) -> bool:
+        return not self.unsatisfied[member_id]
+
+    def settled(self, item_key: str) -> bool:
+        current = self.offers.get(item_key)
+        return (
+            current is not None
+            and current.offer.verdict in ("accept", "counter")
+            and self.unsatisfied_by_item[item_key] == 0
+        )
+
+
+# -- evolve --------------------------------------------------------------------------------
+
+E = TypeVar("E")
+_EVOLVERS: dict[type[Any], Callable[[NegotiationState, Any], None]] = {}
+
+
+def _on(event_type: type[E]) -> Callable[[Callable[[NegotiationState, E], None]], Callable[[NegotiationState, E], None]]:
+    def register(fn: Callable[[NegotiationState, E], None]) -> Callable[[NegotiationState, E], None]:
+        _EVOLVERS[event_type] = fn
+        return fn
+
+    return register
+
+
+def evolve(state: NegotiationState | None, event: Event) -> NegotiationState:
+    """Apply one event. Returns the (changed) state; the first event must be NegotiationOpened."""
+    if state is None:
+        if not isinstance(event, NegotiationOpened):
+            raise SequenceGap(f"negotiation {event.negotiation_id} has no NegotiationOpened before {event.type}")
+        if event.sequence != 1:
+            raise SequenceGap(f"NegotiationOpened must have sequence 1, not {event.sequence}")
+        state = _opened(event)
+    else:
+        if event.sequence <= state.sequence:
+            return state
+        if event.sequence != state.sequence + 1:
+            raise SequenceGap(
+                f"negotiation {state.negotiation_id}: event {event.sequence} follows {state.sequence}"
+            )
+        _EVOLVERS[type(event)](state, event)
+    state.sequence = event.sequence
+    state.updated_at = event.occurred_at
+    first, _ = state.commands.get(event.command_id, (event.sequence, event.sequence))
+    state.commands[event.command_id] = (first, event.sequence)
+    return state
+
+
+def replay(events: Iterable[Event], state: NegotiationState | None = None) -> NegotiationState | None:
+    for event in events:
+        state = evolve(state, event)
+    return state
+
+
+def _opened(event: NegotiationOpened) -> NegotiationState:
+    state = NegotiationState(
+        negotiation_id=event.negotiation_id,
+        title=event.title,
+        coordinator_id=event.actor_id,
+        coordinator_name=event.coordinator_name,
+        vendor_id=event.vendor_id,
+        vendor_name=event.vendor_name,
+        items={item.key: item for item in event.items},
+        policy=event.policy,
+        opened_at=event.occurred_at,
+    )
+    state.aggregates = {item.key: ItemAggregate(item) for item in event.items}
+    state.must_members = {item.key: set() for item in event.items}
+    return state
+
+
+@_on(MemberInvited)
+def _member_invited(state: NegotiationState, event: MemberInvited) -> None:
+    state.members[event.organisation_id] = Member(event.organisation_id, event.name, event.weight)
+    state.positions[event.organisation_id] = {}
+    state.unsatisfied[event.organisation_id] = set()
+    state.total_weight += event.weight
+    # A member without must positions is satisfied.
+    state.satisfied_weight += event.weight
+
+
+@_on(PolicyChanged)
+def _policy_changed(state: NegotiationState, event: PolicyChanged) -> None:
+    state.policy = event.policy
+
+
+def _mark(state: NegotiationState, member_id: str, item_key: str, satisfied: bool) -> None:
+    open_items = state.unsatisfied[member_id]
+    was_satisfied = not open_items
+    if satisfied:
+        if item_key in open_items:
+            open_items.remove(item_key)
+            state.unsatisfied_by_item[item_key] -= 1
+    elif item_key not in open_items:
+        open_items.add(item_key)
+        state.unsatisfied_by_item[item_key] += 1
+    now_satisfied = not open_items
+    if was_satisfied != now_satisfied:
+        weight = state.members[member_id].weight
+        state.satisfied_weight += weight if now_satisfied else -weight
+
+
+def _leave(state: NegotiationState, member_id: str, item_key: str) -> None:
+    old = state.positions[member_id].pop(item_key, None)
+    if old is None:
+        return
+    state.aggregates[item_key].remove(old, state.members[member_id].weight)
+    if old.priority == "must":
+        state.must_members[item_key].discard(member_id)
+        _mark(state, member_id, item_key, satisfied=True)
+
+
+@_on(PositionStated)
+def _position_stated(state: NegotiationState, event: PositionStated) -> None:
+    member_id, key, position = event.actor_id, event.item_key, event.position
+    _leave(state, member_id, key)
+    state.positions[member_id][key] = position
+    state.aggregates[key].add(position, state.members[member_id].weight)
+    if position.priority == "must":
+        state.must_members[key].add(member_id)
+        ok = satisfies(state.offers.get(key), state.items[key].kind, position)
+        _mark(state, member_id, key, satisfied=ok)
+
+
+@_on(PositionWithdrawn)
+def _position_withdrawn(state: NegotiationState, event: PositionWithdrawn) -> None:
+    _leave(state, event.actor_id, event.item_key)
+
+
+@_on(DemandPublished)
+def _demand_published(state: NegotiationState, event: DemandPublished) -> None:
+    version = DemandVersion(
+        negotiation_id=event.negotiation_id,
+        version=event.version,
+        hash=event.hash,
+        published_at=event.occurred_at,
+        items=event.items,
+    )
+    state.versions.append(version)
+    state.version_targets.append({item.key: item.target for item in event.items})
+    if state.phase == "collecting":
+        state.phase = "negotiating"
+
+
+@_on(VendorResponded)
+def _vendor_responded(state: NegotiationState, event: VendorResponded) -> None:
+    state.round = event.round
+    targets = state.version_targets[event.demand_version - 1]
+    for response in event.items:
+        key = response.key
+        offer = Offer(
+            verdict=response.verdict,
+            value=response.value,
+            option=response.option,
+            comment=response.comment,
+            round=event.round,
+            demand_version=event.demand_version,
+        )
+        current = CurrentOffer(offer=offer, answered_target=targets[key])
+        state.offers[key] = current
+        kind = state.items[key].kind
+        for member_id in state.must_members[key]:
+            position = state.positions[member_id][key]
+            _mark(state, member_id, key, satisfied=satisfies(current, kind, position))
+
+
+@_on(ClarificationRequested)
+def _clarification_requested(state: NegotiationState, event: ClarificationRequested) -> None:
+    state.clarifications[event.clarification_id] = Clarification(
+        event.clarification_id, event.item_key, event.question, event.occurred_at
+    )
+
+
+@_on(ClarificationAnswered)
+def _clarification_answered(state: NegotiationState, event: ClarificationAnswered) -> None:
+    clarification = state.clarifications[event.clarification_id]
+    clarification.answer = event.answer
+    clarification.answered_at = event.occurred_at
+
+
+@_on(AgreementProposed)
+def _agreement_proposed(state: NegotiationState, event: AgreementProposed) -> None:
+    state.phase = "endorsing"
+    state.proposal = Proposal(demand_version=event.demand_version, round=event.round)
+
+
+@_on(EndorsementGiven)
+def _endorsement_given(state: NegotiationState, event: EndorsementGiven) -> None:
+    assert state.proposal is not None
+    state.proposal.endorsements[event.actor_id] = event.decision
+    state.proposal.comments[event.actor_id] = event.comment
+
+
+def _outcome(state: NegotiationState, event: AgreementReached | AgreementRejected, agreed: bool) -> None:
+    assert state.proposal is not None
+    state.outcomes.append(
+        Outcome(
+            agreed=agreed,
+            accepting_share=event.accepting_share,
+            rejecting_share=event.rejecting_share,
+            demand_version=state.proposal.demand_version,
+            round=state.proposal.round,
+            at=event.occurred_at,
+        )
+    )
+
+
+@_on(AgreementReached)
+def _agreement_reached(state: NegotiationState, event: AgreementReached) -> None:
+    _outcome(state, event, agreed=True)
+    state.phase = "agreed"
+
+
+@_on(AgreementRejected)
+def _agreement_rejected(state: NegotiationState, event: AgreementRejected) -> None:
+    _outcome(state, event, agreed=False)
+    state.phase = "negotiating"
+    state.proposal = None
+
+
+@_on(NegotiationAbandoned)
+def _negotiation_abandoned(state: NegotiationState, event: NegotiationAbandoned) -> None:
+    state.phase = "abandoned"
+    state.abandon_reason = event.reason

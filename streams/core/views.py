@@ -1,0 +1,237 @@
+"""Audience views: the state cut into what the coordinator, one member, or the vendor may see.
+
+SPEC section 1 is the rule. The vendor never sees members' identities, weights, positions or
+rationales, nor the live demand: only published versions (support shares only when the policy
+discloses them), its own responses, clarifications and the agreement. A member sees its own
+positions, the joint demand and aggregate figures; other members' positions only when the policy
+makes positions transparent, and even then not their rationales. Whoever is not a party sees
+nothing (the edges answer 404).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from schemas.documents import (
+    ClarificationView,
+    DemandVersion,
+    JointDemand,
+    MemberSatisfaction,
+    MemberView,
+    NegotiationSummary,
+    Party,
+    PositionView,
+    PublishedItem,
+    SharedState,
+    StateItem,
+)
+from schemas.events import Event
+from streams.core.aggregation import share
+from streams.core.offers import status_of
+from streams.core.state import NegotiationState
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who is looking: a role in this negotiation and the organisation."""
+
+    role: Literal["coordinator", "member", "vendor"]
+    organisation_id: str
+
+
+def audience(state: NegotiationState, organisation_id: str) -> Audience | None:
+    """The organisation's audience in this negotiation, or None when it is not a party."""
+    role = state.role_of(organisation_id)
+    return None if role is None else Audience(role, organisation_id)  # type: ignore[arg-type]
+
+
+def live_demand(state: NegotiationState) -> JointDemand:
+    """The joint demand from the current positions (coordinator and members only)."""
+    return JointDemand(
+        negotiation_id=state.negotiation_id,
+        sequence=state.sequence,
+        items=tuple(
+            state.aggregates[key].demand_item(state.total_weight, state.policy) for key in state.items
+        ),
+    )
+
+
+def included_must_items(state: NegotiationState) -> list[str]:
+    return [
+        key
+        for key, aggregate in state.aggregates.items()
+        if aggregate.priority == "must" and aggregate.included(state.total_weight, state.policy)
+    ]
+
+
+def ready_to_endorse(state: NegotiationState) -> bool:
+    """Every included must item is settled (and the vendor has seen a published version)."""
+    return bool(state.versions) and all(state.settled(key) for key in included_must_items(state))
+
+
+def cohesion(state: NegotiationState) -> float:
+    return float(share(state.satisfied_weight, state.total_weight))
+
+
+def member_satisfaction(state: NegotiationState, member_id: str) -> MemberSatisfaction:
+    member = state.members[member_id]
+    must_items = [k for k, p in state.positions[member_id].items() if p.priority == "must"]
+    open_items = state.unsatisfied[member_id]
+    return MemberSatisfaction(
+        organisation_id=member_id,
+        name=member.name,
+        weight=member.weight,
+        satisfied=not open_items,
+        must_items=len(must_items),
+        satisfied_must_items=len(must_items) - len(open_items),
+        unsatisfied_items=tuple(k for k in state.items if k in open_items),
+    )
+
+
+def shared_state(state: NegotiationState, viewer: Audience | None = None) -> SharedState:
+    """The shared state. ``viewer`` None gives the full document (as the coordinator sees it)."""
+    targets = state.version_targets[-1] if state.version_targets else {}
+    items = tuple(
+        StateItem(
+            key=key,
+            target=targets.get(key),
+            offer=state.offers[key].offer if key in state.offers else None,
+            status=status_of(state.offers.get(key)),  # type: ignore[arg-type]
+            settled=state.settled(key),
+        )
+        for key in state.items
+    )
+    document: dict[str, Any] = {
+        "negotiation_id": state.negotiation_id,
+        "phase": state.phase,
+        "sequence": state.sequence,
+        "demand_version": state.latest_version.version if state.latest_version else None,
+        "round": state.round,
+        "items": items,
+        "ready_to_endorse": ready_to_endorse(state),
+    }
+    role = "coordinator" if viewer is None else viewer.role
+    if role == "coordinator":
+        document["cohesion"] = cohesion(state)
+        document["satisfaction"] = tuple(member_satisfaction(state, m) for m in state.members)
+    elif role == "member":
+        assert viewer is not None
+        document["cohesion"] = cohesion(state)
+        document["satisfaction"] = (member_satisfaction(state, viewer.organisation_id),)
+    return SharedState(**document)
+
+
+def version_view(state: NegotiationState, version: DemandVersion, viewer: Audience) -> DemandVersion:
+    """A published version; the vendor sees support shares only if the policy discloses them."""
+    if viewer.role != "vendor" or state.policy.disclose_support_to_vendor:
+        return version
+    return version.model_copy(
+        update={"items": tuple(_without_shares(item) for item in version.items)}
+    )
+
+
+def _without_shares(item: PublishedItem) -> PublishedItem:
+    return item.model_copy(update={"support_share": None, "must_share": None})
+
+
+def summary(state: NegotiationState, viewer: Audience) -> NegotiationSummary:
+    document: dict[str, Any] = {
+        "id": state.negotiation_id,
+        "title": state.title,
+        "phase": state.phase,
+        "sequence": state.sequence,
+        "opened_at": state.opened_at,
+        "updated_at": state.updated_at,
+        "coordinator": Party(organisation_id=state.coordinator_id, name=state.coordinator_name),
+        "vendor": Party(organisation_id=state.vendor_id, name=state.vendor_name),
+        "items": tuple(state.items.values()),
+        "demand_version": state.latest_version.version if state.latest_version else None,
+        "round": state.round,
+        "clarifications": tuple(
+            ClarificationView(
+                clarification_id=c.clarification_id, item_key=c.item_key, question=c.question,
+                answer=c.answer, asked_at=c.asked_at, answered_at=c.answered_at,
+            )
+            for c in state.clarifications.values()
+        ),
+        "your_role": viewer.role,
+    }
+    if viewer.role != "vendor":
+        document["members"] = tuple(
+            MemberView(organisation_id=m.organisation_id, name=m.name, weight=m.weight)
+            for m in state.members.values()
+        )
+        document["policy"] = state.policy
+    return NegotiationSummary(**document)
+
+
+def sees_positions_of(state: NegotiationState, viewer: Audience, member_id: str) -> bool:
+    if viewer.role == "coordinator":
+        return True
+    if viewer.role == "member":
+        return member_id == viewer.organisation_id or state.policy.transparent_positions
+    return False
+
+
+def positions(state: NegotiationState, viewer: Audience) -> list[PositionView]:
+    """Positions the viewer may see: all (coordinator), its own, or all when transparent (member)."""
+    result = []
+    for member_id, stated in state.positions.items():
+        if not sees_positions_of(state, viewer, member_id):
+            continue
+        own_or_coordinator = viewer.role == "coordinator" or member_id == viewer.organisation_id
+        for key in state.items:
+            position = stated.get(key)
+            if position is None:
+                continue
+            result.append(
+                PositionView(
+                    member_id=member_id, member_name=state.members[member_id].name, item_key=key,
+                    priority=position.priority, value=position.value, accepted=position.accepted,
+                    rationale=position.rationale if own_or_coordinator else None,
+                )
+            )
+    return result
+
+
+_VENDOR_EVENTS = {
+    "NegotiationOpened", "DemandPublished", "VendorResponded", "ClarificationRequested",
+    "ClarificationAnswered", "AgreementProposed", "AgreementReached", "AgreementRejected",
+    "NegotiationAbandoned",
+}
+_MEMBER_CONDUCT = {"PositionStated", "PositionWithdrawn", "EndorsementGiven"}
+
+
+def event_view(state: NegotiationState, event: Event, viewer: Audience) -> dict[str, Any] | None:
+    """The event's data as the viewer may see it, or None when the viewer may not see it at all.
+
+    The returned data is the event's JSON without the envelope (id, sequence, time), which the
+    change feed carries beside it.
+    """
+    data = event.model_dump(
+        mode="json", exclude={"event_id", "negotiation_id", "sequence", "occurred_at", "type"}
+    )
+    if viewer.role == "coordinator":
+        return data
+    if viewer.role == "vendor":
+        if event.type not in _VENDOR_EVENTS:
+            return None
+        if event.type == "NegotiationOpened":
+            data.pop("policy", None)
+        elif event.type == "DemandPublished" and not state.policy.disclose_support_to_vendor:
+            for item in data["items"]:
+                item["support_share"] = None
+                item["must_share"] = None
+        elif event.type in ("AgreementReached", "AgreementRejected"):
+            data.pop("accepting_share", None)
+            data.pop("rejecting_share", None)
+        return data
+    # member
+    if event.type in _MEMBER_CONDUCT and event.actor_id != viewer.organisation_id:
+        if not state.policy.transparent_positions:
+            return None
+        if "position" in data:
+            data["position"].pop("rationale", None)
+        data.pop("comment", None)
+    return data
