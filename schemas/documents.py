@@ -47,7 +47,8 @@ class PublishedItem(Frozen):
     unit: ShortText | None = None
     options: tuple[str, ...] | None = None
     priority: Priority
-    priority_score: float
+    priority_score: float | None
+    """Absent (null) for the vendor unless the policy discloses support."""
     support_share: float | None
     must_share: float | None
     target: TargetValue

@@ -141,10 +141,19 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_TYPES: tuple[str, ...] = tuple(
     cls.model_fields["type"].default
     for cls in (
-        NegotiationOpened, MemberInvited, PolicyChanged, PositionStated, PositionWithdrawn,
-        DemandPublished, VendorResponded, ClarificationRequested, ClarificationAnswered,
-        AgreementProposed, EndorsementGiven, AgreementReached, AgreementRejected,
+        NegotiationOpened,
+        MemberInvited,
+        PolicyChanged,
+        PositionStated,
+        PositionWithdrawn,
+        DemandPublished,
+        VendorResponded,
+        ClarificationRequested,
+        ClarificationAnswered,
+        AgreementProposed,
+        EndorsementGiven,
+        AgreementReached,
+        AgreementRejected,
         NegotiationAbandoned,
     )
 )
-

@@ -15,9 +15,7 @@ from pydantic import Field, model_validator
 from schemas.common import ExactNumber, Frozen, LongText, Share, ShortText, Slug
 
 Kind = Literal["boolean", "at_most", "at_least", "one_of"]
-Category = Literal[
-    "privacy", "security", "legal", "exit", "price", "open-source", "sustainability", "accessibility"
-]
+Category = Literal["privacy", "security", "legal", "exit", "price", "open-source", "sustainability", "accessibility"]
 Priority = Literal["must", "should", "could"]
 Verdict = Literal["accept", "reject", "counter"]
 Phase = Literal["collecting", "negotiating", "endorsing", "agreed", "abandoned"]

@@ -1,4 +1,166 @@
-"""The ``koopkracht`` command line."""
+"""The ``koopkracht`` command line: run the stack, the local Kafka, the topics, each service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.kafka import ClusterSpec, KafkaCluster
+from services.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="Koopkracht: many organisations negotiate with one vendor as a single buyer.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+kafka_app = typer.Typer(help="The local Apache Kafka (KRaft, on loopback).", no_args_is_help=True)
+topics_app = typer.Typer(help="The topics of the registry.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Folder for the local Kafka, SQLite and logs [KOOPKRACHT_DATA_DIR].")
+]
+
+
+def _settings(**overrides: object) -> Settings:
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _cluster(settings: Settings, nodes: int | None = None) -> KafkaCluster:
+
+    spec = ClusterSpec(nodes=nodes or settings.kafka_nodes, base_port=settings.kafka_base_port)
+    return KafkaCluster(settings.data_dir, spec)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+# -- kafka -----------------------------------------------------------------------------------
+
+
+@kafka_app.command("start")
+def kafka_start(
+    nodes: Annotated[int, typer.Option(help="1 or 3 nodes.")] = 1,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the local Kafka in the background and wait until it answers."""
+    from infra.kafka import KafkaError
+
+    settings = _settings(data_dir=data_dir)
+    if not settings.local_kafka:
+        raise _fail(f"KOOPKRACHT_KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}): nothing local to start")
+    try:
+        cluster = _cluster(settings, nodes)
+        with console.status("starting Kafka") as status:
+            cluster.start(progress=lambda m: status.update(m))
+    except KafkaError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"Kafka ({cluster.spec.nodes} node(s)) is ready at [bold]{cluster.bootstrap}[/bold]")
+    print(cluster.bootstrap)
+
+
+@kafka_app.command("stop")
+def kafka_stop(data_dir: DataDir = None) -> None:
+    """Stop the local Kafka cleanly."""
+    cluster = _cluster(_settings(data_dir=data_dir))
+    if not cluster.running():
+        console.print("Kafka is not running")
+        return
+    cluster.stop()
+    console.print("Kafka stopped")
+
+
+@kafka_app.command("status")
+def kafka_status(data_dir: DataDir = None) -> None:
+    """Show each local Kafka node; exit code 1 when none runs."""
+    cluster = _cluster(_settings(data_dir=data_dir))
+    table = Table("node", "pid", "state", "address")
+    for node in cluster.status():
+        table.add_row(
+            str(node.index + 1),
+            str(node.pid or "-"),
+            "running" if node.alive else "stopped",
+            f"127.0.0.1:{node.broker_port}",
+        )
+    Console().print(table)
+    if not cluster.running():
+        raise typer.Exit(1)
+
+
+# -- topics ----------------------------------------------------------------------------------
+
+
+def _bootstrap(settings: Settings) -> str:
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    cluster = _cluster(settings)
+    if not cluster.running():
+        raise _fail("the local Kafka is not running: start it with `koopkracht kafka start`")
+    return cluster.bootstrap
+
+
+@topics_app.command("ensure")
+def topics_ensure(data_dir: DataDir = None) -> None:
+    """Create the registry's topics, or verify that they exist as declared."""
+    from infra.kafka.topics import ensure_topics
+
+    settings = _settings(data_dir=data_dir)
+    reports = asyncio.run(ensure_topics(_bootstrap(settings), settings.topic_prefix))
+    table = Table("topic", "result", "detail")
+    for report in reports:
+        colour = {"created": "green", "ok": "green", "mismatch": "red"}[report.action]
+        table.add_row(report.name, f"[{colour}]{report.action}[/{colour}]", report.detail)
+    Console().print(table)
+    if any(r.action == "mismatch" for r in reports):
+        raise typer.Exit(1)
+
+
+# -- the whole stack ---------------------------------------------------------------------------
+
+
+@app.command("up")
+def up(
+    port: Annotated[int | None, typer.Option(help="HTTP port of the API [KOOPKRACHT_API_PORT].")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the whole stack in the foreground until Ctrl-C or SIGTERM."""
+    from services.stack import Stack, StackError
+
+    settings = _settings(data_dir=data_dir, api_port=port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = Stack(settings, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    try:
+        stack.start()
+        console.print(stack.banner())
+        stack.wait(stop)
+    except StackError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        console.print("stopping …")
+        stack.stop()
+        console.print("stopped")
+
 
 def main() -> None:
-    raise SystemExit("not yet")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        app()
+    except SettingsError as exc:
+        console.print(f"[red]{exc.code}[/red]")
+        sys.exit(2)

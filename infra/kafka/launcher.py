@@ -61,8 +61,14 @@ def ensure_jars(progress: Progress = _quiet) -> Path:
         shutil.rmtree(libs)
     libs.mkdir(parents=True)
     cmd = [
-        mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-        f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -226,7 +232,12 @@ class KafkaCluster:
         result = []
         for i in range(self.spec.nodes):
             pid = self._pid(i)
-            alive = pid is not None and _pid_alive(pid, str(self.node_dir(i)))
+            proc = self._procs.get(i)
+            if proc is not None and proc.pid == pid:
+                # Our own child: ask it directly (its /proc entry changes while the JVM starts).
+                alive = proc.poll() is None
+            else:
+                alive = pid is not None and _pid_alive(pid, str(self.node_dir(i)))
             result.append(NodeStatus(i, pid, alive, self.spec.broker_port(i)))
         return result
 
@@ -238,9 +249,7 @@ class KafkaCluster:
         """Start every node that is not running yet and wait until the cluster answers."""
         saved = self._saved_spec()
         if saved is not None and saved != self.spec and self.running():
-            raise KafkaError(
-                f"a {saved.nodes}-node cluster already runs from {self.root}; stop it first"
-            )
+            raise KafkaError(f"a {saved.nodes}-node cluster already runs from {self.root}; stop it first")
         libs = ensure_jars(progress)
         self.root.mkdir(parents=True, exist_ok=True)
         cluster_id_file = self.root / "cluster-id"
@@ -273,8 +282,15 @@ class KafkaCluster:
             if not (data / "meta.properties").exists():
                 formats.append(
                     subprocess.Popen(
-                        self._java(libs, i, "kafka.tools.StorageTool")
-                        + ["format", "-t", cluster_id, "-c", str(node / "server.properties"), "--ignore-formatted"],
+                        [
+                            *self._java(libs, i, "kafka.tools.StorageTool"),
+                            "format",
+                            "-t",
+                            cluster_id,
+                            "-c",
+                            str(node / "server.properties"),
+                            "--ignore-formatted",
+                        ],
                         stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT,
                     )
@@ -289,7 +305,7 @@ class KafkaCluster:
             node = self.node_dir(i)
             with open(node / "stdout.log", "ab") as log:
                 proc = subprocess.Popen(
-                    self._java(libs, i, "kafka.Kafka") + [str(node / "server.properties")],
+                    [*self._java(libs, i, "kafka.Kafka"), str(node / "server.properties")],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -298,7 +314,11 @@ class KafkaCluster:
             self._procs[i] = proc
             (node / "pid").write_text(str(proc.pid))
         progress(f"waiting for {self.spec.nodes} broker(s) at {self.bootstrap}")
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # leave nothing half-started behind
+            raise
 
     def _java(self, libs: Path, index: int, main: str) -> list[str]:
         node = self.node_dir(index)
@@ -330,15 +350,14 @@ class KafkaCluster:
             for node in self.status():
                 if not node.alive:
                     raise KafkaError(
-                        f"Kafka node {node.index + 1} is not running; its log ends with:\n"
-                        + self.log_tail(node.index)
+                        f"Kafka node {node.index + 1} is not running; its log ends with:\n" + self.log_tail(node.index)
                     )
             try:
                 brokers = asyncio.run(_broker_count(self.bootstrap))
                 if brokers == self.spec.nodes:
                     return
                 last_error = f"{brokers} of {self.spec.nodes} brokers registered"
-            except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            except Exception as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
             time.sleep(0.25)
         raise KafkaError(f"Kafka did not become ready within {timeout:.0f} s ({last_error})")
@@ -396,8 +415,12 @@ def _cluster_id() -> str:
 
 
 async def _broker_count(bootstrap: str) -> int:
+    import logging
+
     from aiokafka.admin import AIOKafkaAdminClient
 
+    # While the broker boots, "connection refused" is expected, not an error worth printing.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     await asyncio.wait_for(admin.start(), 5)
     try:
@@ -405,6 +428,7 @@ async def _broker_count(bootstrap: str) -> int:
         return len(cluster["brokers"])
     finally:
         await admin.close()
+        logging.getLogger("aiokafka").setLevel(logging.NOTSET)
 
 
 @contextlib.contextmanager

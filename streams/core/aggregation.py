@@ -26,10 +26,17 @@ class ItemAggregate:
     """Running sums over the positions on one item."""
 
     __slots__ = (
-        "item", "weight_by_priority", "count_by_priority",
-        "strong", "weak",
-        "must_count", "all_count", "option_must_count", "option_all_count",
-        "option_must_weight", "option_all_weight",
+        "item",
+        "weight_by_priority",
+        "count_by_priority",
+        "strong",
+        "weak",
+        "must_count",
+        "all_count",
+        "option_must_count",
+        "option_all_count",
+        "option_must_weight",
+        "option_all_weight",
     )
 
     def __init__(self, item: RequirementItem) -> None:
@@ -93,7 +100,7 @@ class ItemAggregate:
     def priority(self) -> Priority | None:
         for name in ("must", "should", "could"):
             if self.count_by_priority[name]:
-                return name  # type: ignore[return-value]
+                return name
         return None
 
     def priority_score(self, total_weight: int) -> Fraction:
@@ -103,9 +110,7 @@ class ItemAggregate:
 
     def included(self, total_weight: int, policy: Policy) -> bool:
         must = self.weight_by_priority["must"]
-        return must > 0 or (
-            total_weight > 0 and share(self.supporter_weight, total_weight) >= policy.inclusion_share
-        )
+        return must > 0 or (total_weight > 0 and share(self.supporter_weight, total_weight) >= policy.inclusion_share)
 
     def target(self, policy: Policy) -> tuple[Target | None, bool]:
         """The joint target and whether it is a conflict (one_of only)."""

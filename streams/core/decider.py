@@ -108,12 +108,17 @@ class Decision:
         if self.duplicate_of is not None:
             first, last = self.duplicate_of
             return CommandAccepted(
-                command_id=self.command_id, negotiation_id=self.negotiation_id,
-                first_sequence=first, last_sequence=last, duplicate=True,
+                command_id=self.command_id,
+                negotiation_id=self.negotiation_id,
+                first_sequence=first,
+                last_sequence=last,
+                duplicate=True,
             )
         return CommandAccepted(
-            command_id=self.command_id, negotiation_id=self.negotiation_id,
-            first_sequence=self.events[0].sequence, last_sequence=self.events[-1].sequence,
+            command_id=self.command_id,
+            negotiation_id=self.negotiation_id,
+            first_sequence=self.events[0].sequence,
+            last_sequence=self.events[-1].sequence,
         )
 
 
@@ -125,7 +130,9 @@ C = TypeVar("C")
 _DECIDERS: dict[type[Any], Callable[[NegotiationState, Any, Context], list[dict[str, Any]]]] = {}
 
 
-def _handles(command_type: type[C]) -> Callable[
+def _handles(
+    command_type: type[C],
+) -> Callable[
     [Callable[[NegotiationState, C, Context], list[dict[str, Any]]]],
     Callable[[NegotiationState, C, Context], list[dict[str, Any]]],
 ]:
@@ -141,9 +148,9 @@ def _handles(command_type: type[C]) -> Callable[
 def decide(state: NegotiationState | None, command: Command, context: Context) -> Decision:
     """Decide one command against the current state; raises :class:`Rejection` when refused."""
     if state is not None and command.command_id in state.commands:
-        return Decision(
-            command.command_id, command.negotiation_id, (), duplicate_of=state.commands[command.command_id]
-        )
+        if state.role_of(command.actor.organisation_id) is None:
+            raise _not_found(f"there is no negotiation {state.negotiation_id}")
+        return Decision(command.command_id, command.negotiation_id, (), duplicate_of=state.commands[command.command_id])
     if isinstance(command, OpenNegotiation):
         if state is not None:
             raise _conflict(f"negotiation {command.negotiation_id} already exists")
@@ -154,9 +161,7 @@ def decide(state: NegotiationState | None, command: Command, context: Context) -
             raise _not_found(f"there is no negotiation {command.negotiation_id}")
         specs = _DECIDERS[type(command)](state, command, context)
         sequence = state.sequence
-    events = tuple(
-        _make_event(spec, command, context, sequence + index + 1, index) for index, spec in enumerate(specs)
-    )
+    events = tuple(_make_event(spec, command, context, sequence + index + 1, index) for index, spec in enumerate(specs))
     return Decision(command.command_id, command.negotiation_id, events)
 
 
@@ -188,19 +193,24 @@ def _role(state: NegotiationState, command: Command, *allowed: str) -> str:
 def _phase(state: NegotiationState, command: Command, *allowed: str) -> None:
     if state.phase not in allowed:
         raise _conflict(
-            f"cannot {_verb(command)} while the negotiation is {state.phase} "
-            f"(allowed when {' or '.join(allowed)})"
+            f"cannot {_verb(command)} while the negotiation is {state.phase} (allowed when {' or '.join(allowed)})"
         )
 
 
 def _verb(command: Command) -> str:
     words = {
-        "InviteMember": "invite members", "ChangePolicy": "change the policy",
-        "StatePosition": "state positions", "WithdrawPosition": "withdraw positions",
-        "PublishDemand": "publish the demand", "RespondToDemand": "respond to the demand",
-        "RequestClarification": "ask for clarification", "AnswerClarification": "answer clarifications",
-        "ProposeAgreement": "propose the agreement", "Endorse": "endorse the agreement",
-        "Abandon": "abandon the negotiation", "OpenNegotiation": "open negotiations",
+        "InviteMember": "invite members",
+        "ChangePolicy": "change the policy",
+        "StatePosition": "state positions",
+        "WithdrawPosition": "withdraw positions",
+        "PublishDemand": "publish the demand",
+        "RespondToDemand": "respond to the demand",
+        "RequestClarification": "ask for clarification",
+        "AnswerClarification": "answer clarifications",
+        "ProposeAgreement": "propose the agreement",
+        "Endorse": "endorse the agreement",
+        "Abandon": "abandon the negotiation",
+        "OpenNegotiation": "open negotiations",
     }
     return words[command.type]
 
@@ -274,8 +284,12 @@ def _invite(state: NegotiationState, command: InviteMember, context: Context) ->
     if command.organisation_id in state.members:
         raise _conflict(f"{command.name} is already a member of this negotiation")
     return [
-        {"event": MemberInvited, "organisation_id": command.organisation_id, "name": command.name,
-         "weight": command.weight}
+        {
+            "event": MemberInvited,
+            "organisation_id": command.organisation_id,
+            "name": command.name,
+            "weight": command.weight,
+        }
     ]
 
 
@@ -327,13 +341,22 @@ def published_items(state: NegotiationState) -> tuple[PublishedItem, ...]:
         line = state.aggregates[key].demand_item(state.total_weight, state.policy)
         if not line.included:
             continue
-        assert line.priority is not None and line.target is not None
+        assert line.priority is not None
+        assert line.target is not None
         frozen.append(
             PublishedItem(
-                key=key, title=item.title, kind=item.kind, category=item.category, unit=item.unit,
-                options=item.options, priority=line.priority, priority_score=line.priority_score,
-                support_share=line.support_share, must_share=line.must_share,
-                target=line.target, conflict=line.conflict,
+                key=key,
+                title=item.title,
+                kind=item.kind,
+                category=item.category,
+                unit=item.unit,
+                options=item.options,
+                priority=line.priority,
+                priority_score=line.priority_score,
+                support_share=line.support_share,
+                must_share=line.must_share,
+                target=line.target,
+                conflict=line.conflict,
             )
         )
     return tuple(frozen)
@@ -348,8 +371,12 @@ def _publish(state: NegotiationState, command: PublishDemand, context: Context) 
         raise _conflict("nothing to publish: no item is included in the joint demand yet")
     version = len(state.versions) + 1
     return [
-        {"event": DemandPublished, "version": version,
-         "hash": version_hash(state.negotiation_id, version, items), "items": items}
+        {
+            "event": DemandPublished,
+            "version": version,
+            "hash": version_hash(state.negotiation_id, version, items),
+            "items": items,
+        }
     ]
 
 
@@ -360,9 +387,7 @@ def _respond(state: NegotiationState, command: RespondToDemand, context: Context
     latest = state.latest_version
     assert latest is not None  # negotiating implies a published version
     if command.demand_version != latest.version:
-        raise _conflict(
-            f"demand version {command.demand_version} is not the latest published one ({latest.version})"
-        )
+        raise _conflict(f"demand version {command.demand_version} is not the latest published one ({latest.version})")
     published = {item.key: item for item in latest.items}
     seen: set[str] = set()
     for index, response in enumerate(command.items):
@@ -390,8 +415,7 @@ def _respond(state: NegotiationState, command: RespondToDemand, context: Context
                     f"unknown option {response.option!r} for {response.key}; the options are {list(item.options)}",
                 )
     return [
-        {"event": VendorResponded, "demand_version": latest.version, "round": state.round + 1,
-         "items": command.items}
+        {"event": VendorResponded, "demand_version": latest.version, "round": state.round + 1, "items": command.items}
     ]
 
 
@@ -401,8 +425,12 @@ def _ask(state: NegotiationState, command: RequestClarification, context: Contex
     _phase(state, command, "negotiating")
     _item(state, command.item_key, in_path=False)
     return [
-        {"event": ClarificationRequested, "clarification_id": len(state.clarifications) + 1,
-         "item_key": command.item_key, "question": command.question}
+        {
+            "event": ClarificationRequested,
+            "clarification_id": len(state.clarifications) + 1,
+            "item_key": command.item_key,
+            "question": command.question,
+        }
     ]
 
 
@@ -443,13 +471,19 @@ def _endorse(state: NegotiationState, command: Endorse, context: Context) -> lis
     member_id = command.actor.organisation_id
     if member_id in state.proposal.endorsements:
         raise _conflict(f"you have already decided on this proposal ({state.proposal.endorsements[member_id]})")
-    specs: list[dict[str, Any]] = [{"event": EndorsementGiven, "decision": command.decision, "comment": command.comment}]
+    specs: list[dict[str, Any]] = [
+        {"event": EndorsementGiven, "decision": command.decision, "comment": command.comment}
+    ]
     accepting, rejecting = endorsement_shares(state, {**state.proposal.endorsements, member_id: command.decision})
     threshold = state.policy.endorsement_share
     if accepting >= threshold:
-        specs.append({"event": AgreementReached, "accepting_share": float(accepting), "rejecting_share": float(rejecting)})
+        specs.append(
+            {"event": AgreementReached, "accepting_share": float(accepting), "rejecting_share": float(rejecting)}
+        )
     elif rejecting > 1 - threshold:
-        specs.append({"event": AgreementRejected, "accepting_share": float(accepting), "rejecting_share": float(rejecting)})
+        specs.append(
+            {"event": AgreementRejected, "accepting_share": float(accepting), "rejecting_share": float(rejecting)}
+        )
     return specs
 
 

@@ -31,19 +31,24 @@ def satisfies(current: CurrentOffer | None, kind: Kind, position: Position) -> b
     if offer.verdict == "accept":
         target = current.answered_target
         if kind == "at_most":
-            assert isinstance(target, Fraction) and position.value is not None
+            assert isinstance(target, Fraction)
+            assert position.value is not None
             return target <= position.value
         if kind == "at_least":
-            assert isinstance(target, Fraction) and position.value is not None
+            assert isinstance(target, Fraction)
+            assert position.value is not None
             return target >= position.value
-        assert isinstance(target, tuple) and position.accepted is not None
+        assert isinstance(target, tuple)
+        assert position.accepted is not None
         return set(target) <= set(position.accepted)
     # counter
     if kind == "at_most":
-        assert offer.value is not None and position.value is not None
+        assert offer.value is not None
+        assert position.value is not None
         return offer.value <= position.value
     if kind == "at_least":
-        assert offer.value is not None and position.value is not None
+        assert offer.value is not None
+        assert position.value is not None
         return offer.value >= position.value
     assert position.accepted is not None
     return offer.option in position.accepted

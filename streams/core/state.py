@@ -171,7 +171,9 @@ E = TypeVar("E")
 _EVOLVERS: dict[type[Any], Callable[[NegotiationState, Any], None]] = {}
 
 
-def _on(event_type: type[E]) -> Callable[[Callable[[NegotiationState, E], None]], Callable[[NegotiationState, E], None]]:
+def _on(
+    event_type: type[E],
+) -> Callable[[Callable[[NegotiationState, E], None]], Callable[[NegotiationState, E], None]]:
     def register(fn: Callable[[NegotiationState, E], None]) -> Callable[[NegotiationState, E], None]:
         _EVOLVERS[event_type] = fn
         return fn
@@ -191,9 +193,7 @@ def evolve(state: NegotiationState | None, event: Event) -> NegotiationState:
         if event.sequence <= state.sequence:
             return state
         if event.sequence != state.sequence + 1:
-            raise SequenceGap(
-                f"negotiation {state.negotiation_id}: event {event.sequence} follows {state.sequence}"
-            )
+            raise SequenceGap(f"negotiation {state.negotiation_id}: event {event.sequence} follows {state.sequence}")
         _EVOLVERS[type(event)](state, event)
     state.sequence = event.sequence
     state.updated_at = event.occurred_at

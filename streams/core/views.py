@@ -51,9 +51,7 @@ def live_demand(state: NegotiationState) -> JointDemand:
     return JointDemand(
         negotiation_id=state.negotiation_id,
         sequence=state.sequence,
-        items=tuple(
-            state.aggregates[key].demand_item(state.total_weight, state.policy) for key in state.items
-        ),
+        items=tuple(state.aggregates[key].demand_item(state.total_weight, state.policy) for key in state.items),
     )
 
 
@@ -97,7 +95,7 @@ def shared_state(state: NegotiationState, viewer: Audience | None = None) -> Sha
             key=key,
             target=targets.get(key),
             offer=state.offers[key].offer if key in state.offers else None,
-            status=status_of(state.offers.get(key)),  # type: ignore[arg-type]
+            status=status_of(state.offers.get(key)),
             settled=state.settled(key),
         )
         for key in state.items
@@ -126,13 +124,16 @@ def version_view(state: NegotiationState, version: DemandVersion, viewer: Audien
     """A published version; the vendor sees support shares only if the policy discloses them."""
     if viewer.role != "vendor" or state.policy.disclose_support_to_vendor:
         return version
-    return version.model_copy(
-        update={"items": tuple(_without_shares(item) for item in version.items)}
-    )
+    return version.model_copy(update={"items": tuple(_without_shares(item) for item in version.items)})
+
+
+# The priority score is a weighted support figure too: with only must supporters it equals the
+# support share. The vendor sees the priority (must/should/could), not the score.
+SUPPORT_HIDDEN: dict[str, Any] = {"support_share": None, "must_share": None, "priority_score": None}
 
 
 def _without_shares(item: PublishedItem) -> PublishedItem:
-    return item.model_copy(update={"support_share": None, "must_share": None})
+    return item.model_copy(update=SUPPORT_HIDDEN)
 
 
 def summary(state: NegotiationState, viewer: Audience) -> NegotiationSummary:
@@ -150,8 +151,12 @@ def summary(state: NegotiationState, viewer: Audience) -> NegotiationSummary:
         "round": state.round,
         "clarifications": tuple(
             ClarificationView(
-                clarification_id=c.clarification_id, item_key=c.item_key, question=c.question,
-                answer=c.answer, asked_at=c.asked_at, answered_at=c.answered_at,
+                clarification_id=c.clarification_id,
+                item_key=c.item_key,
+                question=c.question,
+                answer=c.answer,
+                asked_at=c.asked_at,
+                answered_at=c.answered_at,
             )
             for c in state.clarifications.values()
         ),
@@ -159,8 +164,7 @@ def summary(state: NegotiationState, viewer: Audience) -> NegotiationSummary:
     }
     if viewer.role != "vendor":
         document["members"] = tuple(
-            MemberView(organisation_id=m.organisation_id, name=m.name, weight=m.weight)
-            for m in state.members.values()
+            MemberView(organisation_id=m.organisation_id, name=m.name, weight=m.weight) for m in state.members.values()
         )
         document["policy"] = state.policy
     return NegotiationSummary(**document)
@@ -187,8 +191,12 @@ def positions(state: NegotiationState, viewer: Audience) -> list[PositionView]:
                 continue
             result.append(
                 PositionView(
-                    member_id=member_id, member_name=state.members[member_id].name, item_key=key,
-                    priority=position.priority, value=position.value, accepted=position.accepted,
+                    member_id=member_id,
+                    member_name=state.members[member_id].name,
+                    item_key=key,
+                    priority=position.priority,
+                    value=position.value,
+                    accepted=position.accepted,
                     rationale=position.rationale if own_or_coordinator else None,
                 )
             )
@@ -196,8 +204,14 @@ def positions(state: NegotiationState, viewer: Audience) -> list[PositionView]:
 
 
 _VENDOR_EVENTS = {
-    "NegotiationOpened", "DemandPublished", "VendorResponded", "ClarificationRequested",
-    "ClarificationAnswered", "AgreementProposed", "AgreementReached", "AgreementRejected",
+    "NegotiationOpened",
+    "DemandPublished",
+    "VendorResponded",
+    "ClarificationRequested",
+    "ClarificationAnswered",
+    "AgreementProposed",
+    "AgreementReached",
+    "AgreementRejected",
     "NegotiationAbandoned",
 }
 _MEMBER_CONDUCT = {"PositionStated", "PositionWithdrawn", "EndorsementGiven"}
@@ -209,11 +223,18 @@ def event_view(state: NegotiationState, event: Event, viewer: Audience) -> dict[
     The returned data is the event's JSON without the envelope (id, sequence, time), which the
     change feed carries beside it.
     """
-    data = event.model_dump(
-        mode="json", exclude={"event_id", "negotiation_id", "sequence", "occurred_at", "type"}
-    )
+    data = event.model_dump(mode="json", exclude={"event_id", "negotiation_id", "sequence", "occurred_at", "type"})
     if viewer.role == "coordinator":
         return data
+    if (
+        event.actor_id in state.members
+        and event.actor_id != viewer.organisation_id
+        and (viewer.role == "vendor" or not state.policy.transparent_positions)
+    ):
+        # Who acted is itself confidential: an AgreementReached caused by a member's endorsement
+        # must not tell the vendor (or, without transparency, other members) who tipped it.
+        data.pop("actor_id", None)
+        data.pop("command_id", None)
     if viewer.role == "vendor":
         if event.type not in _VENDOR_EVENTS:
             return None
@@ -221,8 +242,7 @@ def event_view(state: NegotiationState, event: Event, viewer: Audience) -> dict[
             data.pop("policy", None)
         elif event.type == "DemandPublished" and not state.policy.disclose_support_to_vendor:
             for item in data["items"]:
-                item["support_share"] = None
-                item["must_share"] = None
+                item.update(SUPPORT_HIDDEN)
         elif event.type in ("AgreementReached", "AgreementRejected"):
             data.pop("accepting_share", None)
             data.pop("rejecting_share", None)

@@ -17,7 +17,7 @@ from fractions import Fraction
 _MASK = (1 << 64) - 1
 
 
-def _priority(key: Fraction) -> int:
+def _priority(key: float) -> int:
     # splitmix64's finaliser over Python's numeric hash: well spread, and stable across runs
     # (numeric hashes are not randomised).
     z = (hash(key) + 0x9E3779B97F4A7C15) & _MASK
@@ -26,14 +26,19 @@ def _priority(key: Fraction) -> int:
     return z ^ (z >> 31)
 
 
+# A key is (float(value), value): comparisons are settled by the float in C, and only two
+# values that round to the same float fall back to comparing the exact fractions.
+Key = tuple[float, Fraction]
+
+
 class _Node:
     __slots__ = ("key", "weight", "total", "priority", "left", "right")
 
-    def __init__(self, key: Fraction, weight: int) -> None:
+    def __init__(self, key: Key, weight: int) -> None:
         self.key = key
         self.weight = weight
         self.total = weight
-        self.priority = _priority(key)
+        self.priority = _priority(key[0])
         self.left: _Node | None = None
         self.right: _Node | None = None
 
@@ -44,26 +49,6 @@ def _total(node: _Node | None) -> int:
 
 def _fix(node: _Node) -> None:
     node.total = node.weight + _total(node.left) + _total(node.right)
-
-
-def _rotate_right(node: _Node) -> _Node:
-    pivot = node.left
-    assert pivot is not None
-    node.left = pivot.right
-    pivot.right = node
-    _fix(node)
-    _fix(pivot)
-    return pivot
-
-
-def _rotate_left(node: _Node) -> _Node:
-    pivot = node.right
-    assert pivot is not None
-    node.right = pivot.left
-    pivot.left = node
-    _fix(node)
-    _fix(pivot)
-    return pivot
 
 
 def _merge(left: _Node | None, right: _Node | None) -> _Node | None:
@@ -81,29 +66,10 @@ def _merge(left: _Node | None, right: _Node | None) -> _Node | None:
     return right
 
 
-def _add(node: _Node | None, key: Fraction, weight: int) -> _Node | None:
-    if node is None:
-        if weight <= 0:
-            raise ValueError(f"cannot remove weight {-weight} at {key}: not present")
-        return _Node(key, weight)
-    if key == node.key:
-        node.weight += weight
-        if node.weight < 0:
-            raise ValueError(f"weight at {key} would become negative")
-        if node.weight == 0:
-            return _merge(node.left, node.right)
-        node.total += weight
-        return node
-    if key < node.key:
-        node.left = _add(node.left, key, weight)
-        if node.left is not None and node.left.priority > node.priority:
-            return _rotate_right(node)
-    else:
-        node.right = _add(node.right, key, weight)
-        if node.right is not None and node.right.priority > node.priority:
-            return _rotate_left(node)
-    _fix(node)
-    return node
+def _ceil(threshold: Fraction | int) -> int:
+    # Weight sums are integers, so "sum >= threshold" is "sum >= ceil(threshold)": one exact
+    # conversion instead of a Fraction comparison at every step of a descent.
+    return -(-threshold.numerator // threshold.denominator)
 
 
 class WeightedValues:
@@ -121,40 +87,95 @@ class WeightedValues:
     def __bool__(self) -> bool:
         return self._root is not None
 
-    def add(self, key: Fraction, weight: int) -> None:
-        self._root = _add(self._root, key, weight)
+    def _replace(self, parent: _Node | None, old: _Node, new: _Node | None) -> None:
+        if parent is None:
+            self._root = new
+        elif parent.left is old:
+            parent.left = new
+        else:
+            parent.right = new
 
-    def remove(self, key: Fraction, weight: int) -> None:
-        self._root = _add(self._root, key, -weight)
+    def add(self, value: Fraction, weight: int) -> None:
+        """Add ``weight`` at ``value`` (a negative weight removes; a node at weight 0 goes)."""
+        key = (float(value), value)
+        path: list[_Node] = []
+        node = self._root
+        while node is not None:
+            if key == node.key:
+                break
+            path.append(node)
+            node = node.left if key < node.key else node.right
+        if node is not None:
+            if node.weight + weight < 0:
+                raise ValueError(f"weight at {value} would become negative")
+            for ancestor in path:
+                ancestor.total += weight
+            node.weight += weight
+            node.total += weight
+            if node.weight == 0:
+                self._replace(path[-1] if path else None, node, _merge(node.left, node.right))
+            return
+        if weight <= 0:
+            raise ValueError(f"cannot remove weight {-weight} at {value}: not present")
+        for ancestor in path:
+            ancestor.total += weight
+        new = _Node(key, weight)
+        if not path:
+            self._root = new
+            return
+        parent = path[-1]
+        if key < parent.key:
+            parent.left = new
+        else:
+            parent.right = new
+        # Rotate the new node up until the heap order on priorities holds again.
+        while path and path[-1].priority < new.priority:
+            parent = path.pop()
+            if parent.left is new:
+                parent.left = new.right
+                new.right = parent
+            else:
+                parent.right = new.left
+                new.left = parent
+            _fix(parent)
+            _fix(new)
+            self._replace(path[-1] if path else None, parent, new)
 
-    def largest_with_weight_at_or_above(self, threshold: Fraction) -> Fraction | None:
-        """The largest key t with Σ weight(keys >= t) >= threshold, or None if there is none."""
+    def remove(self, value: Fraction, weight: int) -> None:
+        self.add(value, -weight)
+
+    def largest_with_weight_at_or_above(self, threshold: Fraction | int) -> Fraction | None:
+        """The largest value t with Σ weight(values >= t) >= threshold, or None if there is none."""
+        need = _ceil(threshold)
         node, beyond, best = self._root, 0, None
         while node is not None:
-            here = beyond + _total(node.right) + node.weight
-            if here >= threshold:
+            right = node.right
+            here = beyond + (right.total if right is not None else 0) + node.weight
+            if here >= need:
                 best = node.key
-                node = node.right
+                node = right
             else:
                 beyond = here
                 node = node.left
-        return best
+        return None if best is None else best[1]
 
-    def smallest_with_weight_at_or_below(self, threshold: Fraction) -> Fraction | None:
-        """The smallest key t with Σ weight(keys <= t) >= threshold, or None if there is none."""
+    def smallest_with_weight_at_or_below(self, threshold: Fraction | int) -> Fraction | None:
+        """The smallest value t with Σ weight(values <= t) >= threshold, or None if there is none."""
+        need = _ceil(threshold)
         node, before, best = self._root, 0, None
         while node is not None:
-            here = before + _total(node.left) + node.weight
-            if here >= threshold:
+            left = node.left
+            here = before + (left.total if left is not None else 0) + node.weight
+            if here >= need:
                 best = node.key
-                node = node.left
+                node = left
             else:
                 before = here
                 node = node.right
-        return best
+        return None if best is None else best[1]
 
     def items(self) -> Iterator[tuple[Fraction, int]]:
-        """(key, weight) in ascending key order."""
+        """(value, weight) in ascending order."""
         stack: list[_Node] = []
         node = self._root
         while stack or node is not None:
@@ -162,7 +183,7 @@ class WeightedValues:
                 stack.append(node)
                 node = node.left
             node = stack.pop()
-            yield node.key, node.weight
+            yield node.key[1], node.weight
             node = node.right
 
     def depth(self) -> int:

@@ -1,0 +1,45 @@
+# Koopkracht — the two commands a newcomer needs: `make demo` and `make test`.
+# Each installs what it needs (virtual environment, locked dependencies, Kafka jars), once.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint unit integration jars install bench bench-aggregation clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+jars: install
+	$(BIN)/python -c "from infra.kafka import ensure_jars; ensure_jars(print)"
+
+## The main job: the whole stack on the embedded defaults (local Kafka, SQLite).
+demo: jars
+	$(BIN)/koopkracht up
+
+## Every check CI runs: lint, types, and the whole test suite against a real Kafka.
+test: lint jars
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy schemas streams services infra
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+integration: jars
+	$(BIN)/python -m pytest tests/integration
+
+bench-aggregation: install
+	$(BIN)/python -m tests.bench.aggregation
+
+clean:
+	rm -rf $(VENV) .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache

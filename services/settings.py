@@ -1,0 +1,67 @@
+"""Settings of every Koopkracht process, from ``KOOPKRACHT_*`` environment variables.
+
+Validated at start-up: a wrong value stops the program with a message that names the setting.
+Secrets have no defaults and never appear in logs or ``repr``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KOOPKRACHT_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path(".koopkracht"), description="Local Kafka, SQLite and logs live here.")
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port] of an existing Kafka; when unset, a local Kafka is started.",
+    )
+    kafka_base_port: int = Field(default=19092, ge=1024, le=65000, description="First port of the local Kafka.")
+    kafka_nodes: Literal[1, 3] = Field(default=1, description="Nodes of the local Kafka.")
+    topic_prefix: str = Field(default="koopkracht", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in the data folder when unset.")
+    admin_token: SecretStr | None = Field(default=None, description="Bearer token of the hub's admin.")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    command_timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_shape(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @property
+    def local_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'koopkracht.db').resolve()}"
+
+
+class SettingsError(SystemExit):
+    """Invalid settings: the message names each setting and what is wrong with it."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = ["Invalid settings:"]
+        for error in exc.errors():
+            name = "KOOPKRACHT_" + "_".join(str(p) for p in error["loc"]).upper()
+            lines.append(f"  {name}: {error['msg']}")
+        raise SettingsError("\n".join(lines)) from None

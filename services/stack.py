@@ -1,0 +1,141 @@
+"""The whole stack in one foreground process: local Kafka, topics, and every service as a child.
+
+``koopkracht up`` uses it; so do the end-to-end tests and the demo. Children get the same
+settings through the environment and log to files in the data folder. If a child dies, the stack
+says which and stops the rest: a half-running hub is worse than a stopped one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from infra.kafka import KafkaCluster
+from services.settings import Settings
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool] | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def log(self) -> str:
+        return f"{self.name}.log"
+
+
+def services(settings: Settings) -> list[Child]:
+    """The processes of the hub. Grows as the services land."""
+    exe = [sys.executable, "-m", "services"]
+    return [Child("worker", [*exe, "worker"])] if _has_worker() else []
+
+
+def _has_worker() -> bool:
+    try:
+        import streams.app  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Stack:
+    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda _: None) -> None:
+        self.settings = settings
+        self.progress = progress
+        self.cluster: KafkaCluster | None = None
+        self.bootstrap = settings.kafka_bootstrap or ""
+        self.children: list[Child] = []
+        self.logs = (settings.data_dir / "logs").resolve()
+
+    def start(self, timeout: float = 120.0) -> None:
+        from infra.kafka import ClusterSpec, KafkaCluster, KafkaError
+        from infra.kafka.topics import ensure_topics
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if self.settings.local_kafka:
+            spec = ClusterSpec(nodes=self.settings.kafka_nodes, base_port=self.settings.kafka_base_port)
+            cluster = KafkaCluster(self.settings.data_dir, spec)
+            self.bootstrap = cluster.bootstrap
+            if cluster.running():
+                self.progress(f"using the local Kafka already running at {cluster.bootstrap}")
+                cluster.wait_ready()
+            else:
+                try:
+                    cluster.start(progress=self.progress)
+                except KafkaError as exc:
+                    raise StackError(str(exc)) from None
+                self.cluster = cluster  # we started it, so we stop it
+        self.progress("ensuring topics")
+        reports = asyncio.run(ensure_topics(self.bootstrap, self.settings.topic_prefix))
+        bad = [r for r in reports if r.action == "mismatch"]
+        if bad:
+            raise StackError("topics differ from the registry: " + "; ".join(f"{r.name}: {r.detail}" for r in bad))
+        env = {
+            **os.environ,
+            "KOOPKRACHT_KAFKA_BOOTSTRAP": self.bootstrap,
+            "KOOPKRACHT_DATA_DIR": str(self.settings.data_dir.resolve()),
+            "KOOPKRACHT_API_PORT": str(self.settings.api_port),
+        }
+        for child in services(self.settings):
+            self.progress(f"starting {child.name}")
+            with open(self.logs / child.log, "ab") as log:
+                child.proc = subprocess.Popen(
+                    child.argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+            self.children.append(child)
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            while child.ready is not None and not child.ready():
+                self._check_children()
+                if time.monotonic() > deadline:
+                    raise StackError(f"{child.name} did not become ready within {timeout:.0f} s")
+                time.sleep(0.2)
+
+    def _check_children(self) -> None:
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is not None:
+                tail = (self.logs / child.log).read_text(errors="replace").splitlines()[-20:]
+                raise StackError(
+                    f"{child.name} exited with code {child.proc.returncode}; its log ends with:\n" + "\n".join(tail)
+                )
+
+    def banner(self) -> str:
+        lines = [f"Kafka: {self.bootstrap}"]
+        lines += [f"{c.name}: running (log {self.logs / c.log})" for c in self.children]
+        lines.append("Press Ctrl-C to stop.")
+        return "\n".join(lines)
+
+    def wait(self, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            self._check_children()
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait(5)
+        self.children.clear()
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None

@@ -1,0 +1,56 @@
+"""House rules that keep the core pure and the layers pointing down (STYLE.md)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STDLIB = set(sys.stdlib_module_names)
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def offending(folder: str, allowed_roots: set[str]) -> dict[str, set[str]]:
+    problems: dict[str, set[str]] = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        bad = {m for m in imported_modules(path) if m.split(".")[0] not in STDLIB | allowed_roots}
+        if bad:
+            problems[str(path.relative_to(ROOT))] = bad
+    return problems
+
+
+def test_the_pure_core_imports_only_the_standard_library_and_schemas() -> None:
+    assert offending("streams/core", {"schemas", "streams"}) == {}
+    # ...and within streams, only the core itself
+    for path in (ROOT / "streams/core").rglob("*.py"):
+        for module in imported_modules(path):
+            if module.startswith("streams"):
+                assert module.startswith("streams.core"), f"{path.name} imports {module}"
+
+
+def test_schemas_import_neither_streams_nor_services() -> None:
+    assert offending("schemas", {"schemas", "pydantic"}) == {}
+
+
+def test_streams_never_reach_up_into_services() -> None:
+    for path in (ROOT / "streams").rglob("*.py"):
+        assert not any(m.split(".")[0] == "services" for m in imported_modules(path)), path
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
+    # Given a module that imports a third-party package, the checker must notice it.
+    module = tmp_path / "bad.py"
+    module.write_text("import aiokafka\nfrom schemas.events import Event\nimport json\n")
+    assert imported_modules(module) == {"aiokafka", "schemas.events", "json"}
+    assert {m for m in imported_modules(module) if m.split(".")[0] not in STDLIB | {"schemas"}} == {"aiokafka"}
