@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install bench bench-aggregation clean
+.PHONY: demo test lint unit integration jars install bench-aggregation bench-worker clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,8 @@ bench-aggregation: install
 
 clean:
 	rm -rf $(VENV) .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache
+
+## Worker throughput and table recovery against the local Kafka (started if needed).
+bench-worker: jars
+	$(BIN)/koopkracht kafka start
+	$(BIN)/python -m tests.bench.worker --bootstrap 127.0.0.1:19092

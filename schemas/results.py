@@ -25,12 +25,15 @@ class CommandAccepted(Frozen):
 
 
 class CommandRejected(Frozen):
-    """The command was refused and changed nothing; ``status`` is the HTTP status it maps to."""
+    """The command was refused and changed nothing; ``status`` is the HTTP status it maps to.
+
+    500 means the worker failed on the command itself (a defect); the command is dead-lettered.
+    """
 
     type: Literal["rejected"] = "rejected"
     command_id: Identifier
     negotiation_id: Identifier
-    status: Literal[400, 403, 404, 409, 422]
+    status: Literal[400, 403, 404, 409, 422, 500]
     title: str
     detail: str
     field: str | None = None

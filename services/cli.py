@@ -129,6 +129,33 @@ def topics_ensure(data_dir: DataDir = None) -> None:
         raise typer.Exit(1)
 
 
+# -- services ----------------------------------------------------------------------------------
+
+
+@app.command("worker")
+def worker(data_dir: DataDir = None) -> None:
+    """Run the negotiation worker (the single writer of each negotiation) until SIGTERM or Ctrl-C."""
+    from services.logging import configure_logging
+    from streams.app import NegotiationWorker, WorkerConfig
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    config = WorkerConfig(
+        bootstrap=_bootstrap(settings),
+        topic_prefix=settings.topic_prefix,
+        sigkill_after_commands=settings.fault_sigkill_after_commands,
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await NegotiationWorker(config).run(stop)
+
+    asyncio.run(run())
+
+
 # -- the whole stack ---------------------------------------------------------------------------
 
 

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     )
     kafka_base_port: int = Field(default=19092, ge=1024, le=65000, description="First port of the local Kafka.")
     kafka_nodes: Literal[1, 3] = Field(default=1, description="Nodes of the local Kafka.")
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=5,
+        description="Replication of the worker's internal topics; 3 for a 3-node local Kafka, else 1.",
+    )
     topic_prefix: str = Field(default="koopkracht", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in the data folder when unset.")
     admin_token: SecretStr | None = Field(default=None, description="Bearer token of the hub's admin.")
@@ -30,6 +36,9 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    fault_sigkill_after_commands: int | None = Field(
+        default=None, ge=1, description="Tests only: the worker kills itself mid-batch after this many commands."
+    )
     command_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
     @field_validator("kafka_bootstrap")
@@ -42,6 +51,12 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
         return value
+
+    @property
+    def internal_replication(self) -> int:
+        if self.replication_factor is not None:
+            return self.replication_factor
+        return 3 if self.local_kafka and self.kafka_nodes == 3 else 1
 
     @property
     def local_kafka(self) -> bool:

@@ -38,17 +38,9 @@ class Child:
 
 
 def services(settings: Settings) -> list[Child]:
-    """The processes of the hub. Grows as the services land."""
+    """The processes of the hub: so far the negotiation worker (the HTTP API joins it later)."""
     exe = [sys.executable, "-m", "services"]
-    return [Child("worker", [*exe, "worker"])] if _has_worker() else []
-
-
-def _has_worker() -> bool:
-    try:
-        import streams.app  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return [Child("worker", [*exe, "worker"])]
 
 
 class Stack:

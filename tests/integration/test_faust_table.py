@@ -30,9 +30,9 @@ def make_counter_app(app_id: str, bootstrap: str) -> tuple[faust.App, faust.Topi
     return app, words, counts
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:  # noqa: ASYNC109
+async def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - a faust table has no change signal
+        while not condition():
             await asyncio.sleep(0.05)
 
 

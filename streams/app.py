@@ -1,0 +1,395 @@
+"""The negotiation worker: the single writer of each negotiation.
+
+Commands are keyed by negotiation id, so one partition of the commands topic — and so one worker
+of the consumer group — owns each negotiation. Per batch of commands (order within a partition
+kept), the worker decodes each command, calls the pure ``decide`` and ``evolve``, then writes the
+events (as CloudEvents), one shared-state document per negotiation touched (coalesced per
+batch), and the command results; it waits until Kafka has all of them, and only then commits the
+batch's offsets.
+
+The state is a table of negotiations per partition, kept in memory, whose changelog is the events
+topic itself: when a worker is assigned a partition it replays that partition of the events topic
+through ``evolve``. Nothing is written twice (no snapshots next to the events), and the table can
+never disagree with the log it was rebuilt from.
+
+Effectively once: a command redelivered after a crash (its offset not committed) meets a state that
+already holds its events, and the decider answers it as a duplicate with no new events. A write
+that fails stops the worker before the offsets are committed, so it restarts from the log.
+Not handled: a worker that is paused past its session and then resumes writing (a zombie); Kafka
+transactions would fence it, at the cost of latency per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from schemas.events import Event
+from schemas.results import CommandRejected, CommandResult
+from schemas.topics import COMMAND_RESULTS, COMMANDS, DEAD_LETTERS, EVENTS, STATE
+from streams.codec import (
+    DecodeError,
+    dead_letter,
+    decode_command,
+    decode_event_value,
+    encode_event,
+    encode_result,
+    encode_state,
+)
+from streams.core.decider import Context, Rejection, decide
+from streams.core.state import NegotiationState, evolve
+from streams.core.views import shared_state
+
+log = structlog.get_logger("koopkracht.worker")
+
+COMMAND_OFFSET_HEADER = "koopkracht-command-offset"
+"""Kafka header on each event: the offset of the command that caused it, in its partition."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    bootstrap: str
+    topic_prefix: str = "koopkracht"
+    group_id: str | None = None
+    max_batch: int = 500
+    linger_ms: int = 2
+    session_timeout_ms: int = 10_000
+    """A dead worker's negotiations move to a live one after about this long."""
+    sigkill_after_commands: int | None = None
+    """Fault injection for tests: SIGKILL this process in the middle of the batch that reaches
+    this many commands — after its events are written, before its results and offsets."""
+
+    @property
+    def group(self) -> str:
+        return self.group_id or f"{self.topic_prefix}-worker"
+
+
+@dataclass
+class Outbox:
+    """What one batch writes, in the order it is written."""
+
+    events: list[tuple[bytes, bytes, list[tuple[str, bytes]], int]] = field(default_factory=list)
+    states: dict[str, tuple[NegotiationState, int]] = field(default_factory=dict)
+    results: list[tuple[bytes, bytes, int]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+
+
+class NegotiationTable:
+    """The negotiations of one partition, rebuilt from that partition of the events topic.
+
+    Events of commands at or past the partition's committed offset form the *tail*: those
+    commands are delivered again after a restart and decided again, in order, against a state
+    that holds exactly the commands before them; where a command's events are already in the log,
+    the logged events are applied instead of writing new ones.
+    """
+
+    def __init__(self, replay_from: int = 0) -> None:
+        self.states: dict[str, NegotiationState] = {}
+        self.events_applied = 0
+        self.replay_from = replay_from
+        self.tail: dict[str, list[Event]] = {}
+
+    def state(self, negotiation_id: str) -> NegotiationState | None:
+        return self.states.get(negotiation_id)
+
+    def put(self, negotiation_id: str, state: NegotiationState) -> None:
+        self.states[negotiation_id] = state
+
+    def apply(self, event: Event) -> NegotiationState:
+        state = evolve(self.states.get(event.negotiation_id), event)
+        self.states[event.negotiation_id] = state
+        self.events_applied += 1
+        return state
+
+    def recover(self, value: bytes, headers: Iterable[tuple[str, bytes]]) -> None:
+        event = decode_event_value(value)
+        command_offset = next((int(raw) for name, raw in headers if name == COMMAND_OFFSET_HEADER), -1)
+        if command_offset >= self.replay_from:
+            self.tail.setdefault(event.command_id, []).append(event)
+        else:
+            self.apply(event)
+
+
+def process_command(
+    outbox: Outbox,
+    table: NegotiationTable,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    now: datetime,
+    consumer: str,
+) -> None:
+    """Decide one command message and put what it causes into the outbox."""
+
+    def reject_message(reason: str, error: str) -> None:
+        outbox.dead_letters.append(
+            (
+                key,
+                dead_letter(
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    key=key,
+                    value=value,
+                    reason=reason,
+                    error=error,
+                    consumer=consumer,
+                ),
+            )
+        )
+        log.warning("command dead-lettered", topic=topic, partition=partition, offset=offset, reason=reason)
+
+    try:
+        command = decode_command(value)
+    except DecodeError as exc:
+        reject_message(str(exc), "DecodeError")
+        return
+    negotiation_id = command.negotiation_id
+    if key != negotiation_id.encode():
+        reject_message(
+            "the message key must be the command's negotiation id (it decides the partition and so the single writer)",
+            "WrongKey",
+        )
+        return
+    state = table.state(negotiation_id)
+    result: CommandResult
+    try:
+        decision = decide(state, command, Context(now=now))
+    except Rejection as rejection:
+        result = CommandRejected(
+            command_id=command.command_id,
+            negotiation_id=negotiation_id,
+            status=rejection.status,
+            title=rejection.title,
+            detail=rejection.detail,
+            field=rejection.field,
+        )
+    except Exception as exc:  # a defect in decide: refuse the command, keep it for analysis, go on
+        log.exception("decide failed", negotiation_id=negotiation_id, command_id=command.command_id)
+        reject_message(f"the worker failed on this command: {exc}", type(exc).__name__)
+        result = CommandRejected(
+            command_id=command.command_id,
+            negotiation_id=negotiation_id,
+            status=500,
+            title="Internal error",
+            detail="the worker could not decide this command; it has been kept for analysis",
+        )
+    else:
+        logged = table.tail.pop(command.command_id, None)
+        if logged is not None:
+            # Decided before a restart, and its events are in the log: apply those, write nothing.
+            if [(e.event_id, e.sequence) for e in logged] != [(e.event_id, e.sequence) for e in decision.events]:
+                raise RuntimeError(f"the log disagrees with the decision of command {command.command_id}")
+            for event in logged:
+                state = table.apply(event)
+            result = decision.result.model_copy(update={"duplicate": True})
+        else:
+            for event in decision.events:
+                state = evolve(state, event)
+                message = encode_event(event)
+                headers = [*message.headers.items(), (COMMAND_OFFSET_HEADER, str(offset).encode())]
+                outbox.events.append((message.key, message.value, headers, partition))  # type: ignore[arg-type]
+            if decision.events:
+                assert state is not None
+                table.put(negotiation_id, state)
+            result = decision.result
+        if decision.events:
+            assert state is not None
+            outbox.states[negotiation_id] = (state, partition)
+    outbox.results.append((negotiation_id.encode(), encode_result(result), partition))
+
+
+class NegotiationWorker:
+    """Consumes commands as a member of the worker group; see the module docstring."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.commands_topic = COMMANDS.name(config.topic_prefix)
+        self.events_topic = EVENTS.name(config.topic_prefix)
+        self.state_topic = STATE.name(config.topic_prefix)
+        self.results_topic = COMMAND_RESULTS.name(config.topic_prefix)
+        self.dead_letters_topic = DEAD_LETTERS.name(config.topic_prefix)
+        self.tables: dict[int, NegotiationTable] = {}
+        self.ready = asyncio.Event()
+        self.processed = 0
+        self.last_recovery_s = 0.0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        # Held while a batch is processed, and by the rebalance callbacks: a partition is handed
+        # over only between batches, after the last one's offsets are committed.
+        self._lock = asyncio.Lock()
+
+    # -- recovery --------------------------------------------------------------------------
+    async def recover(self, replay_from: dict[int, int]) -> None:
+        """Rebuild the tables of these partitions from the events topic.
+
+        ``replay_from`` maps each partition to the first commands-topic offset that will be
+        delivered (again): the committed offset, or the log's start.
+        """
+        wanted = [p for p in replay_from if p not in self.tables]
+        if not wanted:
+            return
+        started = time.perf_counter()
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.config.bootstrap,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        await reader.start()
+        try:
+            tps = [TopicPartition(self.events_topic, p) for p in wanted]
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            ends = await reader.end_offsets(tps)
+            tables = {p: NegotiationTable(replay_from[p]) for p in wanted}
+            remaining = {tp for tp in tps if ends[tp] > 0}
+            while remaining:
+                batch = await reader.getmany(*remaining, timeout_ms=500, max_records=20_000)
+                for tp, records in batch.items():
+                    table = tables[tp.partition]
+                    for record in records:
+                        if record.offset < ends[tp] and record.value is not None:
+                            table.recover(record.value, record.headers)
+                    if records and records[-1].offset >= ends[tp] - 1:
+                        remaining.discard(tp)
+            self.tables.update(tables)
+        finally:
+            await reader.stop()
+        self.last_recovery_s = time.perf_counter() - started
+        log.info(
+            "tables recovered",
+            partitions=wanted,
+            events=sum(self.tables[p].events_applied for p in wanted),
+            to_replay=sum(len(self.tables[p].tail) for p in wanted),
+            negotiations=sum(len(self.tables[p].states) for p in wanted),
+            seconds=round(self.last_recovery_s, 3),
+        )
+
+    async def _replay_from(self, assigned: Iterable[TopicPartition]) -> dict[int, int]:
+        assert self._consumer is not None
+        tps = list(assigned)
+        starts = await self._consumer.beginning_offsets(tps)
+        positions = {}
+        for tp in tps:
+            committed = await self._consumer.committed(tp)
+            positions[tp.partition] = max(committed or 0, starts[tp])
+        return positions
+
+    # -- the loop --------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Process commands until ``stop`` is set; an exception means: restart from the log."""
+        stop = stop or asyncio.Event()
+        worker = self
+
+        class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+                async with worker._lock:  # the batch in progress finishes and commits first
+                    for tp in revoked:
+                        worker.tables.pop(tp.partition, None)
+                log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
+
+            async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+                log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
+                async with worker._lock:
+                    await worker.recover(await worker._replay_from(assigned))
+                worker.ready.set()
+
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.config.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self.config.linger_ms,
+            max_request_size=4 * 1024 * 1024,
+            client_id=self.config.group,
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.config.bootstrap,
+            group_id=self.config.group,
+            client_id=self.config.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=1000,
+            max_poll_records=self.config.max_batch,
+        )
+        await self._producer.start()
+        await self._consumer.start()
+        try:
+            self._consumer.subscribe([self.commands_topic], listener=Rebalance())
+            while not stop.is_set():
+                batch = await self._consumer.getmany(timeout_ms=100, max_records=self.config.max_batch)
+                async with self._lock:
+                    # Records of partitions revoked since the fetch belong to their new owner now.
+                    batch = {tp: records for tp, records in batch.items() if tp.partition in self.tables}
+                    if batch:
+                        await self.process_batch(batch)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+
+    async def process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        assert self._producer is not None
+        assert self._consumer is not None
+        outbox = Outbox()
+        now = datetime.now(UTC)
+        for tp, records in batch.items():
+            table = self.tables.get(tp.partition)
+            if table is None:  # assigned without the callback (cannot happen with subscribe)
+                await self.recover(await self._replay_from([tp]))
+                table = self.tables[tp.partition]
+            for record in records:
+                process_command(
+                    outbox,
+                    table,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    value=record.value,
+                    now=now,
+                    consumer=self.config.group,
+                )
+        send = self._producer.send
+        pending = [
+            await send(self.events_topic, key=key, value=value, headers=headers, partition=partition)
+            for key, value, headers, partition in outbox.events
+        ]
+        if self.config.sigkill_after_commands is not None:
+            await self._maybe_crash(pending, sum(len(records) for records in batch.values()))
+        pending += [
+            await send(self.state_topic, key=nid.encode(), value=encode_state(shared_state(state)), partition=partition)
+            for nid, (state, partition) in outbox.states.items()
+        ]
+        pending += [
+            await send(self.results_topic, key=key, value=value, partition=partition)
+            for key, value, partition in outbox.results
+        ]
+        pending += [await send(self.dead_letters_topic, key=key, value=value) for key, value in outbox.dead_letters]
+        await asyncio.gather(*pending)  # raises if any write failed: then nothing is committed
+        await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        self.processed += sum(len(records) for records in batch.values())
+
+    async def _maybe_crash(self, pending: list[Any], batch_size: int) -> None:
+        assert self.config.sigkill_after_commands is not None
+        if self.processed + batch_size >= self.config.sigkill_after_commands:
+            # Let the events reach the broker first, so the restart meets a log that is ahead
+            # of the committed offsets, with no results written for this batch.
+            await asyncio.gather(*pending)
+            log.warning("fault injection: SIGKILL in the middle of a batch", processed=self.processed)
+            os.kill(os.getpid(), signal.SIGKILL)

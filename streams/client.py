@@ -1,0 +1,127 @@
+"""Request/reply: send a command and await the worker's result by command id, with a timeout.
+
+The client reads the command-results topic from its end (all partitions, no consumer group),
+so every API process sees the answers to the commands it sent. A timeout does not mean the
+command is lost: it stays in the commands topic and is decided in order; sending it again with
+the same command id returns the first decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from schemas.commands import Command
+from schemas.results import CommandResult
+from schemas.topics import COMMAND_RESULTS, COMMANDS
+from streams.codec import decode_result, encode_command
+
+log = structlog.get_logger("koopkracht.client")
+
+
+class CommandTimeout(TimeoutError):
+    """No result within the timeout; the command may still be decided later."""
+
+
+class CommandClient:
+    def __init__(self, bootstrap: str, topic_prefix: str = "koopkracht", client_id: str = "koopkracht-api") -> None:
+        self.bootstrap = bootstrap
+        self.commands_topic = COMMANDS.name(topic_prefix)
+        self.results_topic = COMMAND_RESULTS.name(topic_prefix)
+        self.client_id = client_id
+        self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self.client_id,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
+        await self._consumer.start()
+        partitions = await self._producer.partitions_for(self.results_topic)
+        assignment = [TopicPartition(self.results_topic, p) for p in sorted(partitions)]
+        self._consumer.assign(assignment)
+        await self._consumer.seek_to_end(*assignment)
+        for tp in assignment:  # resolve the end offsets now, before any command is sent
+            await self._consumer.position(tp)
+        self._reader = asyncio.create_task(self._read_results(), name="command-results-reader")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for future in self._pending.values():
+            future.cancel()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def __aenter__(self) -> CommandClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def healthy(self) -> bool:
+        return self._reader is not None and not self._reader.done()
+
+    async def _read_results(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    try:
+                        result = decode_result(record.value)
+                    except ValueError:
+                        log.warning("undecodable command result", partition=record.partition, offset=record.offset)
+                        continue
+                    future = self._pending.pop(result.command_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(result)
+
+    async def send(self, command: Command, timeout: float = 10.0) -> CommandResult:  # noqa: ASYNC109
+        """Send the command and return the worker's result; raises CommandTimeout."""
+        assert self._producer is not None, "start() the client first"
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CommandResult] = self._pending.get(command.command_id) or loop.create_future()
+        self._pending[command.command_id] = future
+        try:
+            await asyncio.wait_for(
+                self._producer.send_and_wait(
+                    self.commands_topic, key=command.negotiation_id.encode(), value=encode_command(command)
+                ),
+                timeout,
+            )
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise CommandTimeout(f"no result for command {command.command_id} within {timeout} s") from None
+        finally:
+            self._pending.pop(command.command_id, None)
+
+    async def send_raw(self, key: bytes | None, value: bytes) -> Any:
+        """Put arbitrary bytes on the commands topic (for tests of bad input)."""
+        assert self._producer is not None
+        return await self._producer.send_and_wait(self.commands_topic, key=key, value=value)
