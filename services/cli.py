@@ -38,8 +38,11 @@ def _settings(**overrides: object) -> Settings:
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _cluster(settings: Settings, nodes: int | None = None) -> KafkaCluster:
-
+def _cluster(settings: Settings, nodes: int | None = None, *, starting: bool = False) -> KafkaCluster:
+    """The local cluster. Only ``start`` imposes a shape; stop and status use the saved one."""
+    saved = KafkaCluster(settings.data_dir)
+    if saved.saved_spec() is not None and (not starting or nodes is None):
+        return saved
     spec = ClusterSpec(nodes=nodes or settings.kafka_nodes, base_port=settings.kafka_base_port)
     return KafkaCluster(settings.data_dir, spec)
 
@@ -54,7 +57,7 @@ def _fail(message: str) -> typer.Exit:
 
 @kafka_app.command("start")
 def kafka_start(
-    nodes: Annotated[int, typer.Option(help="1 or 3 nodes.")] = 1,
+    nodes: Annotated[int | None, typer.Option(help="1 or 3 nodes [KOOPKRACHT_KAFKA_NODES].")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Start the local Kafka in the background and wait until it answers."""
@@ -64,7 +67,7 @@ def kafka_start(
     if not settings.local_kafka:
         raise _fail(f"KOOPKRACHT_KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}): nothing local to start")
     try:
-        cluster = _cluster(settings, nodes)
+        cluster = _cluster(settings, nodes, starting=True)
         with console.status("starting Kafka") as status:
             cluster.start(progress=lambda m: status.update(m))
     except KafkaError as exc:

@@ -65,6 +65,8 @@ class WorkerConfig:
     linger_ms: int = 2
     session_timeout_ms: int = 10_000
     """A dead worker's negotiations move to a live one after about this long."""
+    recovery_timeout_s: float = 600.0
+    """Rebuilding a partition's table from the events topic fails after this long."""
     sigkill_after_commands: int | None = None
     """Fault injection for tests: SIGKILL this process in the middle of the batch that reaches
     this many commands — after its events are written, before its results and offsets."""
@@ -72,6 +74,10 @@ class WorkerConfig:
     @property
     def group(self) -> str:
         return self.group_id or f"{self.topic_prefix}-worker"
+
+
+class RecoveryError(RuntimeError):
+    """A partition's table could not be rebuilt from the events topic."""
 
 
 @dataclass
@@ -97,7 +103,7 @@ class NegotiationTable:
         self.states: dict[str, NegotiationState] = {}
         self.events_applied = 0
         self.replay_from = replay_from
-        self.tail: dict[str, list[Event]] = {}
+        self.tail: dict[tuple[str, str], list[Event]] = {}
 
     def state(self, negotiation_id: str) -> NegotiationState | None:
         return self.states.get(negotiation_id)
@@ -115,7 +121,7 @@ class NegotiationTable:
         event = decode_event_value(value)
         command_offset = next((int(raw) for name, raw in headers if name == COMMAND_OFFSET_HEADER), -1)
         if command_offset >= self.replay_from:
-            self.tail.setdefault(event.command_id, []).append(event)
+            self.tail.setdefault((event.negotiation_id, event.command_id), []).append(event)
         else:
             self.apply(event)
 
@@ -188,24 +194,23 @@ def process_command(
             detail="the worker could not decide this command; it has been kept for analysis",
         )
     else:
-        logged = table.tail.pop(command.command_id, None)
-        if logged is not None:
-            # Decided before a restart, and its events are in the log: apply those, write nothing.
-            if [(e.event_id, e.sequence) for e in logged] != [(e.event_id, e.sequence) for e in decision.events]:
-                raise RuntimeError(f"the log disagrees with the decision of command {command.command_id}")
-            for event in logged:
-                state = table.apply(event)
-            result = decision.result.model_copy(update={"duplicate": True})
-        else:
-            for event in decision.events:
-                state = evolve(state, event)
-                message = encode_event(event)
-                headers = [*message.headers.items(), (COMMAND_OFFSET_HEADER, str(offset).encode())]
-                outbox.events.append((message.key, message.value, headers, partition))  # type: ignore[arg-type]
-            if decision.events:
-                assert state is not None
-                table.put(negotiation_id, state)
-            result = decision.result
+        logged = table.tail.pop((negotiation_id, command.command_id), [])
+        decided = [(e.event_id, e.sequence) for e in decision.events]
+        if [(e.event_id, e.sequence) for e in logged] != decided[: len(logged)]:
+            raise RuntimeError(f"the log disagrees with the decision of command {command.command_id}")
+        # Decided before a restart: its logged events are applied, not written again. If a crash
+        # cut its writes short, the rest of its events are written now.
+        for event in logged:
+            state = table.apply(event)
+        for event in decision.events[len(logged) :]:
+            state = evolve(state, event)
+            message = encode_event(event)
+            headers = [*message.headers.items(), (COMMAND_OFFSET_HEADER, str(offset).encode())]
+            outbox.events.append((message.key, message.value, headers, partition))  # type: ignore[arg-type]
+        if decision.events:
+            assert state is not None
+            table.put(negotiation_id, state)
+        result = decision.result.model_copy(update={"duplicate": True}) if logged else decision.result
         if decision.events:
             assert state is not None
             outbox.states[negotiation_id] = (state, partition)
@@ -231,6 +236,7 @@ class NegotiationWorker:
         # Held while a batch is processed, and by the rebalance callbacks: a partition is handed
         # over only between batches, after the last one's offsets are committed.
         self._lock = asyncio.Lock()
+        self._to_recover: set[TopicPartition] = set()
 
     # -- recovery --------------------------------------------------------------------------
     async def recover(self, replay_from: dict[int, int]) -> None:
@@ -256,16 +262,25 @@ class NegotiationWorker:
             await reader.seek_to_beginning(*tps)
             ends = await reader.end_offsets(tps)
             tables = {p: NegotiationTable(replay_from[p]) for p in wanted}
-            remaining = {tp for tp in tps if ends[tp] > 0}
+            deadline = time.monotonic() + self.config.recovery_timeout_s
+            remaining = set(tps)
             while remaining:
+                for tp in list(remaining):
+                    if await reader.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+                if not remaining:
+                    break
+                if time.monotonic() > deadline:
+                    raise RecoveryError(
+                        f"could not read the events of partitions {sorted(tp.partition for tp in remaining)} "
+                        f"within {self.config.recovery_timeout_s:.0f} s"
+                    )
                 batch = await reader.getmany(*remaining, timeout_ms=500, max_records=20_000)
                 for tp, records in batch.items():
                     table = tables[tp.partition]
                     for record in records:
                         if record.offset < ends[tp] and record.value is not None:
                             table.recover(record.value, record.headers)
-                    if records and records[-1].offset >= ends[tp] - 1:
-                        remaining.discard(tp)
             self.tables.update(tables)
         finally:
             await reader.stop()
@@ -303,10 +318,14 @@ class NegotiationWorker:
                 log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+                # Rebuilding tables can take long; aiokafka sends no heartbeats while this callback
+                # runs. So only pause the new partitions here; the main loop rebuilds and resumes them.
                 log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
-                async with worker._lock:
-                    await worker.recover(await worker._replay_from(assigned))
-                worker.ready.set()
+                fresh = [tp for tp in assigned if tp.partition not in worker.tables]
+                if fresh:
+                    assert worker._consumer is not None
+                    worker._consumer.pause(*fresh)
+                    worker._to_recover.update(fresh)
 
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.config.bootstrap,
@@ -326,15 +345,18 @@ class NegotiationWorker:
             heartbeat_interval_ms=1000,
             max_poll_records=self.config.max_batch,
         )
-        await self._producer.start()
-        await self._consumer.start()
         try:
+            await self._producer.start()
+            await self._consumer.start()
             self._consumer.subscribe([self.commands_topic], listener=Rebalance())
             while not stop.is_set():
+                if self._to_recover:
+                    await self._recover_assigned()
                 batch = await self._consumer.getmany(timeout_ms=100, max_records=self.config.max_batch)
                 async with self._lock:
                     # Records of partitions revoked since the fetch belong to their new owner now.
-                    batch = {tp: records for tp, records in batch.items() if tp.partition in self.tables}
+                    assignment = self._consumer.assignment()
+                    batch = {tp: records for tp, records in batch.items() if tp in assignment}
                     if batch:
                         await self.process_batch(batch)
         finally:
@@ -343,6 +365,17 @@ class NegotiationWorker:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
 
+    async def _recover_assigned(self) -> None:
+        assert self._consumer is not None
+        async with self._lock:
+            assignment = self._consumer.assignment()
+            tps = [tp for tp in self._to_recover if tp in assignment]
+            self._to_recover.clear()
+            if tps:
+                await self.recover(await self._replay_from(tps))
+                self._consumer.resume(*tps)
+        self.ready.set()
+
     async def process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         assert self._producer is not None
         assert self._consumer is not None
@@ -350,9 +383,8 @@ class NegotiationWorker:
         now = datetime.now(UTC)
         for tp, records in batch.items():
             table = self.tables.get(tp.partition)
-            if table is None:  # assigned without the callback (cannot happen with subscribe)
-                await self.recover(await self._replay_from([tp]))
-                table = self.tables[tp.partition]
+            if table is None:  # a partition is paused until its table is rebuilt
+                raise RecoveryError(f"records of partition {tp.partition} arrived before its table was rebuilt")
             for record in records:
                 process_command(
                     outbox,
@@ -372,7 +404,9 @@ class NegotiationWorker:
         ]
         if self.config.sigkill_after_commands is not None:
             await self._maybe_crash(pending, sum(len(records) for records in batch.values()))
-        pending += [
+        # Events first: a result or a state document must never announce what the log lacks.
+        await asyncio.gather(*pending)
+        pending = [
             await send(self.state_topic, key=nid.encode(), value=encode_state(shared_state(state)), partition=partition)
             for nid, (state, partition) in outbox.states.items()
         ]

@@ -3,7 +3,8 @@
 The client reads the command-results topic from its end (all partitions, no consumer group),
 so every API process sees the answers to the commands it sent. A timeout does not mean the
 command is lost: it stays in the commands topic and is decided in order; sending it again with
-the same command id returns the first decision.
+the same command id returns the first decision of an accepted command (a refused one is decided
+again, against the state as it is then).
 """
 
 from __future__ import annotations
@@ -39,27 +40,31 @@ class CommandClient:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            client_id=self.client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=0,
-        )
-        await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            client_id=self.client_id,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,
-        )
-        await self._consumer.start()
-        partitions = await self._producer.partitions_for(self.results_topic)
-        assignment = [TopicPartition(self.results_topic, p) for p in sorted(partitions)]
-        self._consumer.assign(assignment)
-        await self._consumer.seek_to_end(*assignment)
-        for tp in assignment:  # resolve the end offsets now, before any command is sent
-            await self._consumer.position(tp)
+        try:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                client_id=self.client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=0,
+            )
+            await self._producer.start()
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                client_id=self.client_id,
+                enable_auto_commit=False,
+                fetch_max_wait_ms=50,
+            )
+            await self._consumer.start()
+            partitions = await self._producer.partitions_for(self.results_topic)
+            assignment = [TopicPartition(self.results_topic, p) for p in sorted(partitions)]
+            self._consumer.assign(assignment)
+            await self._consumer.seek_to_end(*assignment)
+            for tp in assignment:  # resolve the end offsets now, before any command is sent
+                await self._consumer.position(tp)
+        except BaseException:
+            await self.stop()
+            raise
         self._reader = asyncio.create_task(self._read_results(), name="command-results-reader")
 
     async def stop(self) -> None:
@@ -106,20 +111,22 @@ class CommandClient:
         """Send the command and return the worker's result; raises CommandTimeout."""
         assert self._producer is not None, "start() the client first"
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[CommandResult] = self._pending.get(command.command_id) or loop.create_future()
-        self._pending[command.command_id] = future
+        deadline = loop.time() + timeout
+        future = self._pending.get(command.command_id)
+        if future is None:
+            future = self._pending[command.command_id] = loop.create_future()
         try:
             await asyncio.wait_for(
                 self._producer.send_and_wait(
                     self.commands_topic, key=command.negotiation_id.encode(), value=encode_command(command)
                 ),
-                timeout,
+                max(0.001, deadline - loop.time()),
             )
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await asyncio.wait_for(asyncio.shield(future), max(0.001, deadline - loop.time()))
         except TimeoutError:
+            # The future stays registered: a later result still resolves it for a concurrent or
+            # repeated send of the same command id.
             raise CommandTimeout(f"no result for command {command.command_id} within {timeout} s") from None
-        finally:
-            self._pending.pop(command.command_id, None)
 
     async def send_raw(self, key: bytes | None, value: bytes) -> Any:
         """Put arbitrary bytes on the commands topic (for tests of bad input)."""

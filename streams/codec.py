@@ -10,6 +10,7 @@ any member organisation can read them.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -28,6 +29,7 @@ COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 RESULT_ADAPTER: TypeAdapter[CommandResult] = TypeAdapter(CommandResult)
 EVENT_TYPE_PREFIX = "nl.koopkracht."
 _JSON = JSONFormat()
+DEAD_LETTER_VALUE_LIMIT = 64 * 1024
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -115,13 +117,19 @@ def dead_letter(
         except UnicodeDecodeError:
             return base64.b64encode(raw).decode()
 
+    kept = value
+    if value is not None and len(value) > DEAD_LETTER_VALUE_LIMIT:
+        # A dead letter must fit in a message itself, or it would block the topic it came from.
+        digest = hashlib.sha256(value).hexdigest()
+        reason = f"{reason} (value of {len(value)} bytes, sha256 {digest}; the first {DEAD_LETTER_VALUE_LIMIT} kept)"
+        kept = value[:DEAD_LETTER_VALUE_LIMIT]
     return (
         DeadLetter(
             topic=topic,
             partition=partition,
             offset=offset,
             key=text(key),
-            value_base64=None if value is None else base64.b64encode(value).decode(),
+            value_base64=None if kept is None else base64.b64encode(kept).decode(),
             reason=reason,
             error=error,
             at=datetime.now(UTC),

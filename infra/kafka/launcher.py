@@ -165,19 +165,24 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _pid_alive(pid: int, marker: str) -> bool:
-    """True when ``pid`` runs and is the broker of this data directory (not a recycled pid)."""
+def _pid_alive(pid: int, node_dir: str) -> bool:
+    """True when ``pid`` runs and is the broker of this node folder (not a recycled pid)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
-    except (OSError, IndexError):
+    except IndexError:
         return False
-    return marker in cmdline
+    return _node_argument(node_dir).encode() in arguments
+
+
+def _node_argument(node_dir: str) -> str:
+    # Marks the process as this node's, so status and stop never touch another process.
+    return f"-Dkoopkracht.node={node_dir}"
 
 
 @dataclass
@@ -193,12 +198,12 @@ class KafkaCluster:
 
     def __init__(self, data_dir: Path, spec: ClusterSpec | None = None) -> None:
         self.root = Path(data_dir).resolve() / "kafka"
-        saved = self._saved_spec()
+        saved = self.saved_spec()
         self.spec = spec or saved or ClusterSpec()
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
 
     # -- files -----------------------------------------------------------------------------
-    def _saved_spec(self) -> ClusterSpec | None:
+    def saved_spec(self) -> ClusterSpec | None:
         path = self.root / "cluster.json"
         if not path.exists():
             return None
@@ -247,13 +252,17 @@ class KafkaCluster:
     # -- start -----------------------------------------------------------------------------
     def start(self, timeout: float = 90.0, progress: Progress = _quiet) -> None:
         """Start every node that is not running yet and wait until the cluster answers."""
-        saved = self._saved_spec()
-        if saved is not None and saved != self.spec and self.running():
-            raise KafkaError(f"a {saved.nodes}-node cluster already runs from {self.root}; stop it first")
+        saved = self.saved_spec()
+        reshaped = saved is not None and (saved.nodes, saved.base_port) != (self.spec.nodes, self.spec.base_port)
+        if saved is not None and reshaped and KafkaCluster(self.root.parent, saved).running():
+            raise KafkaError(
+                f"a {saved.nodes}-node cluster from port {saved.base_port} already runs from {self.root}; "
+                "stop it first (`koopkracht kafka stop`)"
+            )
         libs = ensure_jars(progress)
         self.root.mkdir(parents=True, exist_ok=True)
         cluster_id_file = self.root / "cluster-id"
-        if saved is not None and saved != self.spec:
+        if reshaped:
             # A different shape cannot reuse formatted storage.
             for i in range(3):
                 shutil.rmtree(self.node_dir(i), ignore_errors=True)
@@ -298,7 +307,12 @@ class KafkaCluster:
         if formats:
             progress("formatting KRaft storage")
         for proc in formats:
-            out, _ = proc.communicate(timeout=120)
+            try:
+                out, _ = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise KafkaError("formatting KRaft storage did not finish within 120 s") from None
             if proc.returncode != 0:
                 raise KafkaError("formatting KRaft storage failed:\n" + out.decode(errors="replace")[-3000:])
         for i in to_start:
@@ -317,7 +331,7 @@ class KafkaCluster:
         try:
             self.wait_ready(timeout)
         except BaseException:
-            self.stop()  # leave nothing half-started behind
+            self.stop(only=to_start)  # leave nothing half-started behind; nodes that ran stay
             raise
 
     def _java(self, libs: Path, index: int, main: str) -> list[str]:
@@ -335,8 +349,7 @@ class KafkaCluster:
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={node / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={node}",
-            # Marks the process as this node's, so status/stop never touch a recycled pid.
-            f"-Dkoopkracht.node={node}",
+            _node_argument(str(node)),
             "-cp",
             str(libs / "*"),
             main,
@@ -370,9 +383,11 @@ class KafkaCluster:
             os.kill(pid, signal.SIGKILL)
             self._reap(index, pid, 10)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop every node: SIGTERM for a clean shutdown, SIGKILL for what hangs past ``timeout``."""
-        pids = {n.index: n.pid for n in self.status() if n.alive and n.pid is not None}
+    def stop(self, timeout: float = 30.0, only: list[int] | None = None) -> None:
+        """Stop every node (or ``only`` these): SIGTERM, then SIGKILL for what hangs past ``timeout``."""
+        pids = {
+            n.index: n.pid for n in self.status() if n.alive and n.pid is not None and (only is None or n.index in only)
+        }
         for pid in pids.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -380,7 +395,8 @@ class KafkaCluster:
         for index, pid in pids.items():
             self._reap(index, pid, max(0.1, deadline - time.monotonic()))
         for index in range(self.spec.nodes):
-            (self.node_dir(index) / "pid").unlink(missing_ok=True)
+            if only is None or index in only:
+                (self.node_dir(index) / "pid").unlink(missing_ok=True)
 
     def _reap(self, index: int, pid: int, timeout: float) -> None:
         marker = str(self.node_dir(index))
@@ -396,9 +412,12 @@ class KafkaCluster:
             os.kill(pid, signal.SIGKILL)
         if proc is not None:
             proc.wait(10)
-        else:
-            while _pid_alive(pid, marker):
-                time.sleep(0.05)
+            return
+        deadline = time.monotonic() + 10
+        while _pid_alive(pid, marker):
+            if time.monotonic() > deadline:
+                raise KafkaError(f"Kafka node {index + 1} (pid {pid}) did not exit after SIGKILL")
+            time.sleep(0.05)
 
     def __enter__(self) -> KafkaCluster:
         self.start()
