@@ -1,7 +1,7 @@
 """The whole stack in one foreground process: local Kafka, topics, and every service as a child.
 
-``koopkracht up`` uses it; so do the end-to-end tests and the demo. Children get the same
-settings through the environment and log to files in the data folder. If a child dies, the stack
+``koopkracht up`` uses it. Children get the same settings through the environment and log to
+files in the data folder (``<data dir>/logs``). If a child dies, the stack
 says which and stops the rest: a half-running hub is worse than a stopped one.
 """
 
