@@ -2,19 +2,20 @@
 
 Commands are keyed by negotiation id, so one partition of the commands topic — and so one worker
 of the consumer group — owns each negotiation. Per batch of commands (order within a partition
-kept), the worker decodes each command, calls the pure ``decide`` and ``evolve``, then writes the
-events (as CloudEvents), one shared-state document per negotiation touched (coalesced per
-batch), and the command results; it waits until Kafka has all of them, and only then commits the
-batch's offsets.
+kept), the worker decodes each command and calls the pure ``decide`` and ``evolve``. It writes the
+events (as CloudEvents); once Kafka has them, one shared-state document per negotiation touched
+(coalesced per batch) and the command results; once Kafka has those, it commits the offsets.
 
 The state is a table of negotiations per partition, kept in memory, whose changelog is the events
 topic itself: when a worker is assigned a partition it replays that partition of the events topic
 through ``evolve``. Nothing is written twice (no snapshots next to the events), and the table can
 never disagree with the log it was rebuilt from.
 
-Effectively once: a command redelivered after a crash (its offset not committed) meets a state that
-already holds its events, and the decider answers it as a duplicate with no new events. A write
-that fails stops the worker before the offsets are committed, so it restarts from the log.
+Effectively once: the table holds only the events of commands before the committed offset; the
+later ones (the *tail*) are kept aside. Each command delivered again after a crash is decided again
+against exactly the state it first met, and its logged events are applied instead of written
+again (see ``NegotiationTable``). A write that fails stops the worker before the offsets are
+committed, so it restarts from the log.
 Not handled: a worker that is paused past its session and then resumes writing (a zombie); Kafka
 transactions would fence it, at the cost of latency per batch.
 """
@@ -108,9 +109,6 @@ class NegotiationTable:
     def state(self, negotiation_id: str) -> NegotiationState | None:
         return self.states.get(negotiation_id)
 
-    def put(self, negotiation_id: str, state: NegotiationState) -> None:
-        self.states[negotiation_id] = state
-
     def apply(self, event: Event) -> NegotiationState:
         state = evolve(self.states.get(event.negotiation_id), event)
         self.states[event.negotiation_id] = state
@@ -200,20 +198,15 @@ def process_command(
             raise RuntimeError(f"the log disagrees with the decision of command {command.command_id}")
         # Decided before a restart: its logged events are applied, not written again. If a crash
         # cut its writes short, the rest of its events are written now.
-        for event in logged:
-            state = table.apply(event)
+        for event in [*logged, *decision.events[len(logged) :]]:
+            table.apply(event)
         for event in decision.events[len(logged) :]:
-            state = evolve(state, event)
             message = encode_event(event)
             headers = [*message.headers.items(), (COMMAND_OFFSET_HEADER, str(offset).encode())]
             outbox.events.append((message.key, message.value, headers, partition))  # type: ignore[arg-type]
         if decision.events:
-            assert state is not None
-            table.put(negotiation_id, state)
+            outbox.states[negotiation_id] = (table.states[negotiation_id], partition)
         result = decision.result.model_copy(update={"duplicate": True}) if logged else decision.result
-        if decision.events:
-            assert state is not None
-            outbox.states[negotiation_id] = (state, partition)
     outbox.results.append((negotiation_id.encode(), encode_result(result), partition))
 
 

@@ -86,10 +86,6 @@ class CommandClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    @property
-    def healthy(self) -> bool:
-        return self._reader is not None and not self._reader.done()
-
     async def _read_results(self) -> None:
         assert self._consumer is not None
         while True:

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -448,13 +448,3 @@ async def _broker_count(bootstrap: str) -> int:
     finally:
         await admin.close()
         logging.getLogger("aiokafka").setLevel(logging.NOTSET)
-
-
-@contextlib.contextmanager
-def running_cluster(data_dir: Path, spec: ClusterSpec) -> Iterator[KafkaCluster]:
-    cluster = KafkaCluster(data_dir, spec)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
