@@ -7,8 +7,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from rich.table import Table
 from infra.kafka import ClusterSpec, KafkaCluster
 from services.settings import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 app = typer.Typer(
     help="Koopkracht: many organisations negotiate with one vendor as a single buyer.",
     no_args_is_help=True,
@@ -24,8 +28,12 @@ app = typer.Typer(
 )
 kafka_app = typer.Typer(help="The local Apache Kafka (KRaft, on loopback).", no_args_is_help=True)
 topics_app = typer.Typer(help="The topics of the registry.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The read model's database (SQLite by default, or KOOPKRACHT_DATABASE_URL).", no_args_is_help=True
+)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
+app.add_typer(db_app, name="db")
 
 console = Console(stderr=True)
 
@@ -149,14 +157,78 @@ def worker(data_dir: DataDir = None) -> None:
         sigkill_after_commands=settings.fault_sigkill_after_commands,
     )
 
+    _run_until_signal(NegotiationWorker(config).run)
+
+
+def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await NegotiationWorker(config).run(stop)
+        await main(stop)
 
     asyncio.run(run())
+
+
+def _database(settings: Settings) -> Engine:
+    from services.readmodel.store import SchemaOutOfDate, create_db_engine, require_current_schema
+
+    engine = create_db_engine(settings.sqlalchemy_url)
+    try:
+        require_current_schema(engine)
+    except SchemaOutOfDate as exc:
+        raise _fail(str(exc)) from None
+    return engine
+
+
+@app.command("projector")
+def projector(data_dir: DataDir = None) -> None:
+    """Run the read-model projector (events topic -> SQL tables) until SIGTERM or Ctrl-C."""
+    from services.logging import configure_logging
+    from services.readmodel.projector import Projector
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    engine = _database(settings)
+    _run_until_signal(Projector(engine, _bootstrap(settings), settings.topic_prefix).run)
+
+
+@app.command("api")
+def api(
+    port: Annotated[int | None, typer.Option(help="HTTP port [KOOPKRACHT_API_PORT].")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Serve the HTTP API (docs at /docs) until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from services.api.app import create_app
+    from services.logging import configure_logging
+
+    settings = _settings(data_dir=data_dir, api_port=port)
+    configure_logging(settings.log_format, settings.log_level)
+    engine = _database(settings)
+    settings = settings.model_copy(update={"kafka_bootstrap": _bootstrap(settings)})
+    if settings.admin_token is None:
+        console.print("[yellow]KOOPKRACHT_ADMIN_TOKEN is not set: nobody can create organisations[/yellow]")
+    uvicorn.run(
+        create_app(settings, engine),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Create or migrate the read model's tables to this version's schema."""
+    from services.readmodel.store import upgrade
+
+    settings = _settings(data_dir=data_dir)
+    upgrade(settings.sqlalchemy_url)
+    console.print("the database schema is up to date")
 
 
 # -- the whole stack ---------------------------------------------------------------------------

@@ -51,6 +51,7 @@ def configure_logging(
             foreign_pre_chain=[
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
             ],
         )
     )

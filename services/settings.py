@@ -22,7 +22,7 @@ class Settings(BaseSettings):
         description="host:port[,host:port] of an existing Kafka; when unset, a local Kafka is started.",
     )
     kafka_base_port: int = Field(default=19092, ge=1024, le=65000, description="First port of the local Kafka.")
-    kafka_nodes: Literal[1, 3] = Field(default=1, description="Nodes of the local Kafka.")
+    kafka_nodes: int = Field(default=1, description="Nodes of the local Kafka: 1 or 3.")
     replication_factor: int | None = Field(
         default=None,
         ge=1,
@@ -50,6 +50,27 @@ class Settings(BaseSettings):
             host, _, port = server.strip().rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``KOOPKRACHT_*`` variables, for child processes (secrets included)."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, Path):
+                value = value.resolve()
+            env[f"KOOPKRACHT_{name.upper()}"] = str(value)
+        return env
+
+    @field_validator("kafka_nodes")
+    @classmethod
+    def _one_or_three(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("must be 1 or 3")
         return value
 
     @property

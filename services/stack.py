@@ -1,6 +1,7 @@
 """The whole stack in one foreground process: local Kafka, topics, and every service as a child.
 
-``koopkracht up`` uses it. Children get the same settings through the environment and log to
+``koopkracht up`` uses it. It migrates the read model's database, then starts the worker, the
+projector and the API. Children get the same settings through the environment and log to
 files in the data folder (``<data dir>/logs``). If a child dies, the stack
 says which and stops the rest: a half-running hub is worse than a stopped one.
 """
@@ -9,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from infra.kafka import KafkaCluster
 from services.settings import Settings
@@ -37,10 +42,29 @@ class Child:
         return f"{self.name}.log"
 
 
+def api_url(settings: Settings) -> str:
+    return f"http://{settings.api_host}:{settings.api_port}"
+
+
+def _answers_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
 def services(settings: Settings) -> list[Child]:
-    """The processes of the hub: so far the negotiation worker (the HTTP API joins it later)."""
+    """The processes of the hub: the negotiation worker, the read-model projector and the HTTP API.
+
+    The API is ready when its ``/readyz`` is: Kafka, the database, the worker and the projector answer.
+    """
     exe = [sys.executable, "-m", "services"]
-    return [Child("worker", [*exe, "worker"])]
+    return [
+        Child("worker", [*exe, "worker"]),
+        Child("projector", [*exe, "projector"]),
+        Child("api", [*exe, "api"], ready=lambda: _answers_ready(api_url(settings) + "/readyz")),
+    ]
 
 
 class Stack:
@@ -76,11 +100,15 @@ class Stack:
         bad = [r for r in reports if r.action == "mismatch"]
         if bad:
             raise StackError("topics differ from the registry: " + "; ".join(f"{r.name}: {r.detail}" for r in bad))
+        self.progress("migrating the read model's database")
+        from services.readmodel.store import upgrade
+
+        upgrade(self.settings.sqlalchemy_url)
         env = {
             **os.environ,
+            **self.settings.as_environment(),
+            **self._admin_token_env(),
             "KOOPKRACHT_KAFKA_BOOTSTRAP": self.bootstrap,
-            "KOOPKRACHT_DATA_DIR": str(self.settings.data_dir.resolve()),
-            "KOOPKRACHT_API_PORT": str(self.settings.api_port),
         }
         for child in services(self.settings):
             self.progress(f"starting {child.name}")
@@ -97,6 +125,20 @@ class Stack:
                     raise StackError(f"{child.name} did not become ready within {timeout:.0f} s")
                 time.sleep(0.2)
 
+    def _admin_token_env(self) -> dict[str, str]:
+        """Without KOOPKRACHT_ADMIN_TOKEN the stack makes one, kept in a file only its owner reads."""
+        if self.settings.admin_token is not None:
+            return {}
+        path = self.admin_token_file
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return {"KOOPKRACHT_ADMIN_TOKEN": path.read_text().strip()}
+
+    @property
+    def admin_token_file(self) -> Path:
+        return (self.settings.data_dir / "admin-token").resolve()
+
     def _check_children(self) -> None:
         for child in self.children:
             if child.proc is not None and child.proc.poll() is not None:
@@ -106,7 +148,10 @@ class Stack:
                 )
 
     def banner(self) -> str:
-        lines = [f"Kafka: {self.bootstrap}"]
+        url = api_url(self.settings)
+        lines = [f"Koopkracht is ready: the API at {url} (interactive docs at {url}/docs)", f"Kafka: {self.bootstrap}"]
+        if self.settings.admin_token is None:
+            lines.append(f"The admin token (KOOPKRACHT_ADMIN_TOKEN) is in {self.admin_token_file}")
         lines += [f"{c.name}: running (log {self.logs / c.log})" for c in self.children]
         lines.append("Press Ctrl-C to stop.")
         return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""the read model: organisations, idempotency records, negotiation tables, event log
+
+Revision ID: 0001
+Revises: (none)
+Create Date: 2026-11-30 07:57:36.093068
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "clarifications",
+        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("clarification_id", sa.Integer(), nullable=False),
+        sa.Column("item_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("question", sa.Text(), nullable=False),
+        sa.Column("answer", sa.Text(), nullable=True),
+        sa.Column("asked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("negotiation_id", "clarification_id"),
+    )
+    op.create_table(
+        "demand_versions",
+        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("items", sa.JSON(), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("negotiation_id", "version"),
+    )
+    op.create_table(
+        "endorsements",
+        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("proposal", sa.Integer(), nullable=False),
+        sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column("organisation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("decision", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=True),
+        sa.Column("given_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("negotiation_id", "proposal", "organisation_id"),
+    )
+    op.create_table(
+        "events",
+        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("type", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("command_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("negotiation_id", "sequence"),
+    )
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index("ix_events_event_id", ["event_id"], unique=True)
+
+    op.create_table(
+        "idempotency_records",
+        sa.Column("organisation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("organisation_id", "key"),
+    )
+    op.create_table(
+        "members",
+        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("organisation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("weight", sa.Integer(), nullable=False),
+        sa.Column("invited_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("negotiation_id", "organisation_id"),
+    )
+    with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_members_organisation_id"), ["organisation_id"], unique=False)
+
+    op.create_table(
+        "negotiations",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("coordinator_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("vendor_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("demand_version", sa.Integer(), nullable=True),
+        sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("negotiations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_negotiations_coordinator_id"), ["coordinator_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_negotiations_vendor_id"), ["vendor_id"], unique=False)
+
+    op.create_table(
+        "organisations",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("key_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("key_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key_id"),
+    )
+    op.create_table(
+        "positions",
+        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("organisation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("item_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("priority", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("value", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("accepted", sa.JSON(), nullable=True),
+        sa.Column("rationale", sa.Text(), nullable=True),
+        sa.Column("stated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("negotiation_id", "organisation_id", "item_key"),
+    )
+    op.create_table(
+        "responses",
+        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column("demand_version", sa.Integer(), nullable=False),
+        sa.Column("items", sa.JSON(), nullable=False),
+        sa.Column("responded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("negotiation_id", "round"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("responses")
+    op.drop_table("positions")
+    op.drop_table("organisations")
+    with op.batch_alter_table("negotiations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_negotiations_vendor_id"))
+        batch_op.drop_index(batch_op.f("ix_negotiations_coordinator_id"))
+
+    op.drop_table("negotiations")
+    with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_members_organisation_id"))
+
+    op.drop_table("members")
+    op.drop_table("idempotency_records")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_event_id")
+
+    op.drop_table("events")
+    op.drop_table("endorsements")
+    op.drop_table("demand_versions")
+    op.drop_table("clarifications")

@@ -1,0 +1,198 @@
+"""``create_app(settings)``: the FastAPI application, wired to Kafka and the read model.
+
+Bodies over 64 KiB are refused with 413 before anything parses them; every error is problem+json;
+``/healthz`` says the process is alive, ``/readyz`` that Kafka, the database, the negotiation
+workers and the projector all answer, ``/metrics`` is for Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient
+from anyio import to_thread
+from fastapi import FastAPI, Response
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.api.bodies import Readiness
+from services.api.hub import Hub
+from services.api.metrics import Metrics, MetricsMiddleware
+from services.api.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, Problem, ProblemDetail, problem_body, problems
+from services.api.routes import negotiations, organisations
+from services.readmodel.store import create_db_engine, ping
+from services.settings import Settings
+from streams.client import CommandClient
+
+log = structlog.get_logger("koopkracht.api")
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyLimit:
+    """413 for a body over the limit: by its Content-Length at once, else while it streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            problem = Problem(413, f"the body is larger than {self.limit} bytes", title="Content Too Large")
+            body = json.dumps(problem_body(problem, scope["path"])).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise StarletteHTTPException(413, f"the body is larger than {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def readiness(hub: Hub, admin: AIOKafkaAdminClient) -> Readiness:
+    checks: dict[str, str] = {}
+    ready = True
+    try:
+        cluster = await asyncio.wait_for(admin.describe_cluster(), 3)
+        checks["kafka"] = f"ok: {len(cluster['brokers'])} broker(s)"
+    except Exception as exc:
+        checks["kafka"] = f"unreachable ({type(exc).__name__})"
+        ready = False
+    try:
+        await asyncio.wait_for(to_thread.run_sync(ping, hub.engine), 3)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+        ready = False
+    prefix = hub.settings.topic_prefix
+    for name, group in (("worker", f"{prefix}-worker"), ("projector", f"{prefix}-projector")):
+        try:
+            members = await asyncio.wait_for(_group_members(admin, group), 3)
+        except Exception as exc:
+            checks[name] = f"unknown ({type(exc).__name__})"
+            ready = False
+            continue
+        checks[name] = f"ok: {members} running" if members else "not running"
+        ready = ready and members > 0
+    return Readiness(status="ready" if ready else "not ready", checks=checks)
+
+
+async def _group_members(admin: AIOKafkaAdminClient, group: str) -> int:
+    responses = await admin.describe_consumer_groups([group])
+    members = 0
+    for response in responses:
+        for described in response.to_object()["groups"]:
+            if described["state"] == "Stable":
+                members += len(described["members"])
+    return members
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """The API for ``settings``. Kafka clients start with the app and stop with it."""
+    engine = engine or create_db_engine(settings.sqlalchemy_url)
+    metrics = Metrics()
+    bootstrap = settings.kafka_bootstrap
+    if bootstrap is None:
+        raise ValueError("the API needs KOOPKRACHT_KAFKA_BOOTSTRAP (the stack sets it)")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = CommandClient(bootstrap, settings.topic_prefix)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="koopkracht-api-admin")
+        await client.start()
+        try:
+            await admin.start()
+            hub = Hub(settings=settings, engine=engine, client=client, metrics=metrics)
+            hub.readiness = lambda: readiness(hub, admin)
+            app.state.hub = hub
+            log.info("api.ready", host=settings.api_host, port=settings.api_port)
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+            await client.stop()
+
+    app = FastAPI(
+        title="Koopkracht",
+        version="1",
+        summary="Many organisations negotiate with one vendor as a single buyer.",
+        description=(
+            "Members state their requirements, the hub aggregates them into one joint demand, the vendor answers "
+            "item by item in rounds, and every party reads one shared negotiation state. Authenticate with "
+            "`Authorization: Bearer <api key>`. Errors are RFC 9457 problem details."
+        ),
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )
+    app.include_router(organisations)
+    app.include_router(negotiations)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], response_model=Readiness, responses={503: {"model": Readiness}})
+    async def readyz(response: Response) -> Readiness:
+        """Ready when Kafka, the database, the negotiation workers and the projector all answer."""
+        result: Readiness = await app.state.hub.readiness()
+        if result.status != "ready":
+            response.status_code = 503
+        return result
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def prometheus() -> Response:
+        """Prometheus metrics in the text exposition format."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["ProblemDetail"] = (
+                ProblemDetail.model_json_schema()
+            )
+            for path in schema["paths"].values():
+                for operation in path.values():
+                    # FastAPI documents its own 422 as application/json; ours is problem+json.
+                    operation["responses"].update(problems(413) if "requestBody" in operation else {})
+                    if "422" in operation["responses"]:
+                        operation["responses"]["422"] = problems(422)["422"]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,94 @@
+"""Who is calling: the admin token or an organisation's API key.
+
+An API key is ``kk_<key id>_<secret>``: the key id (public, 12 hex digits) finds the row, the
+secret (32 random bytes, URL-safe) is stored only as its SHA-256 and compared in constant time.
+A key with 256 bits of entropy needs no slow hash: nobody can guess it from the hash. Neither
+keys nor the admin token are logged (the log processor masks them, and no code binds them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from schemas.commands import Actor
+from services.api.problems import Problem
+from services.readmodel.tables import Organisation
+
+Role = Literal["admin", "coordinator", "member", "vendor"]
+ADMIN_ID = "admin"
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key_id: str
+    secret: str
+
+    @property
+    def api_key(self) -> str:
+        return f"kk_{self.key_id}_{self.secret}"
+
+    @property
+    def hash(self) -> str:
+        return hash_secret(self.secret)
+
+
+def new_key() -> NewKey:
+    return NewKey(key_id=secrets.token_hex(6), secret=secrets.token_urlsafe(32))
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_key(api_key: str) -> tuple[str, str] | None:
+    prefix, _, rest = api_key.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != "kk" or len(key_id) != 12 or not secret:
+        return None
+    return key_id, secret
+
+
+@dataclass(frozen=True)
+class Caller:
+    organisation_id: str
+    name: str
+    role: Role
+
+    def actor(self) -> Actor:
+        assert self.role != "admin"
+        return Actor(organisation_id=self.organisation_id, role=self.role, name=self.name)
+
+
+UNAUTHORISED_HEADERS = {"WWW-Authenticate": 'Bearer realm="koopkracht"'}
+
+
+def _unauthorised(detail: str) -> Problem:
+    return Problem(401, detail, headers=UNAUTHORISED_HEADERS)
+
+
+def authenticate(engine: Engine, admin_token: SecretStr | None, credentials: str | None) -> Caller:
+    """The caller for a bearer credential; raises a 401 problem when there is none or it is wrong."""
+    if not credentials:
+        raise _unauthorised("send Authorization: Bearer <api key>")
+    if admin_token is not None and hmac.compare_digest(credentials.encode(), admin_token.get_secret_value().encode()):
+        return Caller(ADMIN_ID, "admin", "admin")
+    parts = split_key(credentials)
+    organisation = None
+    if parts is not None:
+        with Session(engine) as session:
+            organisation = session.exec(select(Organisation).where(Organisation.key_id == parts[0])).first()
+    # Compare even when there is no row, so a wrong key id costs the same time as a wrong secret.
+    expected = organisation.key_hash if organisation is not None else _DUMMY_HASH
+    given = hash_secret(parts[1]) if parts is not None else ""
+    if not hmac.compare_digest(expected.encode(), given.encode()) or organisation is None:
+        raise _unauthorised("the API key is not valid")
+    return Caller(organisation.id, organisation.name, organisation.role)  # type: ignore[arg-type]

@@ -1,0 +1,172 @@
+"""Access to the read model: the engine, the event log, and negotiation states rebuilt from it.
+
+The API and the projector share this module. A negotiation's state is rebuilt by the pure core
+(``streams.core.state.evolve``) from the ``events`` table, and kept in a small cache that only
+ever moves forward: a read fetches the events after the cached sequence, so it costs one indexed
+query when nothing changed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, text
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, SQLModel, col, select
+
+from schemas.events import EVENT_ADAPTER, Event
+from services.readmodel import tables
+from services.readmodel.tables import EventRow, NegotiationRow
+from streams.core.state import NegotiationState, SequenceGap, evolve
+
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = ROOT / "infra" / "migrations"
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database's schema is not the one this code needs."""
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for ``url``. SQLite gets WAL and a busy timeout, so the projector and the API
+    can write (each their own tables) while others read."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["target_metadata"] = SQLModel.metadata
+    return config
+
+
+def upgrade(url: str) -> None:
+    """Bring the database to the newest schema (``alembic upgrade head``)."""
+    from alembic import command
+
+    create_db_engine(url).dispose()  # creates the SQLite folder
+    command.upgrade(alembic_config(url), "head")
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's revision, the code's head revision)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+    assert head is not None
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current, head
+
+
+def require_current_schema(engine: Engine) -> None:
+    current, head = schema_revisions(engine)
+    if current != head:
+        raise SchemaOutOfDate(
+            f"the database is at schema revision {current or 'none'}, this version needs {head}: "
+            "run `koopkracht db upgrade`"
+        )
+
+
+def decode_rows(rows: Sequence[EventRow]) -> list[Event]:
+    return [EVENT_ADAPTER.validate_json(row.data) for row in rows]
+
+
+def load_events(session: Session, negotiation_id: str, after: int = 0, until: int | None = None) -> list[Event]:
+    query = select(EventRow).where(EventRow.negotiation_id == negotiation_id, col(EventRow.sequence) > after)
+    if until is not None:
+        query = query.where(col(EventRow.sequence) <= until)
+    return decode_rows(session.exec(query.order_by(col(EventRow.sequence))).all())
+
+
+def projected_sequence(session: Session, negotiation_id: str) -> int:
+    """How far the read model has got in this negotiation (0 when it has not seen it)."""
+    value = session.exec(select(NegotiationRow.sequence).where(NegotiationRow.id == negotiation_id)).first()
+    return int(value or 0)
+
+
+def catch_up(session: Session, negotiation_id: str, state: NegotiationState | None) -> NegotiationState | None:
+    """The state moved forward to the newest projected event (or rebuilt, when None)."""
+    after = state.sequence if state is not None else 0
+    for event_ in load_events(session, negotiation_id, after):
+        state = evolve(state, event_)
+    return state
+
+
+class StateCache:
+    """Negotiation states rebuilt from the event log, newest ``capacity`` kept in memory.
+
+    ``use`` holds the negotiation's lock while the caller reads the state, because ``evolve``
+    changes a state in place. Locks are kept when a state is evicted (they are small), so two
+    threads never hold different locks for one negotiation.
+    """
+
+    def __init__(self, engine: Engine, capacity: int = 256) -> None:
+        self.engine = engine
+        self.capacity = capacity
+        self._states: OrderedDict[str, NegotiationState] = OrderedDict()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, negotiation_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(negotiation_id, threading.Lock())
+
+    @contextmanager
+    def use(self, negotiation_id: str) -> Iterator[NegotiationState | None]:
+        with self._lock(negotiation_id):
+            state = self._states.get(negotiation_id)
+            with Session(self.engine) as session:
+                try:
+                    state = catch_up(session, negotiation_id, state)
+                except SequenceGap:
+                    # Only if the log was rebuilt underneath us: start again from the log.
+                    state = catch_up(session, negotiation_id, None)
+            if state is not None:
+                with self._guard:
+                    self._states[negotiation_id] = state
+                    self._states.move_to_end(negotiation_id)
+                    while len(self._states) > self.capacity:
+                        self._states.popitem(last=False)
+            yield state
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Rows per read-model table (for diagnostics and tests)."""
+    with engine.connect() as connection:
+        return {
+            name: int(connection.execute(sa_select(func.count()).select_from(table)).scalar_one())
+            for name, table in SQLModel.metadata.tables.items()
+        }
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+__all__ = ["StateCache", "tables", "upgrade"]

@@ -1,0 +1,128 @@
+"""The running stack for end-to-end tests: worker, projector and API as child processes.
+
+The stack is what ``koopkracht up`` runs (``services.stack.Stack``), against the session's Kafka,
+with a topic prefix and a database of its own. Every test here runs once on SQLite and once on
+PostgreSQL. PostgreSQL comes from ``KOOPKRACHT_TEST_POSTGRES_URL`` (a role that may create
+databases; CI starts one); without it the PostgreSQL runs are skipped, unless
+``KOOPKRACHT_REQUIRE_POSTGRES=1`` (CI) makes that an error.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from services.settings import Settings
+from services.stack import Stack
+from tests.conftest import free_base_port
+
+POSTGRES_ENV = "KOOPKRACHT_TEST_POSTGRES_URL"
+
+
+def postgres_database() -> tuple[str, str]:
+    """A fresh database on the test PostgreSQL: (its URL, its name)."""
+    import psycopg
+
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if not admin_url:
+        if os.environ.get("KOOPKRACHT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{POSTGRES_ENV} is not set, and this run requires PostgreSQL")
+        pytest.skip(f"PostgreSQL runs need {POSTGRES_ENV} (see README, 'Tests')")
+    name = f"kk_{uuid.uuid4().hex[:12]}"
+    url = make_url(admin_url)
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_postgres_database(name: str) -> None:
+    import psycopg
+
+    url = make_url(os.environ[POSTGRES_ENV]).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_url(kind: str, data_dir: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        return f"sqlite:///{data_dir / 'readmodel.db'}", None
+    return postgres_database()
+
+
+@dataclass
+class RunningStack:
+    stack: Stack
+    settings: Settings
+    base_url: str
+    admin_token: str
+    database: str
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, key: str | None = None, **headers: str) -> httpx.Client:
+        auth = {"Authorization": f"Bearer {key}"} if key else {}
+        client = httpx.Client(base_url=self.base_url, headers={**auth, **headers}, timeout=30)
+        self.clients.append(client)
+        return client
+
+    def organisation(self, name: str, role: str) -> tuple[str, str]:
+        """A new organisation: (its id, its API key)."""
+        response = self.client(self.admin_token).post("/v1/organisations", json={"name": name, "role": role})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return body["id"], body["api_key"]
+
+    def log_tail(self, lines: int = 30) -> str:
+        out = []
+        for child in ("worker", "projector", "api"):
+            path = self.stack.logs / f"{child}.log"
+            if path.exists():
+                out.append(f"--- {child}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+        return "\n".join(out)
+
+
+def start_stack(kafka_bootstrap: str, tmp: Path, database: str, **overrides: Any) -> tuple[RunningStack, str | None]:
+    url, pg_name = database_url(database, tmp)
+    port = free_base_port(1)
+    settings = Settings(
+        data_dir=tmp,
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"e2e{uuid.uuid4().hex[:8]}",
+        database_url=url,
+        admin_token=f"admin-{uuid.uuid4().hex}",
+        api_port=port,
+        log_format="json",
+        **overrides,
+    )
+    stack = Stack(settings)
+    try:
+        stack.start(timeout=90)
+    except BaseException:
+        stack.stop()
+        raise
+    running = RunningStack(
+        stack, settings, f"http://127.0.0.1:{port}", settings.admin_token.get_secret_value(), database
+    )  # type: ignore[union-attr]
+    return running, pg_name
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    running, pg_name = start_stack(kafka_bootstrap, tmp_path_factory.mktemp(f"stack-{request.param}"), request.param)
+    try:
+        yield running
+    finally:
+        for client in running.clients:
+            client.close()
+        running.stack.stop()
+        if pg_name is not None:
+            drop_postgres_database(pg_name)
