@@ -8,7 +8,6 @@ Create Date: 2026-11-30 07:57:36.093068
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision = "0001"
@@ -20,9 +19,9 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "clarifications",
-        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("negotiation_id", sa.String(length=64), nullable=False),
         sa.Column("clarification_id", sa.Integer(), nullable=False),
-        sa.Column("item_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("item_key", sa.String(length=64), nullable=False),
         sa.Column("question", sa.Text(), nullable=False),
         sa.Column("answer", sa.Text(), nullable=True),
         sa.Column("asked_at", sa.DateTime(timezone=True), nullable=False),
@@ -32,9 +31,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "demand_versions",
-        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("negotiation_id", sa.String(length=64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("items", sa.JSON(), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
@@ -42,11 +41,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "endorsements",
-        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("negotiation_id", sa.String(length=64), nullable=False),
         sa.Column("proposal", sa.Integer(), nullable=False),
         sa.Column("round", sa.Integer(), nullable=False),
-        sa.Column("organisation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("decision", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("organisation_id", sa.String(length=64), nullable=False),
+        sa.Column("decision", sa.String(length=8), nullable=False),
         sa.Column("comment", sa.Text(), nullable=True),
         sa.Column("given_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
@@ -54,13 +53,13 @@ def upgrade() -> None:
     )
     op.create_table(
         "events",
-        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("negotiation_id", sa.String(length=64), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("type", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("actor_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("command_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("actor_id", sa.String(length=64), nullable=False),
+        sa.Column("command_id", sa.String(length=64), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("negotiation_id", "sequence"),
     )
@@ -69,9 +68,9 @@ def upgrade() -> None:
 
     op.create_table(
         "idempotency_records",
-        sa.Column("organisation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("organisation_id", sa.String(length=64), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("status", sa.Integer(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -79,9 +78,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "members",
-        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("organisation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("negotiation_id", sa.String(length=64), nullable=False),
+        sa.Column("organisation_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("weight", sa.Integer(), nullable=False),
         sa.Column("invited_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
@@ -92,12 +91,12 @@ def upgrade() -> None:
 
     op.create_table(
         "negotiations",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("phase", sa.String(length=16), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.Column("coordinator_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("vendor_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("coordinator_id", sa.String(length=64), nullable=False),
+        sa.Column("vendor_id", sa.String(length=64), nullable=False),
         sa.Column("demand_version", sa.Integer(), nullable=True),
         sa.Column("round", sa.Integer(), nullable=False),
         sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
@@ -110,22 +109,22 @@ def upgrade() -> None:
 
     op.create_table(
         "organisations",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("key_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("key_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("key_id", sa.String(length=32), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key_id"),
     )
     op.create_table(
         "positions",
-        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("organisation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("item_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("priority", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-        sa.Column("value", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("negotiation_id", sa.String(length=64), nullable=False),
+        sa.Column("organisation_id", sa.String(length=64), nullable=False),
+        sa.Column("item_key", sa.String(length=64), nullable=False),
+        sa.Column("priority", sa.String(length=8), nullable=False),
+        sa.Column("value", sa.String(length=64), nullable=True),
         sa.Column("accepted", sa.JSON(), nullable=True),
         sa.Column("rationale", sa.Text(), nullable=True),
         sa.Column("stated_at", sa.DateTime(timezone=True), nullable=False),
@@ -134,7 +133,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "responses",
-        sa.Column("negotiation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("negotiation_id", sa.String(length=64), nullable=False),
         sa.Column("round", sa.Integer(), nullable=False),
         sa.Column("demand_version", sa.Integer(), nullable=False),
         sa.Column("items", sa.JSON(), nullable=False),
