@@ -74,6 +74,7 @@ class Stack:
         self.cluster: KafkaCluster | None = None
         self.bootstrap = settings.kafka_bootstrap or ""
         self.children: list[Child] = []
+        self.env: dict[str, str] = {}
         self.logs = (settings.data_dir / "logs").resolve()
 
     def start(self, timeout: float = 120.0) -> None:
@@ -110,12 +111,10 @@ class Stack:
             **self._admin_token_env(),
             "KOOPKRACHT_KAFKA_BOOTSTRAP": self.bootstrap,
         }
+        self.env = env
         for child in services(self.settings):
             self.progress(f"starting {child.name}")
-            with open(self.logs / child.log, "ab") as log:
-                child.proc = subprocess.Popen(
-                    child.argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-                )
+            self._spawn(child)
             self.children.append(child)
         deadline = time.monotonic() + timeout
         for child in self.children:
@@ -124,6 +123,29 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise StackError(f"{child.name} did not become ready within {timeout:.0f} s")
                 time.sleep(0.2)
+
+    def _spawn(self, child: Child) -> None:
+        with open(self.logs / child.log, "ab") as log:
+            child.proc = subprocess.Popen(
+                child.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def child(self, name: str) -> Child:
+        return next(child for child in self.children if child.name == name)
+
+    def stop_child(self, name: str) -> None:
+        """Stop one service (SIGTERM, then SIGKILL after 20 s); ``start_child`` brings it back."""
+        proc = self.child(name).proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def start_child(self, name: str) -> None:
+        self._spawn(self.child(name))
 
     def _admin_token_env(self) -> dict[str, str]:
         """Without KOOPKRACHT_ADMIN_TOKEN the stack makes one, kept in a file only its owner reads."""

@@ -3,6 +3,11 @@
 Integration tests need a real Kafka. By default one single-node cluster is started for the whole
 session from the pinned jars, on free loopback ports, in a temporary folder; set
 ``KOOPKRACHT_TEST_BOOTSTRAP`` to use a running cluster instead.
+
+Tests of the read model run on SQLite and on PostgreSQL. PostgreSQL comes from
+``KOOPKRACHT_TEST_POSTGRES_URL``, a role that may create databases (each test database is new);
+without it the PostgreSQL runs are skipped, unless ``KOOPKRACHT_REQUIRE_POSTGRES=1`` (set by CI)
+makes that an error.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from infra.kafka import ClusterSpec, KafkaCluster
 
@@ -57,3 +63,47 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def topic_prefix() -> str:
     """A fresh topic prefix per test, so tests never see each other's messages."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+POSTGRES_ENV = "KOOPKRACHT_TEST_POSTGRES_URL"
+
+
+def postgres_database() -> tuple[str, str]:
+    """A fresh database on the test PostgreSQL: (its URL, its name)."""
+    import psycopg
+
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if not admin_url:
+        if os.environ.get("KOOPKRACHT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{POSTGRES_ENV} is not set, and this run requires PostgreSQL")
+        pytest.skip(f"PostgreSQL runs need {POSTGRES_ENV} (see README, 'Tests')")
+    name = f"kk_{uuid.uuid4().hex[:12]}"
+    url = make_url(admin_url)
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_postgres_database(name: str) -> None:
+    import psycopg
+
+    url = make_url(os.environ[POSTGRES_ENV]).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_url(kind: str, data_dir: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        return f"sqlite:///{data_dir / 'readmodel.db'}", None
+    return postgres_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database: its SQLAlchemy URL."""
+    url, pg_name = database_url(request.param, tmp_path)
+    try:
+        yield url
+    finally:
+        if pg_name is not None:
+            drop_postgres_database(pg_name)

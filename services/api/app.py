@@ -187,8 +187,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             )
             for path in schema["paths"].values():
                 for operation in path.values():
-                    # FastAPI documents its own 422 as application/json; ours is problem+json.
-                    operation["responses"].update(problems(413) if "requestBody" in operation else {})
+                    # FastAPI documents its own 422 as application/json; ours is problem+json. A body
+                    # that is not JSON at all is 400; one too large is 413.
+                    operation["responses"].update(problems(400, 413) if "requestBody" in operation else {})
                     if "422" in operation["responses"]:
                         operation["responses"]["422"] = problems(422)["422"]
             app.openapi_schema = schema

@@ -2,14 +2,11 @@
 
 The stack is what ``koopkracht up`` runs (``services.stack.Stack``), against the session's Kafka,
 with a topic prefix and a database of its own. Every test here runs once on SQLite and once on
-PostgreSQL. PostgreSQL comes from ``KOOPKRACHT_TEST_POSTGRES_URL`` (a role that may create
-databases; CI starts one); without it the PostgreSQL runs are skipped, unless
-``KOOPKRACHT_REQUIRE_POSTGRES=1`` (CI) makes that an error.
+PostgreSQL (see ``tests/conftest.py`` for where PostgreSQL comes from).
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,43 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from services.settings import Settings
 from services.stack import Stack
-from tests.conftest import free_base_port
-
-POSTGRES_ENV = "KOOPKRACHT_TEST_POSTGRES_URL"
-
-
-def postgres_database() -> tuple[str, str]:
-    """A fresh database on the test PostgreSQL: (its URL, its name)."""
-    import psycopg
-
-    admin_url = os.environ.get(POSTGRES_ENV)
-    if not admin_url:
-        if os.environ.get("KOOPKRACHT_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{POSTGRES_ENV} is not set, and this run requires PostgreSQL")
-        pytest.skip(f"PostgreSQL runs need {POSTGRES_ENV} (see README, 'Tests')")
-    name = f"kk_{uuid.uuid4().hex[:12]}"
-    url = make_url(admin_url)
-    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    return url.set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_postgres_database(name: str) -> None:
-    import psycopg
-
-    url = make_url(os.environ[POSTGRES_ENV]).set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def database_url(kind: str, data_dir: Path) -> tuple[str, str | None]:
-    if kind == "sqlite":
-        return f"sqlite:///{data_dir / 'readmodel.db'}", None
-    return postgres_database()
+from tests.conftest import database_url, drop_postgres_database, free_base_port
 
 
 @dataclass

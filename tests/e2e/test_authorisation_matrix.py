@@ -1,0 +1,295 @@
+"""Every endpoint, for every kind of caller: the status, and no forbidden field in any body.
+
+Callers: the admin, the coordinator, a member of the negotiation, a member not in it, the vendor,
+another vendor, no key, a wrong key. A refused call must change nothing, so the negotiation's
+sequence is checked after all of them. Each allowed command runs against a fresh negotiation in
+the phase it needs, and must succeed with the status of SPEC section 8.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import RunningStack
+
+SECRET_A = "secret-rationale-of-member-a"
+SECRET_B = "secret-rationale-of-member-b"
+TITLE = "Matrix negotiation"
+ITEMS = [{"key": "no-ai-training"}, {"key": "data-location"}]
+VENDOR_NEVER_SEES = (
+    "weight",
+    "rationale",
+    "satisfaction",
+    "cohesion",
+    "support_share",
+    "must_share",
+    "priority_score",
+    "members",
+    "policy",
+    "accepting_share",
+    "rejecting_share",
+)
+CALLERS = ["admin", "coordinator", "member", "outsider_member", "vendor", "other_vendor", "no_key", "wrong_key"]
+
+
+@dataclass
+class World:
+    stack: RunningStack
+    ids: dict[str, str]
+    keys: dict[str, str]
+
+    def client(self, caller: str) -> httpx.Client:
+        if caller == "no_key":
+            return self.stack.client()
+        if caller == "wrong_key":
+            return self.stack.client("kk_000000000000_not-a-real-secret")
+        return self.stack.client(self.keys[caller])
+
+    def prepared(self, phase: str = "negotiating") -> str:
+        """A fresh negotiation: members A (7) and B (3) with positions, version 1 published, round 1
+        answered, clarification 1 asked; with ``phase="endorsing"`` also proposed."""
+        coordinator, vendor = self.client("coordinator"), self.client("vendor")
+        member_a, member_b = self.client("member"), self.client("member_b")
+        opened = coordinator.post(
+            "/v1/negotiations", json={"title": TITLE, "vendor_id": self.ids["vendor"], "items": ITEMS}
+        )
+        assert opened.status_code == 201, opened.text
+        nid = opened.json()["id"]
+        steps: list[tuple[httpx.Client, str, str, dict[str, Any] | None, int]] = [
+            (coordinator, "POST", "/members", {"organisation_id": self.ids["member"], "weight": 7}, 201),
+            (coordinator, "POST", "/members", {"organisation_id": self.ids["member_b"], "weight": 3}, 201),
+            (member_a, "PUT", "/positions/no-ai-training", {"priority": "must", "rationale": SECRET_A}, 200),
+            (member_b, "PUT", "/positions/no-ai-training", {"priority": "should", "rationale": SECRET_B}, 200),
+            (member_b, "PUT", "/positions/data-location", {"priority": "must", "accepted": ["NL", "EU"]}, 200),
+            (coordinator, "POST", "/demand/publish", None, 201),
+            (
+                vendor,
+                "POST",
+                "/responses",
+                {"demand_version": 1, "items": [{"key": "no-ai-training", "verdict": "accept"}]},
+                201,
+            ),
+            (vendor, "POST", "/clarifications", {"item_key": "data-location", "question": "Is EEA fine?"}, 201),
+        ]
+        if phase == "endorsing":
+            steps.append((coordinator, "POST", "/agreement/propose", None, 200))
+        for client, method, path, body, status in steps:
+            response = client.request(method, f"/v1/negotiations/{nid}{path}", json=body)
+            assert response.status_code == status, f"{method} {path}: {response.text}"
+        return nid
+
+
+@pytest.fixture(scope="module")
+def world(stack: RunningStack) -> World:
+    ids, keys = {}, {}
+    for name, role in [
+        ("coordinator", "coordinator"),
+        ("member", "member"),
+        ("member_b", "member"),
+        ("outsider_member", "member"),
+        ("spare_member", "member"),
+        ("vendor", "vendor"),
+        ("other_vendor", "vendor"),
+    ]:
+        ids[name], keys[name] = stack.organisation(f"Org {name}", role)
+    keys["admin"] = stack.admin_token
+    return World(stack, ids, keys)
+
+
+# (method, path after /v1/negotiations/{id}, body, the role allowed to act, its status, phase it needs)
+NEGOTIATION_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, tuple[str, ...], int, str]] = [
+    ("GET", "", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
+    ("POST", "/members", {"organisation_id": "<spare_member>", "weight": 2}, ("coordinator",), 201, "negotiating"),
+    ("PUT", "/policy", {"inclusion_share": "2/3"}, ("coordinator",), 200, "negotiating"),
+    ("PUT", "/positions/data-location", {"priority": "should", "accepted": ["EU"]}, ("member",), 200, "negotiating"),
+    ("DELETE", "/positions/no-ai-training", None, ("member",), 204, "negotiating"),
+    ("GET", "/positions", None, ("coordinator", "member"), 200, "negotiating"),
+    ("GET", "/demand", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
+    ("POST", "/demand/publish", None, ("coordinator",), 201, "negotiating"),
+    ("GET", "/demand/versions/1", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
+    (
+        "POST",
+        "/responses",
+        {"demand_version": 1, "items": [{"key": "data-location", "verdict": "counter", "option": "EU"}]},
+        ("vendor",),
+        201,
+        "negotiating",
+    ),
+    ("GET", "/state", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
+    (
+        "POST",
+        "/clarifications",
+        {"item_key": "no-ai-training", "question": "Which models?"},
+        ("vendor",),
+        201,
+        "negotiating",
+    ),
+    ("POST", "/clarifications/1/answer", {"answer": "Yes, EEA is fine."}, ("coordinator",), 200, "negotiating"),
+    ("POST", "/agreement/propose", None, ("coordinator",), 200, "negotiating"),
+    ("POST", "/agreement/endorsements", {"decision": "accept"}, ("member",), 201, "endorsing"),
+    ("POST", "/abandon", {"reason": "budget"}, ("coordinator",), 200, "negotiating"),
+    ("GET", "/events", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
+]
+
+
+def expected_status(caller: str, allowed: tuple[str, ...], allowed_status: int) -> int:
+    if caller in ("no_key", "wrong_key"):
+        return 401
+    if caller == "admin":
+        return 403
+    if caller in ("outsider_member", "other_vendor"):
+        return 404  # not a party: nothing in it exists for them
+    role = "member" if caller == "member" else caller
+    return allowed_status if role in allowed else 403
+
+
+def forbidden_in(caller: str, body: Any, world: World) -> list[str]:
+    """What this caller may not see, found in a response body."""
+    text = json.dumps(body)
+    found = []
+    if caller in ("vendor", "other_vendor"):
+        for member in ("member", "member_b", "spare_member"):
+            if world.ids[member] in text or f"Org {member}" in text:
+                found.append(f"the identity of {member}")
+        found += [secret for secret in (SECRET_A, SECRET_B) if secret in text]
+        for field in VENDOR_NEVER_SEES:
+            found += [f"{field}={value!r}" for value in values_of(body, field) if value is not None]
+        if values_of(body, "included"):  # only lines of the live joint demand say whether they are included
+            found.append("the live demand")
+    if caller == "member":
+        found += [SECRET_B] if SECRET_B in text else []
+        if isinstance(body, list):  # positions: only its own without transparency
+            found += [
+                f"position of {p['member_id']}"
+                for p in body
+                if p.get("member_id", world.ids["member"]) != world.ids["member"]
+            ]
+        for satisfaction in values_of(body, "satisfaction"):
+            found += [
+                f"satisfaction of {s['organisation_id']}"
+                for s in satisfaction or []
+                if s["organisation_id"] != world.ids["member"]
+            ]
+    if caller in ("outsider_member", "other_vendor", "admin", "no_key", "wrong_key") and TITLE in text:
+        found.append("the negotiation's title")
+    return found
+
+
+def values_of(body: Any, field: str) -> list[Any]:
+    if isinstance(body, dict):
+        return ([body[field]] if field in body else []) + [
+            v for value in body.values() for v in values_of(value, field)
+        ]
+    if isinstance(body, list):
+        return [v for value in body for v in values_of(value, field)]
+    return []
+
+
+def call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None, world: World) -> httpx.Response:
+    if body is not None:
+        body = json.loads(json.dumps(body).replace("<spare_member>", world.ids["spare_member"]))
+    return client.request(method, path, json=body)
+
+
+def problem_shape(response: httpx.Response) -> None:
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    problem = response.json()
+    assert problem["status"] == response.status_code
+    assert problem["title"]
+
+
+def test_every_negotiation_endpoint_for_every_caller(world: World) -> None:
+    # Given a negotiation in the negotiating phase with two members, a published version and a round
+    nid = world.prepared()
+    coordinator = world.client("coordinator")
+    before = coordinator.get(f"/v1/negotiations/{nid}").json()["sequence"]
+    mismatches, leaks = [], []
+    # When every caller calls every endpoint that the caller may not use to change anything
+    for method, suffix, body, allowed, allowed_status, _ in NEGOTIATION_ENDPOINTS:
+        for caller in CALLERS:
+            expected = expected_status(caller, allowed, allowed_status)
+            if expected == allowed_status and method != "GET":
+                continue  # allowed commands run below, each on a negotiation of its own
+            response = call(world.client(caller), method, f"/v1/negotiations/{nid}{suffix}", body, world)
+            if response.status_code != expected:
+                mismatches.append(f"{caller} {method} {suffix or '/'}: {response.status_code}, wanted {expected}")
+            if response.status_code >= 400:
+                problem_shape(response)
+            if response.content:
+                leaks += [
+                    f"{caller} {method} {suffix or '/'}: {leak}"
+                    for leak in forbidden_in(caller, response.json(), world)
+                ]
+    # Then each got its status, nobody saw what they may not, and nothing changed
+    assert mismatches == []
+    assert leaks == []
+    assert coordinator.get(f"/v1/negotiations/{nid}").json()["sequence"] == before
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body", "allowed", "status", "phase"),
+    [endpoint for endpoint in NEGOTIATION_ENDPOINTS if endpoint[0] != "GET"],
+    ids=[f"{e[0]} {e[1]}" for e in NEGOTIATION_ENDPOINTS if e[0] != "GET"],
+)
+def test_the_allowed_party_can_act(
+    world: World,
+    method: str,
+    suffix: str,
+    body: dict[str, Any] | None,
+    allowed: tuple[str, ...],
+    status: int,
+    phase: str,
+) -> None:
+    # Given a fresh negotiation in the phase the command needs
+    nid = world.prepared(phase)
+    before = world.client("coordinator").get(f"/v1/negotiations/{nid}").json()["sequence"]
+    # When the one role that may act does so
+    (caller,) = allowed
+    response = call(world.client(caller), method, f"/v1/negotiations/{nid}{suffix}", body, world)
+    # Then it succeeds, the change is readable at once, and the body shows nothing forbidden
+    assert response.status_code == status, response.text
+    after = world.client("vendor").get(f"/v1/negotiations/{nid}").json()["sequence"]
+    assert after > before
+    if response.content:
+        assert forbidden_in(caller, response.json(), world) == []
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_the_endpoints_outside_a_negotiation(world: World, caller: str) -> None:
+    client = world.client(caller)
+    create_org = client.post("/v1/organisations", json={"name": "New member", "role": "member"})
+    me = client.get("/v1/organisations/me")
+    create_negotiation = client.post(
+        "/v1/negotiations", json={"title": "Another", "vendor_id": world.ids["vendor"], "items": ITEMS}
+    )
+    listing = client.get("/v1/negotiations")
+    if caller in ("no_key", "wrong_key"):
+        assert [r.status_code for r in (create_org, me, create_negotiation, listing)] == [401] * 4
+        assert create_org.headers["www-authenticate"].startswith("Bearer")
+        return
+    assert create_org.status_code == (201 if caller == "admin" else 403)
+    assert me.status_code == 200
+    assert me.json()["role"] == ("admin" if caller == "admin" else _role(caller))
+    assert "api_key" not in me.json()
+    assert create_negotiation.status_code == (201 if caller == "coordinator" else 403)
+    assert listing.status_code == (403 if caller == "admin" else 200)
+    if caller in ("outsider_member", "other_vendor"):
+        assert listing.json() == []
+    if listing.status_code == 200:
+        assert forbidden_in(caller, listing.json(), world) == []
+
+
+def _role(caller: str) -> str:
+    return {"coordinator": "coordinator", "member": "member", "outsider_member": "member"}.get(caller, "vendor")
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json"])
+def test_operations_endpoints_answer_anyone(world: World, path: str) -> None:
+    assert world.client("no_key").get(path).status_code == 200
+    secret = world.keys["coordinator"].rsplit("_", 1)[-1]
+    assert secret not in world.client("coordinator").get("/metrics").text
