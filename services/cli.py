@@ -194,6 +194,23 @@ def projector(data_dir: DataDir = None) -> None:
     _run_until_signal(Projector(engine, _bootstrap(settings), settings.topic_prefix).run)
 
 
+@app.command("webhooks")
+def webhooks(data_dir: DataDir = None) -> None:
+    """Run the webhook dispatcher (signed deliveries, retries) until SIGTERM or Ctrl-C."""
+    from services.logging import configure_logging
+    from services.subscriptions.webhooks import Dispatcher, DispatchPolicy
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    engine = _database(settings)
+    policy = DispatchPolicy(
+        retry_max_s=settings.webhook_retry_max_s,
+        give_up_after_s=settings.webhook_give_up_after_s,
+        timeout_s=settings.webhook_timeout_s,
+    )
+    _run_until_signal(Dispatcher(engine, policy).run)
+
+
 @app.command("api")
 def api(
     port: Annotated[int | None, typer.Option(help="HTTP port [KOOPKRACHT_API_PORT].")] = None,

@@ -40,6 +40,16 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Tests only: the worker kills itself mid-batch after this many commands."
     )
     command_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    sse_heartbeat_s: float = Field(
+        default=15.0, gt=0, le=300, description="A comment line this often keeps streams open."
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120, description="How long a receiver may take to answer.")
+    webhook_retry_max_s: float = Field(
+        default=600.0, gt=0, le=86_400, description="Longest wait between two attempts of one delivery."
+    )
+    webhook_give_up_after_s: float = Field(
+        default=86_400.0, gt=0, description="A subscription failing without a success this long is disabled."
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod

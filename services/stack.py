@@ -1,7 +1,7 @@
 """The whole stack in one foreground process: local Kafka, topics, and every service as a child.
 
 ``koopkracht up`` uses it. It migrates the read model's database, then starts the worker, the
-projector and the API. Children get the same settings through the environment and log to
+projector, the webhook dispatcher and the API. Children get the same settings through the environment and log to
 files in the data folder (``<data dir>/logs``). If a child dies, the stack
 says which and stops the rest: a half-running hub is worse than a stopped one.
 """
@@ -55,14 +55,16 @@ def _answers_ready(url: str) -> bool:
 
 
 def services(settings: Settings) -> list[Child]:
-    """The processes of the hub: the negotiation worker, the read-model projector and the HTTP API.
+    """The processes of the hub: the negotiation worker, the read-model projector, the webhook
+    dispatcher and the HTTP API.
 
-    The API is ready when its ``/readyz`` is: Kafka, the database, the worker and the projector answer.
+    The API is ready when its ``/readyz`` is: Kafka, the database and every other process answer.
     """
     exe = [sys.executable, "-m", "services"]
     return [
         Child("worker", [*exe, "worker"]),
         Child("projector", [*exe, "projector"]),
+        Child("webhooks", [*exe, "webhooks"]),
         Child("api", [*exe, "api"], ready=lambda: _answers_ready(api_url(settings) + "/readyz")),
     ]
 

@@ -103,11 +103,14 @@ class CommandClient:
                     if future is not None and not future.done():
                         future.set_result(result)
 
-    async def send(self, command: Command, timeout: float = 10.0) -> CommandResult:  # noqa: ASYNC109
-        """Send the command and return the worker's result; raises CommandTimeout."""
+    async def submit(self, command: Command, timeout: float = 10.0) -> asyncio.Future[CommandResult]:  # noqa: ASYNC109
+        """Put the command on the commands topic and wait for the broker's acknowledgement.
+
+        Returns the future of its result. Raises ``CommandTimeout`` (or the producer's error) when
+        the broker did not acknowledge in time: then the command may or may not be on the topic.
+        """
         assert self._producer is not None, "start() the client first"
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         future = self._pending.get(command.command_id)
         if future is None:
             future = self._pending[command.command_id] = loop.create_future()
@@ -116,8 +119,22 @@ class CommandClient:
                 self._producer.send_and_wait(
                     self.commands_topic, key=command.negotiation_id.encode(), value=encode_command(command)
                 ),
-                max(0.001, deadline - loop.time()),
+                timeout,
             )
+        except TimeoutError:
+            raise CommandTimeout(f"the broker did not take command {command.command_id} within {timeout} s") from None
+        return future
+
+    def pending(self, command_id: str) -> asyncio.Future[CommandResult] | None:
+        """The result this process is still waiting for, if it sent that command."""
+        return self._pending.get(command_id)
+
+    async def send(self, command: Command, timeout: float = 10.0) -> CommandResult:  # noqa: ASYNC109
+        """Send the command and return the worker's result; raises CommandTimeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        future = await self.submit(command, timeout)
+        try:
             return await asyncio.wait_for(asyncio.shield(future), max(0.001, deadline - loop.time()))
         except TimeoutError:
             # The future stays registered: a later result still resolves it for a concurrent or

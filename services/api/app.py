@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -20,6 +21,7 @@ from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,8 +30,12 @@ from services.api.hub import Hub
 from services.api.metrics import Metrics, MetricsMiddleware
 from services.api.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, Problem, ProblemDetail, problem_body, problems
 from services.api.routes import negotiations, organisations
+from services.api.subscriptions import subscriptions
+from services.api.watch import ProjectionWatch
 from services.readmodel.store import create_db_engine, ping
+from services.readmodel.tables import Heartbeat, utc
 from services.settings import Settings
+from services.subscriptions.webhooks import HEARTBEAT_S
 from streams.client import CommandClient
 
 log = structlog.get_logger("koopkracht.api")
@@ -100,7 +106,25 @@ async def readiness(hub: Hub, admin: AIOKafkaAdminClient) -> Readiness:
             continue
         checks[name] = f"ok: {members} running" if members else "not running"
         ready = ready and members > 0
+    try:
+        age = await asyncio.wait_for(to_thread.run_sync(heartbeat_age, hub.engine, "webhooks"), 3)
+        alive = age is not None and age < 3 * HEARTBEAT_S
+        checks["webhooks"] = f"ok: seen {age:.1f} s ago" if alive and age is not None else "not running"
+        ready = ready and alive
+    except Exception as exc:
+        checks["webhooks"] = f"unknown ({type(exc).__name__})"
+        ready = False
     return Readiness(status="ready" if ready else "not ready", checks=checks)
+
+
+def heartbeat_age(engine: Engine, service: str) -> float | None:
+    with Session(engine) as session:
+        beat = session.get(Heartbeat, service)
+    if beat is None:
+        return None
+    at = utc(beat.beat_at)
+    assert at is not None
+    return (datetime.now(UTC) - at).total_seconds()
 
 
 async def _group_members(admin: AIOKafkaAdminClient, group: str) -> int:
@@ -128,12 +152,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         await client.start()
         try:
             await admin.start()
-            hub = Hub(settings=settings, engine=engine, client=client, metrics=metrics)
+            watch = ProjectionWatch(engine)
+            watch.start()
+            hub = Hub(settings=settings, engine=engine, client=client, metrics=metrics, watch=watch)
             hub.readiness = lambda: readiness(hub, admin)
             app.state.hub = hub
             log.info("api.ready", host=settings.api_host, port=settings.api_port)
             yield
         finally:
+            if getattr(app.state, "hub", None) is not None:
+                await app.state.hub.watch.stop()
             with contextlib.suppress(Exception):
                 await admin.close()
             await client.stop()
@@ -152,6 +180,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.include_router(organisations)
     app.include_router(negotiations)
+    app.include_router(subscriptions)
     app.add_middleware(BodyLimit)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
@@ -162,7 +191,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"], response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz(response: Response) -> Readiness:
-        """Ready when Kafka, the database, the negotiation workers and the projector all answer."""
+        """Ready when Kafka, the database, the negotiation workers, the projector and the webhook dispatcher answer."""
         result: Readiness = await app.state.hub.readiness()
         if result.status != "ready":
             response.status_code = 503

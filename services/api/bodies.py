@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, HttpUrl, UrlConstraints
 
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
+from schemas.events import EVENT_TYPES
 from schemas.negotiation import Decision, ItemResponse, Phase, Policy, RequirementItem
 
 
@@ -144,6 +145,59 @@ class ChangeFeed(Frozen):
 class Readiness(Frozen):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+
+
+EventTypeName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+
+
+class SubscriptionCreate(Frozen):
+    """A webhook: every event (or those of ``event_types``) of one negotiation, or of all the caller's."""
+
+    url: Annotated[HttpUrl, UrlConstraints(max_length=2048)]
+    negotiation_id: Identifier | None = None
+    event_types: Annotated[list[EventTypeName], Field(min_length=1, max_length=len(EVENT_TYPES))] | None = None
+
+
+class SubscriptionPublic(Frozen):
+    id: str
+    url: str
+    negotiation_id: str | None
+    event_types: list[str] | None
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None
+    failing_since: datetime | None
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class SubscriptionCreated(SubscriptionPublic):
+    secret: str
+    """``whsec_…``: shown once; verify each delivery's ``webhook-signature`` with it."""
+
+
+class AttemptView(Frozen):
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class DeliveryView(Frozen):
+    """One delivery of the subscription's log, with each attempt."""
+
+    id: int
+    message_id: str
+    negotiation_id: str
+    sequence: int
+    event_type: str
+    status: Literal["pending", "delivered"]
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    log: tuple[AttemptView, ...]
 
 
 __all__ = ["RequirementItem"]

@@ -1,41 +1,50 @@
 """What the routes work with: the read model, the command client, and the command path.
 
-``Hub.execute`` is the one way a route sends a command. It honours ``Idempotency-Key`` (a retry
-gets the first answer, decided or refused, and adds no event), maps the worker's refusal to a
+``Hub.execute`` is the one way a route sends a command. It maps the worker's refusal to a
 problem, and returns only once the read model holds the command's events — so every read after a
 2xx, by any party and through any API process, reflects it.
+
+``Idempotency-Key``: a record is written *before* the command is sent (the key, a fingerprint of
+the request, the command id derived from the key). A retry with another request is refused; a
+retry of an answered command gets the stored answer; a retry of a command that reached the broker
+is never sent again: its outcome comes from this process if it is still waiting for it, else from
+the read model (accepted: its events carry its id; refused: the projector keeps refusals). Only a
+command the broker never took is sent again. So a retry returns the first answer, accepted or
+refused, and adds no event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
 from anyio import to_thread
 from fastapi import Request, Response
 from pydantic import BaseModel
-from sqlalchemy import Engine
+from sqlalchemy import Engine, and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from schemas.commands import Command
 from schemas.events import Event
-from schemas.results import CommandRejected
+from schemas.results import CommandAccepted, CommandRejected, CommandResult
 from services.api.metrics import Metrics
 from services.api.problems import PROBLEM_JSON, Problem, problem_body
 from services.api.security import Caller
-from services.readmodel.store import StateCache, load_events, projected_sequence
-from services.readmodel.tables import IdempotencyRecord
+from services.api.watch import ProjectionWatch
+from services.readmodel.store import StateCache, load_events
+from services.readmodel.tables import CommandRefusal, EventRow, IdempotencyRecord
 from services.settings import Settings
-from streams.client import CommandClient, CommandTimeout
+from streams.client import CommandClient
 from streams.core.state import NegotiationState
 from streams.core.views import Audience, audience
 
@@ -65,6 +74,7 @@ class Hub:
     engine: Engine
     client: CommandClient
     metrics: Metrics
+    watch: ProjectionWatch
     states: StateCache = field(init=False)
     readiness: Callable[[], Any] | None = None
 
@@ -92,89 +102,148 @@ class Hub:
         render: Render,
         status: int,
     ) -> Response:
+        """Send the command that ``build`` makes and answer with its outcome (see the module)."""
         if caller.role == "admin":
             raise Problem(403, "the admin manages organisations and takes no part in negotiations")
-        fingerprint = hashlib.sha256(
-            f"{request.method} {request.url.path}\n".encode() + await request.body()
-        ).hexdigest()
-        if idempotency_key is not None:
-            stored = await to_thread.run_sync(self._stored_answer, caller.organisation_id, idempotency_key)
-            if stored is not None:
-                if stored.fingerprint != fingerprint:
-                    raise Problem(
-                        422,
-                        "this Idempotency-Key was used for a different request; use a new key",
-                        title="Idempotency-Key reused",
-                        field="Idempotency-Key",
-                    )
-                return _replay(stored)
+        job = _Job(
+            render=render,
+            status=status,
+            path=request.url.path,
+            keyed=idempotency_key is not None,
+            timeout=self.settings.command_timeout_s,
+        )
+        if idempotency_key is None:
+            answer = await self._send(build(str(uuid.uuid4())), job)
+            return _response(*answer)
+        fingerprint = hashlib.sha256(f"{request.method} {job.path}\n".encode() + await request.body()).hexdigest()
         command = build(command_id_for(caller.organisation_id, idempotency_key))
-        answer_status, body = await self._decide(command, render, status)
-        if idempotency_key is not None and answer_status < 500:
-            record = IdempotencyRecord(
-                organisation_id=caller.organisation_id,
-                key=idempotency_key,
-                fingerprint=fingerprint,
-                status=answer_status,
-                body=body,
-                created_at=datetime.now(UTC),
+        claim = IdempotencyRecord(
+            organisation_id=caller.organisation_id,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            command_id=command.command_id,
+            negotiation_id=command.negotiation_id,
+            state="sending",
+            created_at=datetime.now(UTC),
+        )
+        record, mine = await to_thread.run_sync(self._claim, claim)
+        if record.fingerprint != fingerprint:
+            raise Problem(
+                422,
+                "this Idempotency-Key was used for a different request; use a new key",
+                title="Idempotency-Key reused",
+                field="Idempotency-Key",
             )
-            first = await to_thread.run_sync(self._remember, record)
-            if first is not record:
-                return _replay(first)  # a concurrent retry answered first: one answer for both
-        return _response(answer_status, body)
+        if record.state == "answered":
+            return _replay(record)
+        if mine or await to_thread.run_sync(self._take_over, record, self.settings.command_timeout_s):
+            answer = await self._send(command, job, record)
+        else:
+            # Sent before (or being sent right now): never send it again, learn what became of it.
+            answer = await self._outcome(command, job)
+        if answer[0] >= 500:
+            return _response(*answer)
+        first = await to_thread.run_sync(self._remember, record, answer)
+        return _response(*answer) if first is None else _replay(first)
 
-    async def _decide(self, command: Command, render: Render, status: int) -> tuple[int, str]:
+    async def _send(self, command: Command, job: _Job, record: IdempotencyRecord | None = None) -> tuple[int, str]:
         log_ = log.bind(command_id=command.command_id, negotiation_id=command.negotiation_id, command=command.type)
-        started = time.perf_counter()
         timeout = self.settings.command_timeout_s
         try:
-            result = await self.client.send(command, timeout=timeout)
-        except CommandTimeout:
-            self.metrics.commands.labels(command.type, "timeout").inc()
-            log_.warning("command timed out")
-            raise _unavailable(
-                f"the command was not decided within {timeout:g} s. It stays queued and may still take effect: "
-                "retry with the same Idempotency-Key to learn its outcome without repeating it"
-            ) from None
-        except Exception as exc:  # the broker is unreachable: nothing was sent for sure
+            future = await self.client.submit(command, timeout)
+        except Exception as exc:
+            if record is not None:
+                await to_thread.run_sync(self._set_state, record, "unsent")
             log_.error("command not sent", error=type(exc).__name__)
             raise _unavailable("the hub cannot reach its message broker; try again shortly") from None
+        if record is not None:
+            await to_thread.run_sync(self._set_state, record, "sent")
+        try:
+            result = await asyncio.wait_for(asyncio.shield(future), max(0.001, job.deadline - time.monotonic()))
+        except TimeoutError:
+            self.metrics.commands.labels(command.type, "timeout").inc()
+            log_.warning("command not decided in time")
+            raise _unavailable(
+                f"the command was not decided within {timeout:g} s. It stays queued and may still take effect: "
+                + _retry_advice(job)
+            ) from None
+        return await self._answer(command, result, job)
+
+    async def _outcome(self, command: Command, job: _Job) -> tuple[int, str]:
+        """The answer of a command sent before: from this process, or from the read model."""
+        in_flight = self.client.pending(command.command_id)
+        if in_flight is not None:
+            with contextlib.suppress(TimeoutError):
+                remaining = max(0.001, job.deadline - time.monotonic())
+                return await self._answer(command, await asyncio.wait_for(asyncio.shield(in_flight), remaining), job)
+        pause = 0.01
+        while time.monotonic() < job.deadline:
+            result = await to_thread.run_sync(self._decided, command)
+            if result is not None:
+                return await self._answer(command, result, job)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
+        raise _unavailable("the command is still being decided; " + _retry_advice(job))
+
+    def _decided(self, command: Command) -> CommandResult | None:
+        """What the worker decided, as far as the read model knows: accepted (its events are
+        projected), refused (the projector keeps refusals), or not yet known (None)."""
+        with Session(self.engine) as session:
+            first, last = session.exec(
+                select(func.min(EventRow.sequence), func.max(EventRow.sequence)).where(
+                    EventRow.negotiation_id == command.negotiation_id, EventRow.command_id == command.command_id
+                )
+            ).one()
+            if first is not None:
+                return CommandAccepted(
+                    command_id=command.command_id,
+                    negotiation_id=command.negotiation_id,
+                    first_sequence=first,
+                    last_sequence=last,
+                    duplicate=True,
+                )
+            refusal = session.get(CommandRefusal, command.command_id)
+            if refusal is None or refusal.negotiation_id != command.negotiation_id:
+                return None
+            return CommandRejected(
+                command_id=refusal.command_id,
+                negotiation_id=refusal.negotiation_id,
+                status=refusal.status,
+                title=refusal.title,
+                detail=refusal.detail,
+                field=refusal.field,
+            )
+
+    async def _answer(self, command: Command, result: CommandResult, job: _Job) -> tuple[int, str]:
+        log_ = log.bind(command_id=command.command_id, negotiation_id=command.negotiation_id, command=command.type)
+        elapsed = time.monotonic() - job.started
         if isinstance(result, CommandRejected):
             self.metrics.commands.labels(command.type, f"rejected_{result.status}").inc()
-            self.metrics.command_seconds.labels(command.type).observe(time.perf_counter() - started)
+            self.metrics.command_seconds.labels(command.type).observe(elapsed)
             log_.info("command refused", status=result.status, reason=result.detail)
             problem = Problem(result.status, result.detail, title=result.title, field=result.field)
-            return result.status, json.dumps(problem_body(problem))
-        remaining = max(0.5, timeout - (time.perf_counter() - started))
-        if not await self._wait_projected(command.negotiation_id, result.last_sequence, remaining):
-            self.metrics.commands.labels(command.type, "unprojected").inc()
-            raise _unavailable(
-                "the command took effect, but the read model has not caught up yet; retry with the same "
-                "Idempotency-Key to get its answer"
+            return result.status, json.dumps(problem_body(problem, job.path))
+        try:
+            remaining = max(0.5, job.deadline - time.monotonic())
+            if await self.watch.reached(command.negotiation_id, result.last_sequence, remaining) is None:
+                self.metrics.commands.labels(command.type, "unprojected").inc()
+                raise _unavailable(
+                    "the command took effect, but the read model has not caught up yet; " + _retry_advice(job)
+                )
+            document = await to_thread.run_sync(
+                self._render, command.negotiation_id, result.first_sequence, result.last_sequence, job.render
             )
-        document = await to_thread.run_sync(
-            self._render, command.negotiation_id, result.first_sequence, result.last_sequence, render
-        )
+        except Problem:
+            raise
+        except Exception as exc:  # the database is away: the command took effect all the same
+            log_.error("answer not readable", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            raise _unavailable(
+                "the command took effect, but its answer cannot be read yet; " + _retry_advice(job)
+            ) from exc
         self.metrics.commands.labels(command.type, "accepted").inc()
-        self.metrics.command_seconds.labels(command.type).observe(time.perf_counter() - started)
+        self.metrics.command_seconds.labels(command.type).observe(time.monotonic() - job.started)
         log_.info("command accepted", first_sequence=result.first_sequence, last_sequence=result.last_sequence)
-        return (204, "") if document is None else (status, document.model_dump_json())
-
-    async def _wait_projected(self, negotiation_id: str, sequence: int, timeout: float) -> bool:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
-        pause = 0.005
-        while True:
-            if await to_thread.run_sync(self._projected, negotiation_id) >= sequence:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.05)
-
-    def _projected(self, negotiation_id: str) -> int:
-        with Session(self.engine) as session:
-            return projected_sequence(session, negotiation_id)
+        return (204, "") if document is None else (job.status, document.model_dump_json())
 
     def _render(self, negotiation_id: str, first: int, last: int, render: Render) -> BaseModel | None:
         with Session(self.engine) as session:
@@ -183,21 +252,95 @@ class Hub:
             assert state is not None
             return render(events, state)
 
-    def _stored_answer(self, organisation_id: str, key: str) -> IdempotencyRecord | None:
-        with Session(self.engine) as session:
-            return session.get(IdempotencyRecord, (organisation_id, key))
-
-    def _remember(self, record: IdempotencyRecord) -> IdempotencyRecord:
+    # -- the idempotency records -------------------------------------------------------------
+    def _claim(self, claim: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]:
+        """The key's record: ``claim`` itself if it is new (True), else the one stored (False)."""
         with Session(self.engine, expire_on_commit=False) as session:
             try:
-                session.add(record)
+                session.add(claim)
                 session.commit()
-                return record
+                return claim, True
             except IntegrityError:
                 session.rollback()
-        stored = self._stored_answer(record.organisation_id, record.key)
-        assert stored is not None
+            stored = session.get(IdempotencyRecord, (claim.organisation_id, claim.key))
+            assert stored is not None
+            return stored, False
+
+    def _take_over(self, record: IdempotencyRecord, timeout: float) -> bool:
+        """Send again only what never reached the broker, or what a vanished request was sending."""
+        stale = datetime.now(UTC) - timedelta(seconds=2 * timeout)
+        with Session(self.engine) as session, session.begin():
+            taken = session.execute(
+                update(IdempotencyRecord)
+                .where(
+                    col(IdempotencyRecord.organisation_id) == record.organisation_id,
+                    col(IdempotencyRecord.key) == record.key,
+                    or_(
+                        col(IdempotencyRecord.state) == "unsent",
+                        and_(col(IdempotencyRecord.state) == "sending", col(IdempotencyRecord.created_at) < stale),
+                    ),
+                )
+                .values(state="sending")
+            )
+            return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+    def _set_state(self, record: IdempotencyRecord, state: str) -> None:
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.execute(
+                    update(IdempotencyRecord)
+                    .where(
+                        col(IdempotencyRecord.organisation_id) == record.organisation_id,
+                        col(IdempotencyRecord.key) == record.key,
+                        col(IdempotencyRecord.state) != "answered",
+                    )
+                    .values(state=state)
+                )
+        except Exception as exc:  # the answer path still works from the read model
+            log.warning("idempotency record not updated", error=type(exc).__name__)
+
+    def _remember(self, record: IdempotencyRecord, answer: tuple[int, str]) -> IdempotencyRecord | None:
+        """Keep the first answer; returns the stored one when another request answered first."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                session.execute(
+                    update(IdempotencyRecord)
+                    .where(
+                        col(IdempotencyRecord.organisation_id) == record.organisation_id,
+                        col(IdempotencyRecord.key) == record.key,
+                        col(IdempotencyRecord.state) != "answered",
+                    )
+                    .values(state="answered", status=answer[0], body=answer[1])
+                )
+                stored = session.get(IdempotencyRecord, (record.organisation_id, record.key))
+        except Exception as exc:  # the answer is right; a retry finds it again in the read model
+            log.warning("idempotency answer not stored", error=type(exc).__name__)
+            return None
+        if stored is None or (stored.status, stored.body) == answer:
+            return None
         return stored
+
+
+@dataclass
+class _Job:
+    """One request's command: how to answer it, and until when."""
+
+    render: Render
+    status: int
+    path: str
+    keyed: bool
+    started: float = field(default_factory=time.monotonic)
+    deadline: float = 0.0
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        self.deadline = self.started + self.timeout
+
+
+def _retry_advice(job: _Job) -> str:
+    if job.keyed:
+        return "retry with the same Idempotency-Key to learn its outcome without repeating it"
+    return "read the negotiation before you retry: without an Idempotency-Key a retry is a new command"
 
 
 def _unavailable(detail: str) -> Problem:
@@ -213,4 +356,5 @@ def _response(status: int, body: str, headers: dict[str, str] | None = None) -> 
 
 
 def _replay(record: IdempotencyRecord) -> Response:
-    return _response(record.status, record.body, {"Idempotent-Replayed": "true"})
+    assert record.status is not None
+    return _response(record.status, record.body or "", {"Idempotent-Replayed": "true"})

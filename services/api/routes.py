@@ -8,7 +8,8 @@ API keys, organisations, and resolving catalogue keys, vendor and member ids int
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, col, or_, select
+from sse_starlette import EventSourceResponse
 
 from schemas.commands import (
     Abandon,
@@ -82,8 +84,9 @@ from services.api.security import Caller, authenticate, new_key
 from services.catalogue import load_catalogue
 from services.readmodel.store import load_events
 from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
+from services.subscriptions.messages import figures_before, message
 from streams.core import views
-from streams.core.state import NegotiationState, replay
+from streams.core.state import NegotiationState, evolve, replay
 from streams.core.views import Audience
 
 bearer = HTTPBearer(auto_error=False, description="An organisation's API key, or the admin token.")
@@ -700,6 +703,62 @@ def change_feed(
         )
 
     return hub.read(caller, negotiation_id, view)
+
+
+@negotiations.get(
+    "/{negotiation_id}/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: one message per event the caller may see, `id` = its sequence.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **READ,
+    },
+)
+async def live_stream(
+    negotiation_id: NegotiationId,
+    caller: CallerDep,
+    hub: HubDep,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", pattern=r"^\d{1,10}$", description="Resume after this sequence.")
+    ] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="Start after this sequence.")] = None,
+) -> EventSourceResponse:
+    """The change feed as Server-Sent Events, live: each message's ``id`` is the event's sequence,
+    ``event`` its type, ``data`` the message with its notices. Reconnecting with ``Last-Event-ID``
+    resumes with nothing lost and nothing repeated; comment lines keep idle connections open."""
+    viewer = await to_thread.run_sync(hub.read, caller, negotiation_id, lambda state, viewer: viewer)
+    cursor = int(last_event_id) if last_event_id is not None else (after or 0)
+    return EventSourceResponse(
+        live_messages(hub, negotiation_id, viewer, cursor), ping=max(1, int(hub.settings.sse_heartbeat_s))
+    )
+
+
+async def live_messages(hub: Hub, negotiation_id: str, viewer: Audience, cursor: int) -> AsyncIterator[dict[str, str]]:
+    """The viewer's messages after ``cursor``, then each new one as the read model receives it.
+
+    The stream keeps its own copy of the state, rebuilt from the event log, so each message is
+    cut and explained with the state right after its event, the same on every connection.
+    """
+    members = [viewer.organisation_id] if viewer.role == "member" else []
+
+    def events_after(sequence: int) -> list[Event]:
+        with Session(hub.engine) as session:
+            return load_events(session, negotiation_id, after=sequence)
+
+    state: NegotiationState | None = None
+    pending = await to_thread.run_sync(events_after, 0)
+    while True:
+        for event in pending:
+            before = figures_before(state, members)
+            state = evolve(state, event)
+            body = message(state, before, event, viewer) if event.sequence > cursor else None
+            if body is not None:
+                yield {"id": str(event.sequence), "event": event.type, "data": json.dumps(body)}
+        seen = max(cursor, state.sequence if state is not None else 0)
+        await hub.watch.reached(negotiation_id, seen + 1, timeout=hub.settings.sse_heartbeat_s)
+        pending = await to_thread.run_sync(events_after, state.sequence if state is not None else 0)
 
 
 # -- helpers --------------------------------------------------------------------------------------

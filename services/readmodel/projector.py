@@ -1,5 +1,9 @@
 """The read-model projector: a consumer of the events topic that writes the read model's tables.
 
+It also queues webhook deliveries for each event (in the same transaction), and keeps the
+refusals from the command-results topic, so an API process can answer a retried command whose
+first answer it never got.
+
 Per batch of events it opens one transaction, applies each event with the pure core's ``evolve``
 (so phases and rounds mean exactly what the worker meant), writes the rows the event touches,
 and commits the Kafka offsets only after the transaction. An event at or below the negotiation's
@@ -12,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from sqlalchemy import Engine, delete
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from schemas.common import number_to_json
 from schemas.events import (
@@ -32,10 +38,13 @@ from schemas.events import (
     PositionWithdrawn,
     VendorResponded,
 )
-from schemas.topics import EVENTS
+from schemas.results import CommandRejected
+from schemas.topics import COMMAND_RESULTS, EVENTS
 from services.readmodel.store import catch_up
 from services.readmodel.tables import (
     ClarificationRow,
+    CommandRefusal,
+    Delivery,
     DemandVersionRow,
     EndorsementRow,
     EventRow,
@@ -43,9 +52,12 @@ from services.readmodel.tables import (
     NegotiationRow,
     PositionRow,
     ResponseRow,
+    Subscription,
 )
-from streams.codec import DecodeError, decode_event
-from streams.core.state import NegotiationState, evolve
+from services.subscriptions.messages import Figures, figures_before, members_among, message
+from streams.codec import DecodeError, decode_event, decode_result
+from streams.core.state import NegotiationState, SequenceGap, evolve
+from streams.core.views import Audience
 
 log = structlog.get_logger("koopkracht.projector")
 
@@ -182,6 +194,51 @@ def negotiation_row(state: NegotiationState) -> NegotiationRow:
     )
 
 
+def active_subscriptions(session: Session) -> dict[str, list[Subscription]]:
+    """Active webhook subscriptions by organisation."""
+    found: dict[str, list[Subscription]] = {}
+    for subscription in session.exec(select(Subscription).where(Subscription.status == "active")).all():
+        found.setdefault(subscription.organisation_id, []).append(subscription)
+    return found
+
+
+def queue_deliveries(
+    session: Session,
+    subscribers: dict[str, list[Subscription]],
+    state: NegotiationState,
+    before: Figures,
+    event: Event,
+) -> None:
+    """One delivery per subscription whose owner may see ``event``, in the event's transaction."""
+    for organisation_id, subscriptions in subscribers.items():
+        role = state.role_of(organisation_id)
+        if role is None:
+            continue
+        wanted = [
+            s
+            for s in subscriptions
+            if s.negotiation_id in (None, event.negotiation_id) and (not s.event_types or event.type in s.event_types)
+        ]
+        if not wanted:
+            continue
+        body = message(state, before, event, Audience(role, organisation_id))  # type: ignore[arg-type]
+        if body is None:
+            continue
+        for subscription in wanted:
+            session.add(
+                Delivery(
+                    subscription_id=subscription.id,
+                    negotiation_id=event.negotiation_id,
+                    sequence=event.sequence,
+                    event_type=event.type,
+                    message_id=f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{subscription.id}/{event.event_id}').hex}",
+                    payload=json.dumps(body, separators=(",", ":")),
+                    next_attempt_at=event.occurred_at,
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+
 class Projection:
     """Applies events to the read model; keeps the states it has built, to avoid rereading them."""
 
@@ -190,18 +247,34 @@ class Projection:
         self.capacity = capacity
         self.states: dict[str, NegotiationState] = {}
 
-    def apply(self, events: list[Event]) -> int:
-        """Write ``events`` in one transaction; returns how many were new."""
+    def apply(self, events: list[Event], refusals: Iterable[CommandRejected] = ()) -> int:
+        """Write ``events`` (and refusals) in one transaction; returns how many events were new."""
         applied = 0
         touched: dict[str, NegotiationState] = {}
         try:
             with Session(self.engine) as session, session.begin():
+                for refusal in refusals:
+                    session.merge(
+                        CommandRefusal(
+                            command_id=refusal.command_id,
+                            negotiation_id=refusal.negotiation_id,
+                            status=refusal.status,
+                            title=refusal.title,
+                            detail=refusal.detail,
+                            field=refusal.field,
+                            decided_at=datetime.now(UTC),
+                        )
+                    )
+                subscribers = active_subscriptions(session)
                 for event in events:
                     nid = event.negotiation_id
                     state = touched.get(nid) or self.states.get(nid) or catch_up(session, nid, None)
                     if state is not None and event.sequence <= state.sequence:
                         continue  # delivered again: already in the read model
+                    before = figures_before(state, members_among(state, subscribers))
                     state = evolve(state, event)
+                    if subscribers:
+                        queue_deliveries(session, subscribers, state, before, event)
                     session.add(
                         EventRow(
                             negotiation_id=nid,
@@ -230,8 +303,13 @@ class Projection:
         return applied
 
 
+class UndecodableEvent(RuntimeError):
+    """An event this version cannot read: the projector stops rather than skip it."""
+
+
 class Projector:
-    """Consumes the events topic as the ``<prefix>-projector`` group and projects each batch."""
+    """Consumes the events topic (and refusals from the command-results topic) as the
+    ``<prefix>-projector`` group, and projects each batch in one transaction."""
 
     def __init__(
         self, engine: Engine, bootstrap: str, topic_prefix: str, group_id: str | None = None, max_batch: int = 1000
@@ -239,21 +317,60 @@ class Projector:
         self.projection = Projection(engine)
         self.bootstrap = bootstrap
         self.topic = EVENTS.name(topic_prefix)
+        self.results_topic = COMMAND_RESULTS.name(topic_prefix)
         self.group = group_id or f"{topic_prefix}-projector"
         self.max_batch = max_batch
         self.ready = asyncio.Event()
         self.projected = 0
+        self._lock = asyncio.Lock()
+
+    def decode(self, batch: dict[TopicPartition, list[Any]]) -> tuple[list[Event], list[CommandRejected]]:
+        events: list[Event] = []
+        refusals: list[CommandRejected] = []
+        for tp, records in batch.items():
+            for record in records:
+                try:
+                    if tp.topic == self.topic:
+                        events.append(decode_event(record.headers, record.value))
+                    elif record.value is not None:
+                        result = decode_result(record.value)
+                        if isinstance(result, CommandRejected):
+                            refusals.append(result)
+                except (DecodeError, ValueError) as exc:
+                    # Skipping it would leave a gap that stops this negotiation's projection for
+                    # good; a newer worker's event needs a newer projector. Stop, loudly.
+                    raise UndecodableEvent(
+                        f"{tp.topic}[{tp.partition}]@{record.offset} cannot be read by this version: {exc}"
+                    ) from exc
+        return events, refusals
+
+    async def apply(self, events: list[Event], refusals: list[CommandRejected], stop: asyncio.Event) -> int:
+        """Apply the batch, retrying while the database is away (the batch is idempotent)."""
+        pause = 0.5
+        while True:
+            try:
+                return await asyncio.to_thread(self.projection.apply, events, refusals)
+            except SequenceGap:
+                raise
+            except Exception as exc:
+                if stop.is_set():
+                    raise
+                log.warning("projection failed; retrying", error=f"{type(exc).__name__}: {str(exc)[:300]}", pause=pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, 30.0)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        projection = self.projection
+        projector = self
 
         class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-                projection.states.clear()  # another projector may move these negotiations on
+                async with projector._lock:  # the batch in progress is written and committed first
+                    projector.projection.states.clear()  # another projector may move these on
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-                log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
+                log.info("partitions assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
 
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
@@ -265,7 +382,7 @@ class Projector:
         )
         try:
             await consumer.start()
-            consumer.subscribe([self.topic], listener=Rebalance())
+            consumer.subscribe([self.topic, self.results_topic], listener=Rebalance())
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
                 if not self.ready.is_set() and consumer.assignment():
@@ -273,24 +390,14 @@ class Projector:
                     log.info("projector.ready", topic=self.topic, group=self.group)
                 if not batch:
                     continue
-                events = []
-                for tp, records in batch.items():
-                    for record in records:
-                        try:
-                            events.append(decode_event(record.headers, record.value))
-                        except (DecodeError, ValueError) as exc:
-                            # The worker is the events topic's only writer; this is a defect to see.
-                            log.error(
-                                "undecodable event skipped",
-                                topic=tp.topic,
-                                partition=tp.partition,
-                                offset=record.offset,
-                                error=str(exc)[:500],
-                            )
-                applied = await asyncio.to_thread(projection.apply, events)
-                self.projected += applied
-                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-                log.debug("projected", events=len(events), new=applied)
+                async with self._lock:
+                    assignment = consumer.assignment()
+                    batch = {tp: records for tp, records in batch.items() if tp in assignment}
+                    events, refusals = self.decode(batch)
+                    applied = await self.apply(events, refusals, stop)
+                    self.projected += applied
+                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+                log.debug("projected", events=len(events), new=applied, refusals=len(refusals))
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()

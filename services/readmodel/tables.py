@@ -45,7 +45,8 @@ class Organisation(SQLModel, table=True):
 
 
 class IdempotencyRecord(SQLModel, table=True):
-    """The first answer to a command sent with an ``Idempotency-Key``, returned again on retries."""
+    """A command sent with an ``Idempotency-Key``: written before the command is sent, and holding
+    its first answer once there is one, to return again on every retry."""
 
     __tablename__ = "idempotency_records"
 
@@ -53,8 +54,12 @@ class IdempotencyRecord(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=255)
     fingerprint: str = Field(max_length=64)
     """SHA-256 of method, path and body: a key reused for another request is an error."""
-    status: int
-    body: str = Field(sa_column=Column(Text, nullable=False))
+    command_id: str = Field(max_length=64)
+    negotiation_id: str = Field(max_length=64)
+    state: str = Field(max_length=16)
+    """``sending`` → ``sent`` (the broker has it) or ``unsent`` (it did not take it) → ``answered``."""
+    status: int | None = None
+    body: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(sa_column=_time(nullable=False))
 
 
@@ -162,7 +167,10 @@ class EventRow(SQLModel, table=True):
     """The event log: every event, as the JSON the worker wrote, keyed by (negotiation, sequence)."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_event_id", "event_id", unique=True),)
+    __table_args__ = (
+        Index("ix_events_event_id", "event_id", unique=True),
+        Index("ix_events_command", "negotiation_id", "command_id"),
+    )
 
     negotiation_id: str = Field(primary_key=True, max_length=64)
     sequence: int = Field(primary_key=True)
@@ -172,3 +180,93 @@ class EventRow(SQLModel, table=True):
     actor_id: str = Field(max_length=64)
     command_id: str = Field(max_length=64)
     data: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class CommandRefusal(SQLModel, table=True):
+    """A command the worker refused, from the command-results topic: the answer to a retry whose
+    first request never got its answer (it timed out, or its API process stopped)."""
+
+    __tablename__ = "command_refusals"
+
+    command_id: str = Field(primary_key=True, max_length=64)
+    negotiation_id: str = Field(max_length=64)
+    status: int
+    title: str = Field(max_length=200)
+    detail: str = Field(sa_column=Column(Text, nullable=False))
+    field: str | None = Field(default=None, max_length=200)
+    decided_at: datetime = Field(sa_column=_time(nullable=False))
+
+
+# -- subscriptions: webhooks and their deliveries ------------------------------------------------
+
+
+class Subscription(SQLModel, table=True):
+    """A party's webhook: where to deliver, what, and whether it still does.
+
+    The secret signs deliveries (Standard Webhooks); it is shown once, kept to sign, never logged.
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    organisation_id: str = Field(max_length=64, index=True)
+    url: str = Field(max_length=2048)
+    negotiation_id: str | None = Field(default=None, max_length=64)
+    event_types: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    secret: str = Field(max_length=128)
+    status: str = Field(default="active", max_length=16)
+    """``active`` or ``disabled`` (after failing for longer than the give-up time, or by its owner)."""
+    disabled_reason: str | None = Field(default=None, sa_column=Column(Text))
+    failing_since: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    created_at: datetime = Field(sa_column=_time(nullable=False))
+    disabled_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+
+
+class Delivery(SQLModel, table=True):
+    """One event for one subscription, cut for its owner. Delivered in ``id`` order per subscription."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ux_deliveries_event", "subscription_id", "negotiation_id", "sequence", unique=True),
+        Index("ix_deliveries_pending", "subscription_id", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: str = Field(max_length=64)
+    negotiation_id: str = Field(max_length=64)
+    sequence: int
+    event_type: str = Field(max_length=32)
+    message_id: str = Field(max_length=64)
+    """The ``webhook-id``: the same on every attempt, so receivers can drop repeats."""
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    """``pending`` until a 2xx answer makes it ``delivered``."""
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_time(nullable=False))
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(sa_column=_time(nullable=False))
+    delivered_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """The delivery log: every attempt, its answer or its error."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(index=True)
+    subscription_id: str = Field(max_length=64, index=True)
+    attempted_at: datetime = Field(sa_column=_time(nullable=False))
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    duration_ms: float
+
+
+class Heartbeat(SQLModel, table=True):
+    """A background service's sign of life, for ``/readyz``."""
+
+    __tablename__ = "heartbeats"
+
+    service: str = Field(primary_key=True, max_length=32)
+    beat_at: datetime = Field(sa_column=_time(nullable=False))

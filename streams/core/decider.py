@@ -324,12 +324,18 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+SUPPORT_FIGURES = frozenset({"priority_score", "support_share", "must_share"})
+"""Figures of a published item that the hash leaves out: the vendor may not see them, and from a
+hash over them it could recover them (they are fractions of the total weight: few candidates)."""
+
+
 def version_hash(negotiation_id: str, version: int, items: Iterable[PublishedItem]) -> str:
-    """SHA-256 of the canonical JSON of ``{negotiation_id, version, items}``."""
+    """SHA-256 of the canonical JSON of ``{negotiation_id, version, items}``, the items without
+    their support figures: the terms every party sees, so every party can check it."""
     document = {
         "negotiation_id": negotiation_id,
         "version": version,
-        "items": [item.model_dump(mode="json") for item in items],
+        "items": [item.model_dump(mode="json", exclude=set(SUPPORT_FIGURES)) for item in items],
     }
     return hashlib.sha256(canonical_json(document)).hexdigest()
 

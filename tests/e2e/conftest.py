@@ -45,7 +45,7 @@ class RunningStack:
 
     def log_tail(self, lines: int = 30) -> str:
         out = []
-        for child in ("worker", "projector", "api"):
+        for child in ("worker", "projector", "webhooks", "api"):
             path = self.stack.logs / f"{child}.log"
             if path.exists():
                 out.append(f"--- {child}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
@@ -63,7 +63,7 @@ def start_stack(kafka_bootstrap: str, tmp: Path, database: str, **overrides: Any
         admin_token=f"admin-{uuid.uuid4().hex}",
         api_port=port,
         log_format="json",
-        **overrides,
+        **{"webhook_retry_max_s": 2.0, "sse_heartbeat_s": 5.0, **overrides},
     )
     stack = Stack(settings)
     try:

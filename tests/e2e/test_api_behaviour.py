@@ -163,26 +163,57 @@ def impatient_stack(request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_pa
             drop_postgres_database(pg_name)
 
 
-def test_a_timeout_is_503_with_retry_after_and_the_command_is_not_lost(impatient_stack: RunningStack) -> None:
+def test_a_timeout_is_503_and_the_queued_commands_are_decided_once_with_their_first_answers(
+    impatient_stack: RunningStack,
+) -> None:
     stack = impatient_stack
-    nid, coordinator, _, (member,) = negotiation(stack)
+    nid, coordinator, vendor, (member,) = negotiation(stack)
+    assert member.put(f"/v1/negotiations/{nid}/positions/no-ai-training", json={"priority": "must"}).status_code == 200
     before = sequence(coordinator, nid)
     # Given the negotiation worker is down
     stack.stack.stop_child("worker")
-    key = {"Idempotency-Key": f"while-down-{uuid.uuid4()}"}
-    path = f"/v1/negotiations/{nid}/positions/no-ai-training"
-    # When a member states a position
-    waited = time.monotonic()
-    response = member.put(path, json={"priority": "must"}, headers=key)
-    # Then the API answers 503 with Retry-After within its timeout
-    assert response.status_code == 503
-    assert int(response.headers["retry-after"]) > 0
-    assert time.monotonic() - waited < 10
-    # And when the worker is back, a retry with the same key gets the answer; the command counted once
+    early = {"demand_version": 1, "items": [{"key": "no-ai-training", "verdict": "accept"}]}
+    vendor_key = {"Idempotency-Key": f"early-{uuid.uuid4()}"}
+    # When the vendor answers before anything is published, and then the coordinator publishes
+    started = time.monotonic()
+    answered = vendor.post(f"/v1/negotiations/{nid}/responses", json=early, headers=vendor_key)
+    published = coordinator.post(f"/v1/negotiations/{nid}/demand/publish", headers={"Idempotency-Key": "publish-1"})
+    # Then both are 503 with Retry-After, within the API's timeout
+    assert (answered.status_code, published.status_code) == (503, 503)
+    assert int(answered.headers["retry-after"]) > 0
+    assert time.monotonic() - started < 15
+    # And a different request under the vendor's key is refused, even before the first is decided
+    other = {"demand_version": 1, "items": [{"key": "no-ai-training", "verdict": "reject"}]}
+    assert vendor.post(f"/v1/negotiations/{nid}/responses", json=other, headers=vendor_key).status_code == 422
+
+    # When the worker is back, both queued commands are decided, in order, without any retry
     stack.stack.start_child("worker")
-    retried = member.put(path, json={"priority": "must"}, headers=key)
     deadline = time.monotonic() + 60
-    while retried.status_code == 503 and time.monotonic() < deadline:  # the worker is still starting
-        retried = member.put(path, json={"priority": "must"}, headers=key)
-    assert retried.status_code == 200, retried.text
+    while sequence(coordinator, nid) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sequence(coordinator, nid) == before + 1  # the publication; the early answer was refused
+
+    # Then the vendor's retry gets the first answer (409), and is not sent again, although it
+    # would now be accepted
+    retried = vendor.post(f"/v1/negotiations/{nid}/responses", json=early, headers=vendor_key)
+    assert retried.status_code == 409, retried.text
+    assert coordinator.get(f"/v1/negotiations/{nid}/state").json()["round"] == 0
+    again = coordinator.post(f"/v1/negotiations/{nid}/demand/publish", headers={"Idempotency-Key": "publish-1"})
+    assert again.status_code == 201
+    assert again.json()["version"] == 1
+    assert sequence(coordinator, nid) == before + 1
+
+
+def test_concurrent_requests_with_one_key_get_one_answer_and_add_one_event(stack: RunningStack) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    nid, coordinator, _, (member,) = negotiation(stack)
+    before = sequence(coordinator, nid)
+    key = {"Idempotency-Key": f"burst-{uuid.uuid4()}"}
+    path = f"/v1/negotiations/{nid}/positions/data-location"
+    body = {"priority": "must", "accepted": ["NL"]}
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: member.put(path, json=body, headers=key), range(6)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1
     assert sequence(coordinator, nid) == before + 1

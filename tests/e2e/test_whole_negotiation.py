@@ -48,6 +48,16 @@ def ok(response: Any, status: int) -> Any:
     return response.json() if response.content else None
 
 
+def terms_hash(negotiation_id: str, version: int, items: list[dict[str, Any]]) -> str:
+    """SHA-256 of the canonical JSON of the version's terms: the items without support figures."""
+    hidden = {"priority_score", "support_share", "must_share"}
+    terms = [{k: v for k, v in item.items() if k not in hidden} for item in items]
+    document = {"negotiation_id": negotiation_id, "version": version, "items": terms}
+    return hashlib.sha256(
+        json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
+
+
 def by_key(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {item["key"]: item for item in items}
 
@@ -120,13 +130,13 @@ def test_a_whole_negotiation_through_http(stack: RunningStack) -> None:
     v1 = ok(coordinator.post(f"/v1/negotiations/{nid}/demand/publish"), 201)
     assert v1["version"] == 1
     assert [i["key"] for i in v1["items"]] == ["data-location", "retention-days", "no-telemetry", "support-hours"]
-    canonical = json.dumps({"negotiation_id": nid, "version": 1, "items": v1["items"]}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False).encode()  # fmt: skip
-    assert v1["hash"] == hashlib.sha256(canonical).hexdigest()
+    assert v1["hash"] == terms_hash(nid, 1, v1["items"])
 
     # -- Then the vendor reads it without support figures, and sees no members ---------------------
     seen_by_vendor = ok(vendor.get(f"/v1/negotiations/{nid}/demand"), 200)
     assert seen_by_vendor["version"] == 1 and seen_by_vendor["hash"] == v1["hash"]
+    # The vendor can check the hash against what it sees: it covers no hidden figure.
+    assert terms_hash(nid, 1, seen_by_vendor["items"]) == v1["hash"]
     for item in seen_by_vendor["items"]:
         assert item["support_share"] is None and item["must_share"] is None and item["priority_score"] is None
     summary = ok(vendor.get(f"/v1/negotiations/{nid}"), 200)

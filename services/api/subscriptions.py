@@ -1,0 +1,189 @@
+"""``/v1/subscriptions``: a party's webhooks, their delivery log, and enabling them again.
+
+Creating a subscription answers its signing secret once. Like organisation keys, that answer is
+not replayed for an ``Idempotency-Key``: replaying it would mean keeping it to show again.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from services.api.bodies import (
+    AttemptView,
+    DeliveryView,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionPublic,
+)
+from services.api.problems import Problem, problems
+from services.api.routes import CallerDep, HubDep
+from services.api.security import Caller
+from services.readmodel.tables import Delivery, DeliveryAttempt, Subscription, utc
+
+subscriptions = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+SubscriptionId = Annotated[str, Path(pattern=r"^sub_[0-9a-f]{32}$", description="The subscription's id.")]
+
+
+def _public(row: Subscription) -> SubscriptionPublic:
+    return SubscriptionPublic(
+        id=row.id,
+        url=row.url,
+        negotiation_id=row.negotiation_id,
+        event_types=row.event_types,
+        status=row.status,
+        disabled_reason=row.disabled_reason,
+        failing_since=utc(row.failing_since),
+        created_at=utc(row.created_at),
+        disabled_at=utc(row.disabled_at),
+    )
+
+
+def _not_admin(caller: Caller) -> None:
+    if caller.role == "admin":
+        raise Problem(403, "the admin manages organisations and takes no part in negotiations")
+
+
+def _own(session: Session, caller: Caller, subscription_id: str) -> Subscription:
+    row = session.get(Subscription, subscription_id)
+    if row is None or row.organisation_id != caller.organisation_id:
+        raise Problem(404, f"there is no subscription {subscription_id}", title="Not found")
+    return row
+
+
+@subscriptions.post("", status_code=201, response_model=SubscriptionCreated, responses=problems(401, 403, 404, 422))
+def create_subscription(body: SubscriptionCreate, caller: CallerDep, hub: HubDep) -> SubscriptionCreated:
+    """Subscribe a URL to the events the caller may see: of one negotiation, or of all it is party to.
+
+    Deliveries are signed per Standard Webhooks with the ``secret`` answered here, once.
+    """
+    _not_admin(caller)
+    if body.negotiation_id is not None:
+        hub.read(caller, body.negotiation_id, lambda state, viewer: viewer)  # 404 unless a party
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    row = Subscription(
+        id=f"sub_{uuid.uuid4().hex}",
+        organisation_id=caller.organisation_id,
+        url=str(body.url),
+        negotiation_id=body.negotiation_id,
+        event_types=list(body.event_types) if body.event_types else None,
+        secret=secret,
+        created_at=datetime.now(UTC),
+    )
+    with Session(hub.engine, expire_on_commit=False) as session:
+        session.add(row)
+        session.commit()
+    return SubscriptionCreated(**_public(row).model_dump(), secret=secret)
+
+
+@subscriptions.get("", response_model=list[SubscriptionPublic], responses=problems(401, 403))
+def list_subscriptions(caller: CallerDep, hub: HubDep) -> list[SubscriptionPublic]:
+    """The caller's subscriptions (without their secrets)."""
+    _not_admin(caller)
+    with Session(hub.engine) as session:
+        rows = session.exec(
+            select(Subscription)
+            .where(Subscription.organisation_id == caller.organisation_id)
+            .order_by(col(Subscription.created_at))
+        ).all()
+        return [_public(row) for row in rows]
+
+
+@subscriptions.get("/{subscription_id}", response_model=SubscriptionPublic, responses=problems(401, 403, 404, 422))
+def get_subscription(subscription_id: SubscriptionId, caller: CallerDep, hub: HubDep) -> SubscriptionPublic:
+    """One of the caller's subscriptions: its status, and why it was disabled if it was."""
+    _not_admin(caller)
+    with Session(hub.engine) as session:
+        return _public(_own(session, caller, subscription_id))
+
+
+@subscriptions.delete(
+    "/{subscription_id}", status_code=204, response_class=Response, responses=problems(401, 403, 404, 422)
+)
+def delete_subscription(subscription_id: SubscriptionId, caller: CallerDep, hub: HubDep) -> Response:
+    """Stop deliveries and forget the subscription, its pending deliveries and its log."""
+    _not_admin(caller)
+    with Session(hub.engine) as session, session.begin():
+        row = _own(session, caller, subscription_id)
+        session.execute(delete(DeliveryAttempt).where(col(DeliveryAttempt.subscription_id) == row.id))
+        session.execute(delete(Delivery).where(col(Delivery.subscription_id) == row.id))
+        session.delete(row)
+    return Response(status_code=204)
+
+
+@subscriptions.post(
+    "/{subscription_id}/enable", response_model=SubscriptionPublic, responses=problems(401, 403, 404, 422)
+)
+def enable_subscription(subscription_id: SubscriptionId, caller: CallerDep, hub: HubDep) -> SubscriptionPublic:
+    """Enable a disabled subscription: its pending deliveries are tried again at once.
+
+    Events that happened while it was disabled were not queued for it; read them from the
+    change feed.
+    """
+    _not_admin(caller)
+    now = datetime.now(UTC)
+    with Session(hub.engine, expire_on_commit=False) as session, session.begin():
+        row = _own(session, caller, subscription_id)
+        row.status, row.disabled_reason, row.disabled_at, row.failing_since = "active", None, None, None
+        pending = session.exec(
+            select(Delivery).where(Delivery.subscription_id == row.id, Delivery.status == "pending")
+        ).all()
+        for delivery in pending:
+            delivery.next_attempt_at = now
+    return _public(row)
+
+
+@subscriptions.get(
+    "/{subscription_id}/deliveries", response_model=list[DeliveryView], responses=problems(401, 403, 404, 422)
+)
+def delivery_log(
+    subscription_id: SubscriptionId,
+    caller: CallerDep,
+    hub: HubDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="The newest deliveries first, at most this many.")] = 50,
+) -> list[DeliveryView]:
+    """The subscription's delivery log: each delivery, its status, and every attempt."""
+    _not_admin(caller)
+    with Session(hub.engine) as session:
+        row = _own(session, caller, subscription_id)
+        deliveries = session.exec(
+            select(Delivery).where(Delivery.subscription_id == row.id).order_by(col(Delivery.id).desc()).limit(limit)
+        ).all()
+        ids = [d.id for d in deliveries]
+        attempts: dict[int, list[AttemptView]] = {}
+        for attempt in session.exec(
+            select(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_(ids)).order_by(col(DeliveryAttempt.id))
+        ).all():
+            attempts.setdefault(attempt.delivery_id, []).append(
+                AttemptView(
+                    attempted_at=utc(attempt.attempted_at),
+                    status_code=attempt.status_code,
+                    error=attempt.error,
+                    duration_ms=attempt.duration_ms,
+                )
+            )
+        return [
+            DeliveryView(
+                id=d.id,
+                message_id=d.message_id,
+                negotiation_id=d.negotiation_id,
+                sequence=d.sequence,
+                event_type=d.event_type,
+                status=d.status,
+                attempts=d.attempts,
+                last_status=d.last_status,
+                last_error=d.last_error,
+                created_at=utc(d.created_at),
+                next_attempt_at=utc(d.next_attempt_at) if d.status == "pending" else None,
+                delivered_at=utc(d.delivered_at),
+                log=tuple(attempts.get(d.id or 0, ())),
+            )
+            for d in deliveries
+        ]

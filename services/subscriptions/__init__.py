@@ -1,0 +1,1 @@
+"""How parties learn what changed: messages, the live stream (SSE) and signed webhooks."""

@@ -1,0 +1,206 @@
+"""The webhook dispatcher: delivers queued deliveries, signed, in order per subscription.
+
+The projector queues one delivery per subscription and event, in the transaction that writes the
+event, so nothing accepted is missed and nothing is queued twice. The dispatcher keeps all its
+state in the database (``deliveries``, ``delivery_attempts``), so a restart loses nothing.
+
+- **Order**: only the oldest pending delivery of a subscription is ever attempted; the next one
+  waits until it is delivered.
+- **Signatures**: Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
+  with the subscription's secret; the id is the same on every attempt.
+- **Retries**: after a failure (no 2xx, or no answer within the timeout) the delivery is tried
+  again after 1 s, 2 s, 4 s … up to ``webhook_retry_max_s`` between attempts.
+- **Giving up**: when a subscription has failed without a single success for longer than
+  ``webhook_give_up_after_s``, it is disabled, with the reason; its owner sees that on the
+  subscription and in its delivery log, and can enable it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+from standardwebhooks import Webhook
+
+from services.readmodel.tables import Delivery, DeliveryAttempt, Heartbeat, Subscription, utc
+
+log = structlog.get_logger("koopkracht.webhooks")
+
+HEARTBEAT_S = 2.0
+USER_AGENT = "Koopkracht-Webhooks/1"
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    retry_max_s: float = 600.0
+    give_up_after_s: float = 86_400.0
+    timeout_s: float = 10.0
+    poll_s: float = 0.05
+    concurrency: int = 32
+
+
+def backoff(attempts: int, retry_max_s: float) -> float:
+    """Seconds before the next attempt after ``attempts`` failures: 1, 2, 4 … capped, ±10 %."""
+    delay: float = min(retry_max_s, 2.0 ** min(attempts - 1, 30))
+    return delay * random.uniform(0.9, 1.1)
+
+
+def signed_headers(subscription: Subscription, delivery: Delivery, at: datetime) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": delivery.message_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(subscription.secret).sign(delivery.message_id, at, delivery.payload),
+    }
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, policy: DispatchPolicy | None = None) -> None:
+        self.engine = engine
+        self.policy = policy or DispatchPolicy()
+        self.delivered = 0
+        self.ready = asyncio.Event()
+
+    # -- the database ------------------------------------------------------------------------
+    def due(self, busy: set[str], limit: int) -> list[tuple[Delivery, Subscription]]:
+        """The head (oldest pending delivery) of each active subscription, where it is due."""
+        now = datetime.now(UTC)
+        with Session(self.engine, expire_on_commit=False) as session:
+            heads = (
+                select(func.min(Delivery.id))
+                .where(Delivery.status == "pending")
+                .group_by(col(Delivery.subscription_id))
+                .scalar_subquery()
+            )
+            rows = session.exec(
+                select(Delivery, Subscription)
+                .join(Subscription, col(Subscription.id) == col(Delivery.subscription_id))
+                .where(
+                    Subscription.status == "active",
+                    col(Delivery.id).in_(heads),
+                    col(Delivery.next_attempt_at) <= now,
+                )
+                .order_by(col(Delivery.id))
+                .limit(limit + len(busy))
+            ).all()
+        return [(d, s) for d, s in rows if s.id not in busy][:limit]
+
+    def record(
+        self, delivery_id: int, at: datetime, status_code: int | None, error: str | None, duration_ms: float
+    ) -> None:
+        delivered = error is None
+        with Session(self.engine) as session, session.begin():
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None or delivery.status != "pending":
+                return  # deleted with its subscription meanwhile
+            subscription = session.get(Subscription, delivery.subscription_id)
+            session.add(
+                DeliveryAttempt(
+                    delivery_id=delivery_id,
+                    subscription_id=delivery.subscription_id,
+                    attempted_at=at,
+                    status_code=status_code,
+                    error=error,
+                    duration_ms=duration_ms,
+                )
+            )
+            delivery.attempts += 1
+            delivery.last_status = status_code
+            delivery.last_error = error
+            if delivered:
+                delivery.status = "delivered"
+                delivery.delivered_at = at
+                if subscription is not None:
+                    subscription.failing_since = None
+                return
+            delivery.next_attempt_at = at + timedelta(seconds=backoff(delivery.attempts, self.policy.retry_max_s))
+            if subscription is None:
+                return
+            failing_since = utc(subscription.failing_since)
+            if failing_since is None:
+                subscription.failing_since = at
+            elif (at - failing_since).total_seconds() >= self.policy.give_up_after_s:
+                subscription.status = "disabled"
+                subscription.disabled_at = at
+                subscription.disabled_reason = (
+                    f"no delivery succeeded since {failing_since.isoformat(timespec='seconds')}; "
+                    f"the last attempt failed with: {error}"
+                )
+                log.warning(
+                    "webhook subscription disabled",
+                    subscription_id=subscription.id,
+                    organisation=subscription.organisation_id,
+                    host=urlsplit(subscription.url).hostname,
+                    failing_since=failing_since.isoformat(),
+                )
+
+    def beat(self) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.merge(Heartbeat(service="webhooks", beat_at=datetime.now(UTC)))
+
+    # -- delivering --------------------------------------------------------------------------
+    async def deliver(self, http: httpx.AsyncClient, delivery: Delivery, subscription: Subscription) -> None:
+        at = datetime.now(UTC)
+        started = time.perf_counter()
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            response = await http.post(
+                subscription.url, content=delivery.payload, headers=signed_headers(subscription, delivery, at)
+            )
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {str(exc)[:300]}" if str(exc) else type(exc).__name__
+        duration_ms = (time.perf_counter() - started) * 1000
+        assert delivery.id is not None
+        await asyncio.to_thread(self.record, delivery.id, at, status_code, error, duration_ms)
+        if error is None:
+            self.delivered += 1
+        log.debug(
+            "webhook attempt",
+            subscription_id=subscription.id,
+            negotiation_id=delivery.negotiation_id,
+            sequence=delivery.sequence,
+            status_code=status_code,
+            error=error,
+        )
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        in_flight: dict[str, asyncio.Task[None]] = {}
+        last_beat = 0.0
+        timeout = httpx.Timeout(self.policy.timeout_s)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+            try:
+                while not stop.is_set():
+                    if time.monotonic() - last_beat > HEARTBEAT_S:
+                        await asyncio.to_thread(self.beat)
+                        last_beat = time.monotonic()
+                        if not self.ready.is_set():
+                            self.ready.set()
+                            log.info("webhooks.ready")
+                    for subscription_id in [s for s, task in in_flight.items() if task.done()]:
+                        in_flight.pop(subscription_id).result()
+                    room = self.policy.concurrency - len(in_flight)
+                    due = await asyncio.to_thread(self.due, set(in_flight), room) if room > 0 else []
+                    for delivery, subscription in due:
+                        in_flight[subscription.id] = asyncio.create_task(self.deliver(http, delivery, subscription))
+                    if not due:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), self.policy.poll_s)
+            finally:
+                for task in in_flight.values():
+                    task.cancel()
+                await asyncio.gather(*in_flight.values(), return_exceptions=True)
