@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install bench-aggregation bench-worker clean
+.PHONY: demo test lint unit integration jars install bench-aggregation bench-worker bench-notifications clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,10 @@ install: $(STAMP)
 jars: install
 	$(BIN)/python -c "from infra.kafka import ensure_jars; ensure_jars(print)"
 
-## The main job: the whole stack on the embedded defaults (local Kafka, SQLite).
+## The main job: the whole stack on the embedded defaults (local Kafka, SQLite), and a whole
+## negotiation played on it; then it keeps serving until Ctrl-C.
 demo: jars
-	$(BIN)/koopkracht up
+	$(BIN)/koopkracht demo
 
 ## Every check CI runs: lint, types, and the whole test suite against a real Kafka.
 test: lint jars
@@ -48,3 +49,7 @@ clean:
 bench-worker: jars
 	$(BIN)/koopkracht kafka start
 	$(BIN)/python -m tests.bench.worker --bootstrap 127.0.0.1:19092
+
+## From a member's write to the webhook delivery and the SSE message (p50/p99); starts its own stack.
+bench-notifications: jars
+	$(BIN)/python -m tests.bench.notifications

@@ -7,9 +7,10 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -274,6 +275,77 @@ def up(
         console.print("stopping …")
         stack.stop()
         console.print("stopped")
+
+
+@app.command("demo")
+def demo(
+    port: Annotated[int | None, typer.Option(help="HTTP port of the API [KOOPKRACHT_API_PORT].")] = None,
+    data_dir: DataDir = None,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Keep serving after the story.")] = True,
+) -> None:
+    """Start the stack and play a whole negotiation on it: 12 institutions, a vendor, 3 rounds, an agreement."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from services.demo import Demo, DemoError
+    from services.stack import Stack, StackError, api_url
+
+    settings = _settings(data_dir=data_dir, api_port=port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = Stack(settings, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    started = time.monotonic()
+    try:
+        stack.start()
+        url = api_url(settings)
+        story = Demo(url, stack.admin_token, settings.data_dir, step=lambda m: None)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+        ) as progress:
+            task = progress.add_task("the negotiation", total=None)
+
+            def step(message: str) -> None:
+                progress.update(task, description=message)
+                progress.console.print(f"  [green]✓[/green] {message}")
+
+            story.step = step
+            try:
+                result = story.run()
+            finally:
+                story.close()
+        Console().print(_demo_table(result.state))
+        console.print(f"The story took {time.monotonic() - started:.0f} s. The hub: {url} (API docs at {url}/docs)")
+        for short in ("surf", "uva", "vendor"):
+            organisation = result.organisations[short]
+            console.print(f"  {organisation.role:12} {organisation.name}: API key {organisation.api_key}")
+        console.print(f"  (all keys: {settings.data_dir.resolve() / 'demo' / 'organisations.json'})")
+        if serve:
+            console.print("Serving until Ctrl-C.")
+            stack.wait(stop)
+    except (StackError, DemoError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        console.print("stopping …")
+        stack.stop()
+        console.print("stopped")
+
+
+def _demo_table(state: dict[str, Any]) -> Table:
+    table = Table("item", "target", "vendor's offer", "status", "settled", title=f"Agreed: phase {state['phase']}, "
+                  f"round {state['round']}, cohesion {state['cohesion']:.0%}")  # fmt: skip
+    for item in state["items"]:
+        offer = item["offer"] or {}
+        offered = offer.get("option") or offer.get("value")
+        words = offer.get("verdict", "-") + (f" {offered}" if offered is not None else "")
+        target = item["target"]
+        table.add_row(
+            item["key"],
+            ", ".join(target) if isinstance(target, list) else str(target),
+            words,
+            item["status"],
+            "yes" if item["settled"] else "no",
+        )
+    return table
 
 
 def main() -> None:

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Tests only: the worker kills itself mid-batch after this many commands."
     )
     command_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    ocid_prefix: str = Field(
+        default="ocds-koopkracht",
+        pattern=r"^[A-Za-z0-9-]{1,50}$",
+        description="The OCDS ocid prefix of the OCDS export; use the one registered for your cooperative.",
+    )
     sse_heartbeat_s: float = Field(
         default=15.0, gt=0, le=300, description="A comment line this often keeps streams open."
     )

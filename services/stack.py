@@ -160,6 +160,13 @@ class Stack:
         return {"KOOPKRACHT_ADMIN_TOKEN": path.read_text().strip()}
 
     @property
+    def admin_token(self) -> str:
+        """The admin token the stack's API accepts (the configured one, or the one it made)."""
+        if self.settings.admin_token is not None:
+            return self.settings.admin_token.get_secret_value()
+        return self._admin_token_env()["KOOPKRACHT_ADMIN_TOKEN"]
+
+    @property
     def admin_token_file(self) -> Path:
         return (self.settings.data_dir / "admin-token").resolve()
 

@@ -85,7 +85,7 @@ from services.catalogue import load_catalogue
 from services.readmodel.store import load_events
 from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
 from services.subscriptions.messages import figures_before, message
-from streams.core import views
+from streams.core import ocds, views
 from streams.core.state import NegotiationState, evolve, replay
 from streams.core.views import Audience
 
@@ -701,6 +701,28 @@ def change_feed(
             next_after=next_after,
             more=next_after < state.sequence,
         )
+
+    return hub.read(caller, negotiation_id, view)
+
+
+@negotiations.get(
+    "/{negotiation_id}/export/ocds",
+    response_model=dict[str, Any],
+    responses={**READ, **problems(409)},
+    summary="The agreement as an OCDS release",
+)
+def export_ocds(negotiation_id: NegotiationId, caller: CallerDep, hub: HubDep) -> dict[str, Any]:
+    """The agreed negotiation as an Open Contracting (OCDS 1.1.5) release (coordinator, members).
+
+    409 until the negotiation is agreed. The vendor may not export it: it names the members."""
+
+    def view(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
+        if viewer.role == "vendor":
+            raise Problem(403, "the OCDS export names the members: it is for the coordinator and the members")
+        try:
+            return ocds.release(state, hub.settings.ocid_prefix)
+        except ocds.NoAgreement as exc:
+            raise Problem(409, str(exc), title="Conflict") from None
 
     return hub.read(caller, negotiation_id, view)
 

@@ -9,6 +9,7 @@ query when nothing changed.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -117,28 +118,40 @@ def catch_up(session: Session, negotiation_id: str, state: NegotiationState | No
     return state
 
 
+class _Lock:
+    __slots__ = ("__weakref__", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
 class StateCache:
     """Negotiation states rebuilt from the event log, newest ``capacity`` kept in memory.
 
     ``use`` holds the negotiation's lock while the caller reads the state, because ``evolve``
-    changes a state in place. Locks are kept when a state is evicted (they are small), so two
-    threads never hold different locks for one negotiation.
+    changes a state in place. A lock lives as long as somebody holds or waits for it (weakly
+    referenced), so two threads never hold different locks for one negotiation, and asking for
+    many negotiations leaves no locks behind.
     """
 
     def __init__(self, engine: Engine, capacity: int = 256) -> None:
         self.engine = engine
         self.capacity = capacity
         self._states: OrderedDict[str, NegotiationState] = OrderedDict()
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: weakref.WeakValueDictionary[str, _Lock] = weakref.WeakValueDictionary()
         self._guard = threading.Lock()
 
-    def _lock(self, negotiation_id: str) -> threading.Lock:
+    def _lock(self, negotiation_id: str) -> _Lock:
         with self._guard:
-            return self._locks.setdefault(negotiation_id, threading.Lock())
+            lock = self._locks.get(negotiation_id)
+            if lock is None:
+                lock = self._locks[negotiation_id] = _Lock()
+            return lock
 
     @contextmanager
     def use(self, negotiation_id: str) -> Iterator[NegotiationState | None]:
-        with self._lock(negotiation_id):
+        held = self._lock(negotiation_id)  # while anybody holds it, every caller gets this one
+        with held.lock:
             state = self._states.get(negotiation_id)
             with Session(self.engine) as session:
                 try:

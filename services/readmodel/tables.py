@@ -270,3 +270,15 @@ class Heartbeat(SQLModel, table=True):
 
     service: str = Field(primary_key=True, max_length=32)
     beat_at: datetime = Field(sa_column=_time(nullable=False))
+
+
+class DashboardSession(SQLModel, table=True):
+    """A signed-in dashboard user: the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "dashboard_sessions"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    organisation_id: str = Field(max_length=64, index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_time(nullable=False))
+    expires_at: datetime = Field(sa_column=_time(nullable=False))

@@ -44,7 +44,7 @@ class DispatchPolicy:
     retry_max_s: float = 600.0
     give_up_after_s: float = 86_400.0
     timeout_s: float = 10.0
-    poll_s: float = 0.05
+    poll_s: float = 0.02
     concurrency: int = 32
 
 
@@ -94,6 +94,24 @@ class Dispatcher:
                 .limit(limit + len(busy))
             ).all()
         return [(d, s) for d, s in rows if s.id not in busy][:limit]
+
+    def head(self, subscription_id: str) -> tuple[Delivery, Subscription] | None:
+        """The subscription's oldest pending delivery, when it is due and the subscription active."""
+        now = datetime.now(UTC)
+        with Session(self.engine, expire_on_commit=False) as session:
+            row = session.exec(
+                select(Delivery, Subscription)
+                .join(Subscription, col(Subscription.id) == col(Delivery.subscription_id))
+                .where(Delivery.subscription_id == subscription_id, Delivery.status == "pending")
+                .order_by(col(Delivery.id))
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        delivery, subscription = row
+        if subscription.status != "active" or utc(delivery.next_attempt_at) > now:  # type: ignore[operator]
+            return None
+        return delivery, subscription
 
     def record(
         self, delivery_id: int, at: datetime, status_code: int | None, error: str | None, duration_ms: float
@@ -149,7 +167,15 @@ class Dispatcher:
             session.merge(Heartbeat(service="webhooks", beat_at=datetime.now(UTC)))
 
     # -- delivering --------------------------------------------------------------------------
-    async def deliver(self, http: httpx.AsyncClient, delivery: Delivery, subscription: Subscription) -> None:
+    async def drain(self, http: httpx.AsyncClient, delivery: Delivery, subscription: Subscription) -> None:
+        """Deliver this head and the subscription's next ones, one after the other, while they succeed."""
+        while await self.deliver(http, delivery, subscription):
+            following = await asyncio.to_thread(self.head, subscription.id)
+            if following is None:
+                return
+            delivery, subscription = following
+
+    async def deliver(self, http: httpx.AsyncClient, delivery: Delivery, subscription: Subscription) -> bool:
         at = datetime.now(UTC)
         started = time.perf_counter()
         status_code: int | None = None
@@ -176,6 +202,7 @@ class Dispatcher:
             status_code=status_code,
             error=error,
         )
+        return error is None
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -196,7 +223,7 @@ class Dispatcher:
                     room = self.policy.concurrency - len(in_flight)
                     due = await asyncio.to_thread(self.due, set(in_flight), room) if room > 0 else []
                     for delivery, subscription in due:
-                        in_flight[subscription.id] = asyncio.create_task(self.deliver(http, delivery, subscription))
+                        in_flight[subscription.id] = asyncio.create_task(self.drain(http, delivery, subscription))
                     if not due:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), self.policy.poll_s)

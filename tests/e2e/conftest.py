@@ -7,6 +7,7 @@ PostgreSQL (see ``tests/conftest.py`` for where PostgreSQL comes from).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,7 +53,9 @@ class RunningStack:
         return "\n".join(out)
 
 
-def start_stack(kafka_bootstrap: str, tmp: Path, database: str, **overrides: Any) -> tuple[RunningStack, str | None]:
+@contextlib.contextmanager
+def running_stack(kafka_bootstrap: str, tmp: Path, database: str, **overrides: Any) -> Iterator[RunningStack]:
+    """The stack (as ``koopkracht up`` runs it) on a database of its own, stopped and dropped after."""
     url, pg_name = database_url(database, tmp)
     port = free_base_port(1)
     settings = Settings(
@@ -66,27 +69,34 @@ def start_stack(kafka_bootstrap: str, tmp: Path, database: str, **overrides: Any
         **{"webhook_retry_max_s": 2.0, "sse_heartbeat_s": 5.0, **overrides},
     )
     stack = Stack(settings)
-    try:
-        stack.start(timeout=90)
-    except BaseException:
-        stack.stop()
-        raise
     running = RunningStack(
         stack, settings, f"http://127.0.0.1:{port}", settings.admin_token.get_secret_value(), database
     )  # type: ignore[union-attr]
-    return running, pg_name
+    try:
+        stack.start(timeout=90)
+        yield running
+    finally:
+        for client in running.clients:
+            client.close()
+        stack.stop()
+        if pg_name is not None:
+            drop_postgres_database(pg_name)
+
+
+def values_of(body: Any, field: str) -> list[Any]:
+    """Every value of ``field`` anywhere in a JSON document."""
+    if isinstance(body, dict):
+        return ([body[field]] if field in body else []) + [
+            v for value in body.values() for v in values_of(value, field)
+        ]
+    if isinstance(body, list):
+        return [v for value in body for v in values_of(value, field)]
+    return []
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def stack(
     request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningStack]:
-    running, pg_name = start_stack(kafka_bootstrap, tmp_path_factory.mktemp(f"stack-{request.param}"), request.param)
-    try:
+    with running_stack(kafka_bootstrap, tmp_path_factory.mktemp(f"stack-{request.param}"), request.param) as running:
         yield running
-    finally:
-        for client in running.clients:
-            client.close()
-        running.stack.stop()
-        if pg_name is not None:
-            drop_postgres_database(pg_name)

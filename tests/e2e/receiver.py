@@ -19,6 +19,8 @@ class Receiver:
     def __init__(self) -> None:
         self.port = free_base_port(1)
         self.received: list[tuple[dict[str, str], bytes]] = []
+        self.arrived: list[float] = []
+        """``time.perf_counter()`` at each delivery's arrival, in the order of ``received``."""
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -35,6 +37,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 with receiver._lock:
                     receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    receiver.arrived.append(time.perf_counter())
                 self.send_response(204)
                 self.end_headers()
 

@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from services.readmodel.store import create_db_engine
-from tests.conftest import drop_postgres_database
-from tests.e2e.conftest import RunningStack, start_stack
+from tests.e2e.conftest import RunningStack, running_stack
 
 
 def negotiation(stack: RunningStack, members: int = 1) -> tuple[str, httpx.Client, httpx.Client, list[httpx.Client]]:
@@ -152,15 +151,8 @@ def test_api_keys_are_stored_hashed_and_never_logged(stack: RunningStack) -> Non
 @pytest.fixture(params=["sqlite", "postgresql"])
 def impatient_stack(request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path: Path) -> Iterator[RunningStack]:
     """A stack of its own whose API waits at most 2 s for a decision."""
-    running, pg_name = start_stack(kafka_bootstrap, tmp_path, request.param, command_timeout_s=2.0)
-    try:
+    with running_stack(kafka_bootstrap, tmp_path, request.param, command_timeout_s=2.0) as running:
         yield running
-    finally:
-        for client in running.clients:
-            client.close()
-        running.stack.stop()
-        if pg_name is not None:
-            drop_postgres_database(pg_name)
 
 
 def test_a_timeout_is_503_and_the_queued_commands_are_decided_once_with_their_first_answers(

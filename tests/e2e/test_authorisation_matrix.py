@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import RunningStack
+from tests.e2e.conftest import RunningStack, values_of
 
 SECRET_A = "secret-rationale-of-member-a"
 SECRET_B = "secret-rationale-of-member-b"
@@ -134,6 +134,8 @@ NEGOTIATION_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, tuple[str, ..
     ("POST", "/agreement/endorsements", {"decision": "accept"}, ("member",), 201, "endorsing"),
     ("POST", "/abandon", {"reason": "budget"}, ("coordinator",), 200, "negotiating"),
     ("GET", "/events", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
+    ("GET", "/stream", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
+    ("GET", "/export/ocds", None, ("coordinator", "member"), 409, "negotiating"),  # 200 once agreed
 ]
 
 
@@ -180,17 +182,14 @@ def forbidden_in(caller: str, body: Any, world: World) -> list[str]:
     return found
 
 
-def values_of(body: Any, field: str) -> list[Any]:
-    if isinstance(body, dict):
-        return ([body[field]] if field in body else []) + [
-            v for value in body.values() for v in values_of(value, field)
-        ]
-    if isinstance(body, list):
-        return [v for value in body for v in values_of(value, field)]
-    return []
-
-
 def call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None, world: World) -> httpx.Response:
+    if path.endswith("/stream"):
+        # A live stream does not end: take its status (and an error's body), then hang up.
+        with client.stream(method, path, params={"after": 10**6}) as response:
+            if response.status_code >= 400:
+                response.read()
+                return response
+        return httpx.Response(response.status_code, headers={"content-type": response.headers["content-type"]})
     if body is not None:
         body = json.loads(json.dumps(body).replace("<spare_member>", world.ids["spare_member"]))
     return client.request(method, path, json=body)
@@ -286,6 +285,29 @@ def test_the_endpoints_outside_a_negotiation(world: World, caller: str) -> None:
 
 def _role(caller: str) -> str:
     return {"coordinator": "coordinator", "member": "member", "outsider_member": "member"}.get(caller, "vendor")
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_subscriptions_for_every_caller(world: World, caller: str) -> None:
+    nid = world.prepared()
+    client = world.client(caller)
+    anywhere = client.post("/v1/subscriptions", json={"url": "http://127.0.0.1:9/hook"})
+    here = client.post("/v1/subscriptions", json={"url": "http://127.0.0.1:9/hook", "negotiation_id": nid})
+    listed = client.get("/v1/subscriptions")
+    expected = {"no_key": 401, "wrong_key": 401, "admin": 403}.get(caller)
+    if expected is not None:
+        assert [r.status_code for r in (anywhere, here, listed)] == [expected] * 3
+        return
+    assert anywhere.status_code == 201
+    assert here.status_code == (404 if caller in ("outsider_member", "other_vendor") else 201)
+    assert listed.status_code == 200
+    assert all("secret" not in s for s in listed.json())
+    # Nobody reads, enables or deletes another organisation's subscription
+    other = world.client("coordinator" if caller != "coordinator" else "vendor")
+    subscription_id = anywhere.json()["id"]
+    for method, suffix in (("GET", ""), ("GET", "/deliveries"), ("POST", "/enable"), ("DELETE", "")):
+        assert other.request(method, f"/v1/subscriptions/{subscription_id}{suffix}").status_code == 404
+    assert client.delete(f"/v1/subscriptions/{subscription_id}").status_code == 204
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json"])

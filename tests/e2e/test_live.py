@@ -13,7 +13,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.e2e.conftest import RunningStack
+from tests.e2e.conftest import RunningStack, values_of
 from tests.e2e.receiver import Receiver
 
 ITEMS = [{"key": "no-ai-training"}, {"key": "data-location"}, {"key": "diagnostic-data-retention"}]
@@ -204,11 +204,22 @@ def test_the_vendor_never_receives_a_position_a_member_id_or_a_weight(stack: Run
         assert set(values_of([feed, stream, deliveries], figure)) <= {None}, figure
 
 
-def values_of(body: Any, field: str) -> list[Any]:
-    if isinstance(body, dict):
-        return ([body[field]] if field in body else []) + [
-            v for value in body.values() for v in values_of(value, field)
-        ]
-    if isinstance(body, list):
-        return [v for value in body for v in values_of(value, field)]
-    return []
+def test_the_documented_state_consumer_follows_the_state_topic(stack: RunningStack) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    p = open_negotiation(stack, parties(stack))
+    first_half(p)
+    second_half(p)
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "state_consumer.py"
+    assert stack.settings.kafka_bootstrap is not None
+    done = subprocess.run(
+        [sys.executable, str(example), "--bootstrap", stack.settings.kafka_bootstrap,
+         "--prefix", stack.settings.topic_prefix, "--idle", "3"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    ours = [line for line in done.stdout.splitlines() if line.startswith(p.nid)]
+    assert ours, done.stdout + done.stderr
+    assert "phase=agreed" in ours[-1]
+    assert "ready_to_endorse=True" in ours[-1]

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft4Validator, FormatChecker
 
 from tests.e2e.conftest import RunningStack
 
@@ -193,6 +195,7 @@ def test_a_whole_negotiation_through_http(stack: RunningStack) -> None:
     assert state["cohesion"] == 1.0 and state["ready_to_endorse"] is True
 
     # -- Propose; A accepts (0.5 < 2/3), B accepts (0.8 >= 2/3): agreed ------------------------------
+    assert coordinator.get(f"/v1/negotiations/{nid}/export/ocds").status_code == 409  # no agreement yet
     proposed = ok(coordinator.post(f"/v1/negotiations/{nid}/agreement/propose"), 200)
     assert (proposed["phase"], proposed["demand_version"], proposed["round"]) == ("endorsing", 2, 2)
     first = ok(a.post(f"/v1/negotiations/{nid}/agreement/endorsements", json={"decision": "accept"}), 201)
@@ -212,5 +215,13 @@ def test_a_whole_negotiation_through_http(stack: RunningStack) -> None:
     text = json.dumps(feed)
     for member_id in (a_id, b_id, c_id):
         assert member_id not in text
+    # -- And the agreement exports as an OCDS release, for the coalition only ---------------------
+    release = ok(a.get(f"/v1/negotiations/{nid}/export/ocds"), 200)
+    schema = json.loads((Path(__file__).resolve().parents[1] / "data" / "ocds" / "release-schema.json").read_text())
+    assert list(Draft4Validator(schema, format_checker=FormatChecker()).iter_errors(release)) == []
+    contract = {i["koopkracht"]["key"]: i["koopkracht"] for i in release["contracts"][0]["items"]}
+    assert contract["retention-days"]["value"] == 30
+    assert contract["no-telemetry"]["verdict"] == "accept"
+    assert vendor.get(f"/v1/negotiations/{nid}/export/ocds").status_code == 403
     listed = ok(c.get("/v1/negotiations"), 200)
     assert [(n["id"], n["phase"], n["your_role"]) for n in listed] == [(nid, "agreed", "member")]

@@ -137,3 +137,33 @@ async def test_the_projector_writes_each_event_once_and_its_tables_match_the_pur
     # Then it finds nothing new, and no table changed
     assert second.projected == 0
     assert table_counts(engine) == counts
+
+
+def test_the_state_cache_rebuilds_states_from_the_event_log_and_keeps_no_lock_behind(database: str) -> None:
+    import gc
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.readmodel.projector import Projection
+    from services.readmodel.store import StateCache
+
+    # Given a projected event log of several negotiations
+    expected = script(negotiations=5, commands=300, seed=11)
+    upgrade(database)
+    engine = create_db_engine(database)
+    Projection(engine).apply([event for events in expected.events.values() for event in events])
+    cache = StateCache(engine, capacity=2)
+
+    def facts(nid: str) -> object:
+        with cache.use(nid) as state:
+            assert state is not None
+            return state.facts()
+
+    # When many threads read the negotiations at once (more than the cache holds)
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(facts, [nid for nid in expected.states for _ in range(6)]))
+    # Then each reads exactly the state the pure core computed, and no lock outlives its use
+    assert seen == [expected.states[nid].facts() for nid in expected.states for _ in range(6)]
+    gc.collect()
+    assert len(cache._locks) == 0
+    with cache.use("no-such-negotiation") as missing:
+        assert missing is None

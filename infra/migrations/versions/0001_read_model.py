@@ -1,9 +1,9 @@
 """The read model: negotiation tables and the event log, organisations, idempotency records,
-command refusals, subscriptions, deliveries and their log, heartbeats.
+command refusals, subscriptions, deliveries and their log, heartbeats, dashboard sessions.
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-30 08:22:34.165334
+Create Date: 2026-11-30 08:43:09.647321
 """
 
 from __future__ import annotations
@@ -41,6 +41,18 @@ def upgrade() -> None:
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("command_id"),
     )
+    op.create_table(
+        "dashboard_sessions",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("organisation_id", sa.String(length=64), nullable=False),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("token_hash"),
+    )
+    with op.batch_alter_table("dashboard_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_dashboard_sessions_organisation_id"), ["organisation_id"], unique=False)
+
     op.create_table(
         "deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -255,5 +267,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_deliveries_pending")
 
     op.drop_table("deliveries")
+    with op.batch_alter_table("dashboard_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_dashboard_sessions_organisation_id"))
+
+    op.drop_table("dashboard_sessions")
     op.drop_table("command_refusals")
     op.drop_table("clarifications")

@@ -1,0 +1,258 @@
+"""``koopkracht demo``: a whole negotiation, told as it happens, on the running hub.
+
+A cooperative (SURF), twelve member institutions with realistic weights (their users, in
+thousands) and a vendor negotiate privacy and exit terms from the catalogue: the members state
+positions (two of them conflict on data location), the cooperative publishes, the vendor answers
+in three rounds with counters and a clarification, a member gives way, and the coalition agrees by
+endorsement. The OCDS release of the agreement is written to the data folder.
+
+Everything goes through the HTTP API, as any client would. Organisations are made once and kept
+(with their keys) in ``<data dir>/demo/organisations.json``, so running the demo again reuses them
+and opens a new negotiation beside the old ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+COORDINATOR = ("SURF", "coordinator")
+VENDOR = ("Nimbus Cloud Office", "vendor")
+MEMBERS: list[tuple[str, str, int]] = [
+    # (short name, name, weight: users in thousands)
+    ("uva", "Universiteit van Amsterdam", 42),
+    ("uu", "Universiteit Utrecht", 38),
+    ("tud", "TU Delft", 28),
+    ("rug", "Rijksuniversiteit Groningen", 36),
+    ("hva", "Hogeschool van Amsterdam", 46),
+    ("hu", "Hogeschool Utrecht", 38),
+    ("fontys", "Fontys Hogescholen", 44),
+    ("amc", "Amsterdam UMC", 19),
+    ("umcu", "UMC Utrecht", 12),
+    ("emc", "Erasmus MC", 14),
+    ("rocva", "ROC van Amsterdam", 30),
+    ("albeda", "Albeda", 20),
+]
+ITEMS = [
+    "data-location",
+    "no-ai-training",
+    "telemetry-minimum",
+    "diagnostic-data-retention",
+    "breach-notification",
+    "exit-return-deletion",
+    "exit-transition-period",
+    "max-annual-increase",
+]
+
+
+def positions() -> dict[str, dict[str, dict[str, Any]]]:
+    """Who wants what. The medical centres insist on NL; two universities on the EU: a conflict."""
+    wanted: dict[str, dict[str, dict[str, Any]]] = {}
+    for short, _, _ in MEMBERS:
+        medical = short in ("amc", "umcu", "emc")
+        mine: dict[str, dict[str, Any]] = {
+            "no-ai-training": {"priority": "must"},
+            "diagnostic-data-retention": {"priority": "must" if medical else "should", "value": 14 if medical else 30},
+            "breach-notification": {"priority": "must", "value": 24 if medical else 48},
+            "exit-return-deletion": {"priority": "should", "value": 30},
+            "exit-transition-period": {"priority": "should", "value": 90 if short in ("uva", "uu", "rug") else 60},
+            "max-annual-increase": {"priority": "must" if short.startswith("h") else "could", "value": 3},
+        }
+        if medical:
+            mine["data-location"] = {"priority": "must", "accepted": ["NL"], "rationale": "Patient data stays in NL"}
+        elif short in ("tud", "rug"):
+            mine["data-location"] = {"priority": "must", "accepted": ["EU", "EEA"]}
+        else:
+            mine["data-location"] = {"priority": "should", "accepted": ["NL", "EU"]}
+        if short not in ("rocva", "albeda"):
+            mine["telemetry-minimum"] = {"priority": "must" if short in ("uva", "tud") else "should"}
+        wanted[short] = mine
+    return wanted
+
+
+ROUNDS: list[list[dict[str, Any]]] = [
+    [
+        {"key": "data-location", "verdict": "counter", "option": "EU", "comment": "EU data boundary"},
+        {"key": "no-ai-training", "verdict": "accept"},
+        {"key": "telemetry-minimum", "verdict": "reject", "comment": "Required diagnostic data stays on"},
+        {"key": "diagnostic-data-retention", "verdict": "counter", "value": 90},
+        {"key": "breach-notification", "verdict": "counter", "value": 72},
+        {"key": "exit-return-deletion", "verdict": "counter", "value": 90},
+        {"key": "exit-transition-period", "verdict": "counter", "value": 30},
+        {"key": "max-annual-increase", "verdict": "counter", "value": 5},
+    ],
+    [
+        {"key": "data-location", "verdict": "counter", "option": "NL", "comment": "Dutch region available"},
+        {"key": "telemetry-minimum", "verdict": "accept", "comment": "Off-switch for required diagnostics"},
+        {"key": "diagnostic-data-retention", "verdict": "counter", "value": 30},
+        {"key": "breach-notification", "verdict": "counter", "value": 36},
+        {"key": "exit-return-deletion", "verdict": "accept"},
+        {"key": "exit-transition-period", "verdict": "counter", "value": 60},
+        {"key": "max-annual-increase", "verdict": "counter", "value": 4},
+    ],
+    [
+        {"key": "diagnostic-data-retention", "verdict": "counter", "value": 14},
+        {"key": "breach-notification", "verdict": "accept"},
+        {"key": "exit-transition-period", "verdict": "accept"},
+        {"key": "max-annual-increase", "verdict": "counter", "value": 3},
+    ],
+]
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass
+class Organisation:
+    id: str
+    name: str
+    role: str
+    api_key: str
+
+
+@dataclass
+class DemoResult:
+    negotiation_id: str
+    organisations: dict[str, Organisation]
+    state: dict[str, Any]
+    release_path: Path
+
+
+Step = Callable[[str], None]
+
+
+class Demo:
+    def __init__(self, base_url: str, admin_token: str, data_dir: Path, step: Step = lambda _: None) -> None:
+        self.base_url = base_url
+        self.admin_token = admin_token
+        self.folder = data_dir / "demo"
+        self.step = step
+        self._clients: dict[str, httpx.Client] = {}
+
+    def client(self, key: str) -> httpx.Client:
+        if key not in self._clients:
+            self._clients[key] = httpx.Client(
+                base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+            )
+        return self._clients[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+    def call(self, key: str, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        response = self.client(key).request(method, path, json=body)
+        if response.status_code != expect:
+            raise DemoError(f"{method} {path} answered {response.status_code}: {response.text[:500]}")
+        return response.json() if response.content else None
+
+    # -- organisations ---------------------------------------------------------------------------
+    def organisations(self) -> dict[str, Organisation]:
+        """The demo's organisations: those kept from an earlier run if their keys still work."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        kept = self.folder / "organisations.json"
+        if kept.exists():
+            known = {k: Organisation(**v) for k, v in json.loads(kept.read_text()).items()}
+            if all(self.client(o.api_key).get("/v1/organisations/me").status_code == 200 for o in known.values()):
+                self.step(f"reusing the {len(known)} organisations of an earlier run")
+                return known
+        made: dict[str, Organisation] = {}
+        wanted = [("surf", *COORDINATOR), ("vendor", *VENDOR)] + [(s, n, "member") for s, n, _ in MEMBERS]
+        for short, name, role in wanted:
+            body = self.call(self.admin_token, "POST", "/v1/organisations", {"name": name, "role": role}, 201)
+            made[short] = Organisation(body["id"], name, role, body["api_key"])
+            self.step(f"organisation {name} ({role})")
+        kept.touch(mode=0o600)
+        kept.write_text(json.dumps({k: vars(v) for k, v in made.items()}, indent=2))
+        os.chmod(kept, 0o600)
+        return made
+
+    # -- the story -------------------------------------------------------------------------------
+    def run(self) -> DemoResult:
+        orgs = self.organisations()
+        surf, vendor = orgs["surf"].api_key, orgs["vendor"].api_key
+        opened = self.call(
+            surf,
+            "POST",
+            "/v1/negotiations",
+            {
+                "title": "Cloud office suite 2027-2030: privacy and exit terms",
+                "vendor_id": orgs["vendor"].id,
+                "items": [{"key": key} for key in ITEMS],
+                "policy": {"coverage": 1, "inclusion_share": 0.5, "endorsement_share": "2/3"},
+            },
+            201,
+        )
+        nid = opened["id"]
+        n = f"/v1/negotiations/{nid}"
+        self.step(f"SURF opened the negotiation {nid}")
+        for short, name, weight in MEMBERS:
+            self.call(surf, "POST", f"{n}/members", {"organisation_id": orgs[short].id, "weight": weight}, 201)
+            self.step(f"invited {name} (weight {weight})")
+        for short, wanted in positions().items():
+            for key, position in wanted.items():
+                self.call(orgs[short].api_key, "PUT", f"{n}/positions/{key}", position)
+            self.step(f"{orgs[short].name} stated {len(wanted)} positions")
+        demand = self.call(surf, "GET", f"{n}/demand")
+        conflicts = [i["key"] for i in demand["items"] if i["conflict"]]
+        self.step(
+            f"joint demand: {sum(i['included'] for i in demand['items'])} items, conflicts: {conflicts or 'none'}"
+        )
+        self.call(surf, "POST", f"{n}/demand/publish", expect=201)
+        self.step("SURF published demand version 1")
+
+        self.respond(vendor, n, 1, ROUNDS[0])
+        asked = self.call(
+            vendor,
+            "POST",
+            f"{n}/clarifications",
+            {"item_key": "diagnostic-data-retention", "question": "Does the 14-day limit include security logs?"},
+            201,
+        )
+        self.call(
+            surf,
+            "POST",
+            f"{n}/clarifications/{asked['clarification_id']}/answer",
+            {"answer": "Security logs may be kept 90 days, pseudonymised; everything else 14 days."},
+        )
+        self.step("the vendor asked about diagnostic-data-retention; SURF answered")
+        # The two universities give way on data location: NL is fine for them too.
+        for short in ("tud", "rug"):
+            self.call(
+                orgs[short].api_key,
+                "PUT",
+                f"{n}/positions/data-location",
+                {"priority": "must", "accepted": ["NL", "EU"]},
+            )
+        self.step("TU Delft and Groningen accept NL as well: the data-location conflict is gone")
+        self.call(surf, "POST", f"{n}/demand/publish", expect=201)
+        self.step("SURF published demand version 2")
+        self.respond(vendor, n, 2, ROUNDS[1])
+        self.respond(vendor, n, 2, ROUNDS[2])
+        state = self.call(surf, "GET", f"{n}/state")
+        self.step(f"cohesion {state['cohesion']:.0%}, ready to endorse: {state['ready_to_endorse']}")
+        self.call(surf, "POST", f"{n}/agreement/propose")
+        self.step("SURF proposed the agreement")
+        for short, name, _ in MEMBERS:
+            answer = self.call(orgs[short].api_key, "POST", f"{n}/agreement/endorsements", {"decision": "accept"}, 201)
+            self.step(f"{name} endorsed")
+            if answer["outcome"] is not None:
+                self.step(f"agreement {answer['outcome']}")
+                break
+        state = self.call(surf, "GET", f"{n}/state")
+        release = self.call(surf, "GET", f"{n}/export/ocds")
+        path = self.folder / f"ocds-release-{nid}.json"
+        path.write_text(json.dumps(release, indent=2, ensure_ascii=False))
+        self.step(f"wrote the OCDS release to {path}")
+        return DemoResult(nid, orgs, state, path)
+
+    def respond(self, vendor: str, n: str, version: int, answers: list[dict[str, Any]]) -> None:
+        answered = self.call(vendor, "POST", f"{n}/responses", {"demand_version": version, "items": answers}, 201)
+        self.step(f"the vendor answered version {version} in round {answered['round']} ({len(answers)} items)")

@@ -1,0 +1,166 @@
+"""The agreement as an Open Contracting (OCDS 1.1.5) release.
+
+The cooperative is the buyer and procuring entity, the vendor the supplier, the members
+interested parties (with their weights: the export is for the coordinator and members only).
+The tender's items are the last demand version's, with their targets; the award and the contract
+carry the vendor's offer on each item, as agreed by endorsement. Fields OCDS has no place for
+(the item's kind, target, verdict and offered value) are kept under ``koopkracht`` in each item,
+as OCDS allows additional fields.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from schemas.common import number_to_json
+from schemas.documents import PublishedItem
+from streams.core.state import NegotiationState, Outcome
+
+OCDS_VERSION = "1.1.5"
+CATALOGUE_SCHEME = "x_koopkracht"
+
+
+class NoAgreement(ValueError):
+    """The negotiation has not reached an agreement (yet)."""
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, Fraction):
+        return number_to_json(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _target_words(item: PublishedItem) -> str:
+    unit = f" {item.unit}" if item.unit else ""
+    target = item.target
+    if item.kind == "boolean":
+        return "required"
+    if item.kind == "at_most":
+        return f"at most {_value(target)}{unit}"
+    if item.kind == "at_least":
+        return f"at least {_value(target)}{unit}"
+    assert isinstance(target, tuple)
+    return "one of " + ", ".join(target)
+
+
+def _organisation(organisation_id: str, name: str, roles: list[str], **details: Any) -> dict[str, Any]:
+    party: dict[str, Any] = {"id": organisation_id, "name": name, "roles": roles}
+    if details:
+        party["details"] = details
+    return party
+
+
+def agreement(state: NegotiationState) -> Outcome:
+    agreed = [outcome for outcome in state.outcomes if outcome.agreed]
+    if state.phase != "agreed" or not agreed:
+        raise NoAgreement(f"negotiation {state.negotiation_id} has no agreement (it is {state.phase})")
+    return agreed[-1]
+
+
+def release(state: NegotiationState, ocid_prefix: str) -> dict[str, Any]:
+    """The agreed negotiation as one OCDS release (tags award and contract)."""
+    outcome = agreement(state)
+    version = state.versions[outcome.demand_version - 1]
+    date = outcome.at.isoformat()
+    nid = state.negotiation_id
+    buyer = {"id": state.coordinator_id, "name": state.coordinator_name}
+    supplier = {"id": state.vendor_id, "name": state.vendor_name}
+    tender_items = []
+    offered_items = []
+    for index, item in enumerate(version.items, start=1):
+        classification = {"scheme": CATALOGUE_SCHEME, "id": item.key, "description": item.category}
+        tender_items.append(
+            {
+                "id": str(index),
+                "description": f"{item.title}: {_target_words(item)}",
+                "classification": classification,
+                **({"unit": {"name": item.unit}} if item.unit else {}),
+                "koopkracht": {
+                    "key": item.key,
+                    "kind": item.kind,
+                    "priority": item.priority,
+                    "target": _value(item.target),
+                },
+            }
+        )
+        current = state.offers.get(item.key)
+        if current is None:
+            continue
+        offer = current.offer
+        terms: dict[str, Any] = {"verdict": offer.verdict, "round": offer.round, "demand_version": offer.demand_version}
+        if offer.value is not None:
+            terms["value"] = _value(offer.value)
+        if offer.option is not None:
+            terms["option"] = offer.option
+        if offer.verdict == "accept":
+            words = f"accepted: {_target_words(item)}"
+        elif offer.verdict == "counter":
+            unit = f" {item.unit}" if item.unit else ""
+            words = f"offered: {offer.option if offer.option is not None else f'{_value(offer.value)}{unit}'}"
+        else:
+            words = "rejected"
+        offered_items.append(
+            {
+                "id": str(index),
+                "description": f"{item.title}: {words}" + (f" ({offer.comment})" if offer.comment else ""),
+                "classification": classification,
+                **({"unit": {"name": item.unit}} if item.unit else {}),
+                "koopkracht": {"key": item.key, **terms},
+            }
+        )
+    return {
+        "ocid": f"{ocid_prefix}-{nid}",
+        "id": f"{nid}-{state.sequence}",
+        "date": date,
+        "tag": ["award", "contract"],
+        "initiationType": "tender",
+        "language": "en",
+        "parties": [
+            _organisation(state.coordinator_id, state.coordinator_name, ["buyer", "procuringEntity"]),
+            _organisation(state.vendor_id, state.vendor_name, ["supplier", "tenderer"]),
+            *(
+                _organisation(m.organisation_id, m.name, ["interestedParty"], weight=m.weight)
+                for m in state.members.values()
+            ),
+        ],
+        "buyer": buyer,
+        "tender": {
+            "id": f"{nid}-tender",
+            "title": state.title,
+            "description": f"Joint demand, version {version.version} (SHA-256 {version.hash})",
+            "status": "complete",
+            "procuringEntity": buyer,
+            "items": tender_items,
+            "hasEnquiries": bool(state.clarifications),
+            "numberOfTenderers": 1,
+            "tenderers": [supplier],
+            "datePublished": version.published_at.isoformat(),
+        },
+        "awards": [
+            {
+                "id": f"{nid}-award-1",
+                "title": state.title,
+                "description": (
+                    f"The vendor's offers of round {outcome.round}, endorsed by "
+                    f"{outcome.accepting_share:.0%} of the coalition's weight"
+                ),
+                "status": "active",
+                "date": date,
+                "suppliers": [supplier],
+                "items": offered_items,
+            }
+        ],
+        "contracts": [
+            {
+                "id": f"{nid}-contract-1",
+                "awardID": f"{nid}-award-1",
+                "title": state.title,
+                "status": "active",
+                "dateSigned": date,
+                "items": offered_items,
+            }
+        ],
+    }

@@ -1,0 +1,50 @@
+"""``koopkracht demo --no-serve`` plays the whole story on a fresh stack and exits 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from jsonschema import Draft4Validator, FormatChecker
+
+from tests.conftest import free_base_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_reaches_an_agreement_and_writes_a_valid_ocds_release(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "KOOPKRACHT_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "KOOPKRACHT_TOPIC_PREFIX": f"demo{uuid.uuid4().hex[:8]}",
+        "KOOPKRACHT_DATA_DIR": str(tmp_path),
+        "KOOPKRACHT_API_PORT": str(free_base_port(1)),
+        "KOOPKRACHT_LOG_FORMAT": "json",
+        "COLUMNS": "120",
+    }
+    env.pop("KOOPKRACHT_ADMIN_TOKEN", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "services", "demo", "--no-serve"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "agreement agreed" in output
+    assert "phase agreed" in output
+    (release_path,) = (tmp_path / "demo").glob("ocds-release-*.json")
+    schema = json.loads((ROOT / "tests" / "data" / "ocds" / "release-schema.json").read_text())
+    release = json.loads(release_path.read_text())
+    assert list(Draft4Validator(schema, format_checker=FormatChecker()).iter_errors(release)) == []
+    assert len([p for p in release["parties"] if p["roles"] == ["interestedParty"]]) == 12
+    # The organisations' keys are kept for the next run, readable by their owner only
+    kept = tmp_path / "demo" / "organisations.json"
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
