@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.bodies import Readiness
@@ -32,6 +33,8 @@ from services.api.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, Problem, Pro
 from services.api.routes import negotiations, organisations
 from services.api.subscriptions import subscriptions
 from services.api.watch import ProjectionWatch
+from services.dashboard.routes import HERE as DASHBOARD
+from services.dashboard.routes import dashboard
 from services.readmodel.store import create_db_engine, ping
 from services.readmodel.tables import Heartbeat, utc
 from services.settings import Settings
@@ -181,6 +184,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(organisations)
     app.include_router(negotiations)
     app.include_router(subscriptions)
+    app.include_router(dashboard)
+    app.mount("/static", StaticFiles(directory=str(DASHBOARD / "static")), name="static")
     app.add_middleware(BodyLimit)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

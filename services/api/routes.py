@@ -757,11 +757,16 @@ async def live_stream(
     )
 
 
-async def live_messages(hub: Hub, negotiation_id: str, viewer: Audience, cursor: int) -> AsyncIterator[dict[str, str]]:
+async def live_messages(
+    hub: Hub, negotiation_id: str, viewer: Audience, cursor: int, announce_hidden: bool = False
+) -> AsyncIterator[dict[str, str]]:
     """The viewer's messages after ``cursor``, then each new one as the read model receives it.
 
     The stream keeps its own copy of the state, rebuilt from the event log, so each message is
-    cut and explained with the state right after its event, the same on every connection.
+    cut and explained with the state right after its event, the same on every connection. With
+    ``announce_hidden`` an event the viewer may not see still yields a bare ``changed`` message
+    (its sequence only): the dashboard of a coordinator or member redraws the joint demand, which
+    another member's position changes.
     """
     members = [viewer.organisation_id] if viewer.role == "member" else []
 
@@ -778,6 +783,8 @@ async def live_messages(hub: Hub, negotiation_id: str, viewer: Audience, cursor:
             body = message(state, before, event, viewer) if event.sequence > cursor else None
             if body is not None:
                 yield {"id": str(event.sequence), "event": event.type, "data": json.dumps(body)}
+            elif announce_hidden and event.sequence > cursor:
+                yield {"id": str(event.sequence), "event": "changed", "data": json.dumps({"sequence": event.sequence})}
         seen = max(cursor, state.sequence if state is not None else 0)
         await hub.watch.reached(negotiation_id, seen + 1, timeout=hub.settings.sse_heartbeat_s)
         pending = await to_thread.run_sync(events_after, state.sequence if state is not None else 0)

@@ -1,0 +1,1 @@
+"""The web dashboard: server-rendered pages for coordinators, members and vendors (Jinja2, no build)."""

@@ -1,0 +1,118 @@
+"""The dashboard's words in English and Dutch. A missing Dutch text falls back to the English."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+LANGUAGES = ("en", "nl")
+
+NL: dict[str, str] = {
+    "Sign in": "Inloggen",
+    "Sign out": "Uitloggen",
+    "API key": "API-sleutel",
+    "Your organisation's API key": "De API-sleutel van uw organisatie",
+    "That API key is not valid.": "Die API-sleutel is niet geldig.",
+    "The admin signs in with an API client, not here.": "De beheerder gebruikt een API-client, niet dit dashboard.",
+    "Negotiations": "Onderhandelingen",
+    "No negotiations yet.": "Nog geen onderhandelingen.",
+    "Title": "Titel",
+    "Phase": "Fase",
+    "Your role": "Uw rol",
+    "Version": "Versie",
+    "Round": "Ronde",
+    "Updated": "Bijgewerkt",
+    "coordinator": "coördinator",
+    "member": "lid",
+    "vendor": "leverancier",
+    "collecting": "verzamelen",
+    "negotiating": "onderhandelen",
+    "endorsing": "instemmen",
+    "agreed": "akkoord",
+    "abandoned": "afgebroken",
+    "Item": "Eis",
+    "Target": "Doel",
+    "Priority": "Prioriteit",
+    "Support": "Steun",
+    "Must": "Moet",
+    "Vendor's offer": "Aanbod leverancier",
+    "Status": "Status",
+    "Settled": "Geregeld",
+    "conflict": "conflict",
+    "pending": "open",
+    "accepted": "geaccepteerd",
+    "countered": "tegenbod",
+    "rejected": "afgewezen",
+    "must": "moet",
+    "should": "zou moeten",
+    "could": "kan",
+    "yes": "ja",
+    "no": "nee",
+    "Cohesion": "Cohesie",
+    "Share of the coalition's weight that the current offers satisfy": (
+        "Aandeel van het gewicht van de coalitie dat de huidige aanbiedingen tevredenstellen"
+    ),
+    "Ready to endorse": "Klaar om in te stemmen",
+    "Not ready to endorse": "Nog niet klaar om in te stemmen",
+    "Members": "Leden",
+    "Weight": "Gewicht",
+    "Satisfied": "Tevreden",
+    "Open must items": "Open moet-eisen",
+    "Your positions": "Uw standpunten",
+    "State position": "Standpunt opslaan",
+    "Withdraw": "Intrekken",
+    "Value": "Waarde",
+    "Accepted options": "Aanvaardbare opties",
+    "Rationale (confidential)": "Toelichting (vertrouwelijk)",
+    "No position": "Geen standpunt",
+    "Publish the joint demand": "Gezamenlijke vraag publiceren",
+    "Propose the agreement": "Akkoord voorstellen",
+    "Abandon": "Afbreken",
+    "Answer version": "Antwoord op versie",
+    "Verdict": "Oordeel",
+    "no answer": "geen antwoord",
+    "accept": "accepteren",
+    "counter": "tegenbod",
+    "reject": "afwijzen",
+    "Option": "Optie",
+    "Comment": "Opmerking",
+    "Send the answers": "Antwoorden versturen",
+    "Clarifications": "Verduidelijkingen",
+    "Ask a question": "Een vraag stellen",
+    "Question": "Vraag",
+    "Answer": "Antwoord",
+    "Send": "Versturen",
+    "No clarifications.": "Geen verduidelijkingen.",
+    "Endorsement": "Instemming",
+    "The coordinator proposes the agreement on the current offers.": (
+        "De coördinator stelt het akkoord voor op de huidige aanbiedingen."
+    ),
+    "Accept the agreement": "Akkoord aanvaarden",
+    "Reject the agreement": "Akkoord verwerpen",
+    "Demand versions": "Versies van de vraag",
+    "Nothing published yet.": "Nog niets gepubliceerd.",
+    "changes": "wijzigingen",
+    "new": "nieuw",
+    "dropped": "vervallen",
+    "target": "doel",
+    "Timeline": "Tijdlijn",
+    "Live": "Live",
+    "Done.": "Gedaan.",
+    "The joint demand (live)": "De gezamenlijke vraag (actueel)",
+    "Published demand": "Gepubliceerde vraag",
+    "Back to the negotiations": "Terug naar de onderhandelingen",
+    "Language": "Taal",
+    "Koopkracht dashboard": "Koopkracht-dashboard",
+}
+
+
+def translator(language: str) -> Callable[[str], str]:
+    if language == "nl":
+        return lambda text: NL.get(text, text)
+    return lambda text: text
+
+
+def choose(query: str | None, cookie: str | None, accept_language: str | None) -> str:
+    for candidate in (query, cookie):
+        if candidate in LANGUAGES:
+            return candidate
+    return "nl" if (accept_language or "").lower().startswith("nl") else "en"

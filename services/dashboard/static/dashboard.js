@@ -1,0 +1,38 @@
+// Live updates: every message of the negotiation's stream reloads the board fragment in place,
+// and its notices are read out in the "Live" list (an aria-live region).
+(function () {
+  const board = document.getElementById("board");
+  if (!board || !window.EventSource) return;
+  const notices = document.getElementById("live-notices");
+  const types = JSON.parse(document.getElementById("event-types").textContent);
+  const source = new EventSource(board.dataset.live);
+  let pending = null;
+  let waiting = false;
+  function typing() {
+    const active = document.activeElement;
+    return active && board.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName);
+  }
+  board.addEventListener("focusout", function () {
+    if (waiting) { waiting = false; refresh(); }
+  });
+  function refresh() {
+    // Never replace a form somebody is filling in: wait until they leave it.
+    if (typing()) { waiting = true; return; }
+    if (pending) return;
+    pending = setTimeout(async function () {
+      pending = null;
+      const response = await fetch(board.dataset.fragment, { credentials: "same-origin" });
+      if (response.ok) board.innerHTML = await response.text();
+    }, 50);
+  }
+  function onMessage(event) {
+    const message = JSON.parse(event.data);
+    for (const notice of message.notices || []) {
+      const item = document.createElement("li");
+      item.textContent = notice.text;
+      notices.prepend(item);
+    }
+    refresh();
+  }
+  for (const type of types) source.addEventListener(type, onMessage);
+})();

@@ -1,0 +1,162 @@
+"""The dashboard in a real browser (Debian's Chromium, driven by Playwright).
+
+A member signs in and states a position; the coordinator's board shows the joint demand change
+without a reload; the vendor counters through its form and the coordinator's board shows the new
+cohesion, again without a reload; the vendor's pages name no member. Screenshots are kept in
+``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import RunningStack
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = os.environ.get("KOOPKRACHT_TEST_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps reaching for the internet it may not use.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        if os.environ.get("KOOPKRACHT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"no Chromium at {CHROMIUM}, and this run requires the browser tests")
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def sign_in(browser: object, stack: RunningStack, api_key: str, language: str = "en") -> object:
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale=language)  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/signin?lang={language}")
+    page.get_by_label(re.compile("API")).fill(api_key)
+    page.get_by_role("button", name=re.compile("Sign in|Inloggen")).click()
+    page.wait_for_url(re.compile("/dashboard$"))
+    return page
+
+
+def shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_the_board_changes_live_and_the_vendor_sees_no_member(browser: object, stack: RunningStack) -> None:
+    # Given a negotiation with two members, opened over the API
+    _, coordinator_key = stack.organisation("SURF", "coordinator")
+    vendor_id, vendor_key = stack.organisation("Nimbus Cloud", "vendor")
+    a_id, a_key = stack.organisation("Universiteit Leiden", "member")
+    b_id, b_key = stack.organisation("Hogeschool Rotterdam", "member")
+    api = stack.client(coordinator_key)
+    items = [{"key": "diagnostic-data-retention"}, {"key": "no-ai-training"}]
+    nid = api.post("/v1/negotiations", json={"title": "Browser test", "vendor_id": vendor_id, "items": items}).json()[
+        "id"
+    ]
+    for member_id, weight in ((a_id, 3), (b_id, 1)):
+        assert (
+            api.post(
+                f"/v1/negotiations/{nid}/members", json={"organisation_id": member_id, "weight": weight}
+            ).status_code
+            == 201
+        )
+    board = f"{stack.base_url}/dashboard/n/{nid}"
+
+    # And the coordinator watches the board
+    coordinator = sign_in(browser, stack, coordinator_key)
+    coordinator.goto(board)
+    coordinator.evaluate("window.__notReloaded = true")
+    support = coordinator.locator("#item-diagnostic-data-retention .support")
+    assert support.inner_text() == "0%"
+
+    # When member A signs in and states a position in its form
+    member = sign_in(browser, stack, a_key)
+    member.goto(board)
+    form = member.locator("#position-diagnostic-data-retention")
+    form.get_by_label("Priority").select_option("must")
+    form.get_by_label(re.compile("^Value")).fill("14")
+    form.get_by_role("button", name="State position").click()
+    member.wait_for_url(re.compile(r"notice="))
+    # Then the member's board shows its position, and the coordinator's board changes by itself
+    assert member.locator("#item-diagnostic-data-retention .support").inner_text() == "75%"
+    support.filter(has_text="75%").wait_for(timeout=10_000)
+    assert coordinator.evaluate("window.__notReloaded") is True
+    # And the member sees a change by somebody else arrive live too
+    member.evaluate("window.__notReloaded = true")
+    stack.client(b_key).put(
+        f"/v1/negotiations/{nid}/positions/diagnostic-data-retention", json={"priority": "should", "value": 30}
+    )
+    member.locator("#item-diagnostic-data-retention .support").filter(has_text="100%").wait_for(timeout=10_000)
+    assert member.evaluate("window.__notReloaded") is True
+    shot(member, "member-board")
+
+    # When the coordinator publishes and the vendor counters in its form
+    assert api.post(f"/v1/negotiations/{nid}/demand/publish").status_code == 201
+    coordinator.locator("#cohesion").filter(has_text="25%").wait_for(timeout=10_000)  # B has no must: 1/4
+    vendor = sign_in(browser, stack, vendor_key)
+    vendor.goto(board)
+    respond = vendor.locator("#respond")
+    respond.locator("#verdict-diagnostic-data-retention").select_option("counter")
+    respond.locator("#value-diagnostic-data-retention").fill("14")
+    respond.get_by_role("button", name="Send the answers").click()
+    vendor.wait_for_url(re.compile(r"notice="))
+    # Then the coordinator's board shows the new cohesion without a reload: A's must is now met
+    coordinator.locator("#cohesion").filter(has_text="100%").wait_for(timeout=10_000)
+    assert coordinator.evaluate("window.__notReloaded") is True
+    shot(coordinator, "coordinator-board")
+
+    # And no page the vendor sees names a member
+    for path in ("/dashboard", f"/dashboard/n/{nid}", f"/dashboard/n/{nid}/board"):
+        vendor.goto(f"{stack.base_url}{path}")
+        text = vendor.content()
+        for name in ("Universiteit Leiden", "Hogeschool Rotterdam", a_id, b_id):
+            assert name not in text, (path, name)
+    vendor.goto(board)
+    shot(vendor, "vendor-board")
+
+
+def test_forms_need_the_sessions_csrf_token_and_sign_out_ends_the_session(stack: RunningStack) -> None:
+    _, coordinator_key = stack.organisation("Coop", "coordinator")
+    vendor_id, _ = stack.organisation("Vendor", "vendor")
+    nid = (
+        stack.client(coordinator_key)
+        .post("/v1/negotiations", json={"title": "CSRF", "vendor_id": vendor_id, "items": [{"key": "no-ai-training"}]})
+        .json()["id"]
+    )
+    with httpx.Client(base_url=stack.base_url, follow_redirects=False) as browser_like:
+        signed = browser_like.post("/signin", data={"api_key": coordinator_key})
+        assert signed.status_code == 303
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert coordinator_key not in cookie
+        forged = browser_like.post(f"/dashboard/n/{nid}/publish", data={"csrf": "forged"})
+        assert forged.status_code == 303 and "error=" in forged.headers["location"]
+        page = browser_like.get(f"/dashboard/n/{nid}").text
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        assert browser_like.post("/signout", data={"csrf": token}).status_code == 303
+        assert browser_like.get(f"/dashboard/n/{nid}").headers["location"] == "/signin"
+    # Nothing was published by the forged form
+    assert stack.client(coordinator_key).get(f"/v1/negotiations/{nid}").json()["demand_version"] is None
+    # And a wrong key does not sign in
+    with httpx.Client(base_url=stack.base_url) as anonymous:
+        assert anonymous.post("/signin", data={"api_key": "kk_000000000000_nope"}).status_code == 401
