@@ -314,7 +314,8 @@ def demo(
             finally:
                 story.close()
         Console().print(_demo_table(result.state))
-        console.print(f"The story took {time.monotonic() - started:.0f} s. The hub: {url} (API docs at {url}/docs)")
+        console.print(f"The story took {time.monotonic() - started:.0f} s. The release: {result.release_path}")
+        console.print(f"Dashboard: [bold]{url}/signin[/bold] (API docs at {url}/docs). Sign in with a key:")
         for short in ("surf", "uva", "vendor"):
             organisation = result.organisations[short]
             console.print(f"  {organisation.role:12} {organisation.name}: API key {organisation.api_key}")

@@ -244,7 +244,10 @@ async def _board(request: Request, negotiation_id: str) -> tuple[Caller, Dashboa
 
 @dashboard.get("/dashboard/n/{negotiation_id}", response_class=HTMLResponse)
 async def board_page(request: Request, negotiation_id: str) -> Response:
-    loaded = await _board(request, negotiation_id)
+    try:
+        loaded = await _board(request, negotiation_id)
+    except Problem as problem:  # not a party, or no such negotiation: a page, not a JSON problem
+        return page(request, "error.html", status=problem.status, title=problem.title, detail=problem.detail)
     if loaded is None:
         return _to_signin()
     caller, row, data = loaded
@@ -368,6 +371,17 @@ async def propose(request: Request, negotiation_id: str) -> Response:
         negotiation_id,
         str(form.get("csrf", "")),
         lambda caller, hub: api.propose_agreement(negotiation_id, request, caller, hub, None),
+    )
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/abandon")
+async def abandon(request: Request, negotiation_id: str) -> Response:
+    form = await request.form()
+    return await _act(
+        request,
+        negotiation_id,
+        str(form.get("csrf", "")),
+        lambda caller, hub: api.abandon(negotiation_id, request, caller, hub, None, None),
     )
 
 
