@@ -9,8 +9,13 @@ the request, the command id derived from the key). A retry with another request 
 retry of an answered command gets the stored answer; a retry of a command that reached the broker
 is never sent again: its outcome comes from this process if it is still waiting for it, else from
 the read model (accepted: its events carry its id; refused: the projector keeps refusals). Only a
-command the broker never took is sent again. So a retry returns the first answer, accepted or
-refused, and adds no event.
+command that the producer refused before sending it (no connection) is sent again, by one retry
+at a time; a broker that did not confirm in time counts as having it. So a retry returns the first
+answer, accepted or refused, and adds no event. One window stays: a request that vanished while
+sending (its process died before the broker confirmed) is sent again after twice the command
+timeout, because whether the broker has it cannot be told; the worker remembers only accepted
+command ids, so if that first copy was refused and the state has changed, the second is decided
+anew.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from services.api.watch import ProjectionWatch
 from services.readmodel.store import StateCache, load_events
 from services.readmodel.tables import CommandRefusal, EventRow, IdempotencyRecord
 from services.settings import Settings
-from streams.client import CommandClient
+from streams.client import CommandClient, CommandTimeout
 from streams.core.state import NegotiationState
 from streams.core.views import Audience, audience
 
@@ -136,7 +141,10 @@ class Hub:
             )
         if record.state == "answered":
             return _replay(record)
-        if mine or await to_thread.run_sync(self._take_over, record, self.settings.command_timeout_s):
+        if mine or (
+            await to_thread.run_sync(self._decided, command) is None
+            and await to_thread.run_sync(self._take_over, record, self.settings.command_timeout_s)
+        ):
             answer = await self._send(command, job, record)
         else:
             # Sent before (or being sent right now): never send it again, learn what became of it.
@@ -151,7 +159,15 @@ class Hub:
         timeout = self.settings.command_timeout_s
         try:
             future = await self.client.submit(command, timeout)
-        except Exception as exc:
+        except CommandTimeout:
+            # The broker may have taken it after all: never send it again; retries ask for its outcome.
+            if record is not None:
+                await to_thread.run_sync(self._set_state, record, "sent")
+            log_.error("command not acknowledged in time")
+            raise _unavailable(
+                "the hub's message broker did not confirm the command in time; " + _retry_advice(job)
+            ) from None
+        except Exception as exc:  # refused before sending (no connection, no metadata): not on the topic
             if record is not None:
                 await to_thread.run_sync(self._set_state, record, "unsent")
             log_.error("command not sent", error=type(exc).__name__)
@@ -280,7 +296,7 @@ class Hub:
                         and_(col(IdempotencyRecord.state) == "sending", col(IdempotencyRecord.created_at) < stale),
                     ),
                 )
-                .values(state="sending")
+                .values(state="sending", created_at=datetime.now(UTC))  # one taker; the clock starts again
             )
             return bool(taken.rowcount)  # type: ignore[attr-defined]
 

@@ -9,7 +9,7 @@ API keys, organisations, and resolving catalogue keys, vendor and member ids int
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -758,7 +758,12 @@ async def live_stream(
 
 
 async def live_messages(
-    hub: Hub, negotiation_id: str, viewer: Audience, cursor: int, announce_hidden: bool = False
+    hub: Hub,
+    negotiation_id: str,
+    viewer: Audience,
+    cursor: int,
+    announce_hidden: bool = False,
+    alive: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[dict[str, str]]:
     """The viewer's messages after ``cursor``, then each new one as the read model receives it.
 
@@ -766,7 +771,8 @@ async def live_messages(
     cut and explained with the state right after its event, the same on every connection. With
     ``announce_hidden`` an event the viewer may not see still yields a bare ``changed`` message
     (its sequence only): the dashboard of a coordinator or member redraws the joint demand, which
-    another member's position changes.
+    another member's position changes. ``alive`` is asked between messages and at every heartbeat;
+    the stream ends when it says no.
     """
     members = [viewer.organisation_id] if viewer.role == "member" else []
 
@@ -787,6 +793,8 @@ async def live_messages(
                 yield {"id": str(event.sequence), "event": "changed", "data": json.dumps({"sequence": event.sequence})}
         seen = max(cursor, state.sequence if state is not None else 0)
         await hub.watch.reached(negotiation_id, seen + 1, timeout=hub.settings.sse_heartbeat_s)
+        if alive is not None and not await alive():
+            return
         pending = await to_thread.run_sync(events_after, state.sequence if state is not None else 0)
 
 

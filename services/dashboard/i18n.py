@@ -102,6 +102,9 @@ NL: dict[str, str] = {
     "Back to the negotiations": "Terug naar de onderhandelingen",
     "Language": "Taal",
     "Koopkracht dashboard": "Koopkracht-dashboard",
+    "Updates wait while you edit a form: send it, or reload the page.": (
+        "Updates wachten zolang u een formulier bewerkt: verstuur het, of laad de pagina opnieuw."
+    ),
 }
 
 

@@ -13,8 +13,10 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -74,6 +76,11 @@ async def signed_in(request: Request) -> tuple[Caller, DashboardSession] | None:
     return await to_thread.run_sync(_session, request)
 
 
+async def _still_signed_in(request: Request) -> bool:
+    """A live stream ends when its session does (signed out, or expired)."""
+    return await signed_in(request) is not None
+
+
 def _language(request: Request) -> str:
     return choose(
         request.query_params.get("lang"), request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language")
@@ -121,10 +128,20 @@ async def signin_form(request: Request) -> HTMLResponse:
     return page(request, "signin.html")
 
 
+def _same_origin(request: Request) -> bool:
+    """Whether a form was posted from this site (browsers send Origin / Sec-Fetch-Site)."""
+    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    return origin in (None, "null") or origin == f"{request.url.scheme}://{request.url.netloc}"
+
+
 @dashboard.post("/signin")
 async def signin(request: Request, api_key: Annotated[str, Form()]) -> Response:
     hub: Hub = request.app.state.hub
     t = translator(_language(request))
+    if not _same_origin(request):  # no signing a victim in to somebody else's account from another site
+        return page(request, "signin.html", status=403, error=t("That API key is not valid."))
     try:
         caller = await to_thread.run_sync(authenticate, hub.engine, None, api_key.strip())
     except Problem:
@@ -280,13 +297,15 @@ async def live(request: Request, negotiation_id: str) -> Response:
     hub: Hub = request.app.state.hub
     viewer = await to_thread.run_sync(hub.read, caller, negotiation_id, lambda state, viewer: viewer)
     sequence = await to_thread.run_sync(hub.read, caller, negotiation_id, lambda state, viewer: state.sequence)
-    last = request.headers.get("last-event-id")
-    cursor = int(last) if last and last.isdigit() else sequence
+    last = request.headers.get("last-event-id") or request.query_params.get("after") or ""
+    cursor = int(last) if re.fullmatch(r"[0-9]{1,10}", last) else sequence
     # The vendor's board changes only with what it may see; announcing more would tell it when
     # members act.
     announce = viewer.role != "vendor"
     return EventSourceResponse(
-        api.live_messages(hub, negotiation_id, viewer, cursor, announce_hidden=announce),
+        api.live_messages(
+            hub, negotiation_id, viewer, cursor, announce_hidden=announce, alive=lambda: _still_signed_in(request)
+        ),
         ping=max(1, int(hub.settings.sse_heartbeat_s)),
     )
 
@@ -307,7 +326,9 @@ async def _act(request: Request, negotiation_id: str, csrf: str, action: Any) ->
         answer = await action(caller, request.app.state.hub)
     except Problem as problem:
         return RedirectResponse(f"{back}?error={quote(problem.detail)}", status_code=303)
-    except ValidationError as exc:
+    except ValueError as exc:  # includes pydantic's ValidationError: a form field that is not valid
+        if not isinstance(exc, ValidationError):
+            return RedirectResponse(f"{back}?error={quote(str(exc)[:300])}", status_code=303)
         first = exc.errors()[0]
         message = ".".join(str(p) for p in first["loc"]) + ": " + str(first["msg"])
         return RedirectResponse(f"{back}?error={quote(message)}", status_code=303)
@@ -317,9 +338,15 @@ async def _act(request: Request, negotiation_id: str, csrf: str, action: Any) ->
     return RedirectResponse(f"{back}?notice={quote(t('Done.'))}", status_code=303)
 
 
-def _number(text: str) -> float | None:
+def _number(text: str) -> Decimal | None:
+    """A number typed in a form (a decimal comma too), read exactly."""
     text = text.strip().replace(",", ".")
-    return float(text) if text else None
+    if not text:
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a number") from None
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/positions/{item_key}")
@@ -405,7 +432,10 @@ async def respond(request: Request, negotiation_id: str) -> Response:
                     comment=str(form.get(f"comment-{key}", "")).strip() or None,
                 )
             )
-        body = VendorResponseCreate(demand_version=int(str(form.get("demand_version", "0"))), items=answers)
+        version = str(form.get("demand_version", ""))
+        if not re.fullmatch(r"[0-9]{1,9}", version):
+            raise ValueError("demand_version is missing")
+        body = VendorResponseCreate(demand_version=int(version), items=answers)
         return await api.respond(negotiation_id, body, request, caller, hub, None)
 
     return await _act(request, negotiation_id, str(form.get("csrf", "")), action)

@@ -202,14 +202,14 @@ def active_subscriptions(session: Session) -> dict[str, list[Subscription]]:
     return found
 
 
-def queue_deliveries(
-    session: Session,
+def deliveries_for(
     subscribers: dict[str, list[Subscription]],
     state: NegotiationState,
     before: Figures,
     event: Event,
-) -> None:
-    """One delivery per subscription whose owner may see ``event``, in the event's transaction."""
+) -> list[Delivery]:
+    """One delivery per subscription whose owner may see ``event``, for the event's transaction."""
+    made: list[Delivery] = []
     for organisation_id, subscriptions in subscribers.items():
         role = state.role_of(organisation_id)
         if role is None:
@@ -225,7 +225,7 @@ def queue_deliveries(
         if body is None:
             continue
         for subscription in wanted:
-            session.add(
+            made.append(
                 Delivery(
                     subscription_id=subscription.id,
                     negotiation_id=event.negotiation_id,
@@ -237,6 +237,7 @@ def queue_deliveries(
                     created_at=datetime.now(UTC),
                 )
             )
+    return made
 
 
 class Projection:
@@ -274,7 +275,18 @@ class Projection:
                     before = figures_before(state, members_among(state, subscribers))
                     state = evolve(state, event)
                     if subscribers:
-                        queue_deliveries(session, subscribers, state, before, event)
+                        try:
+                            session.add_all(deliveries_for(subscribers, state, before, event))
+                        except Exception as exc:
+                            # A defect in making messages must not stop the read model (every
+                            # command would answer 503): the event is projected, its deliveries
+                            # are missing, and this says so loudly.
+                            log.error(
+                                "webhook deliveries not queued",
+                                negotiation_id=nid,
+                                sequence=event.sequence,
+                                error=f"{type(exc).__name__}: {str(exc)[:300]}",
+                            )
                     session.add(
                         EventRow(
                             negotiation_id=nid,

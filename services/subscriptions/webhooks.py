@@ -8,7 +8,8 @@ state in the database (``deliveries``, ``delivery_attempts``), so a restart lose
   waits until it is delivered.
 - **Signatures**: Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
   with the subscription's secret; the id is the same on every attempt.
-- **Retries**: after a failure (no 2xx, or no answer within the timeout) the delivery is tried
+- **Retries**: after a failure (no 2xx, an error, or no complete answer within the timeout, a
+  total deadline) the delivery is tried
   again after 1 s, 2 s, 4 s … up to ``webhook_retry_max_s`` between attempts.
 - **Giving up**: when a subscription has failed without a single success for longer than
   ``webhook_give_up_after_s``, it is disabled, with the reason; its owner sees that on the
@@ -181,13 +182,23 @@ class Dispatcher:
         status_code: int | None = None
         error: str | None = None
         try:
-            response = await http.post(
-                subscription.url, content=delivery.payload, headers=signed_headers(subscription, delivery, at)
-            )
-            status_code = response.status_code
+            # A total deadline: a receiver that drips its answer must not hold a slot for ever.
+            # Only the status counts; the body is not read.
+            async with (
+                asyncio.timeout(self.policy.timeout_s),
+                http.stream(
+                    "POST",
+                    subscription.url,
+                    content=delivery.payload,
+                    headers=signed_headers(subscription, delivery, at),
+                ) as response,
+            ):
+                status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
-        except httpx.HTTPError as exc:
+        except TimeoutError:
+            error = f"no answer within {self.policy.timeout_s:g} s"
+        except Exception as exc:  # whatever the URL or the receiver does, it is this delivery's failure
             error = f"{type(exc).__name__}: {str(exc)[:300]}" if str(exc) else type(exc).__name__
         duration_ms = (time.perf_counter() - started) * 1000
         assert delivery.id is not None
@@ -213,15 +224,28 @@ class Dispatcher:
             try:
                 while not stop.is_set():
                     if time.monotonic() - last_beat > HEARTBEAT_S:
-                        await asyncio.to_thread(self.beat)
+                        with contextlib.suppress(Exception):  # no beat: /readyz says so
+                            await asyncio.to_thread(self.beat)
                         last_beat = time.monotonic()
                         if not self.ready.is_set():
                             self.ready.set()
                             log.info("webhooks.ready")
                     for subscription_id in [s for s, task in in_flight.items() if task.done()]:
-                        in_flight.pop(subscription_id).result()
+                        failed = in_flight.pop(subscription_id).exception()
+                        if failed is not None:  # the database, most likely: the delivery stays pending
+                            log.error(
+                                "webhook delivery interrupted",
+                                subscription_id=subscription_id,
+                                error=f"{type(failed).__name__}: {str(failed)[:300]}",
+                            )
                     room = self.policy.concurrency - len(in_flight)
-                    due = await asyncio.to_thread(self.due, set(in_flight), room) if room > 0 else []
+                    try:
+                        due = await asyncio.to_thread(self.due, set(in_flight), room) if room > 0 else []
+                    except Exception as exc:  # the database is away: try again after a pause
+                        log.warning("webhook queue unreadable", error=type(exc).__name__)
+                        due = []
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), 1.0)
                     for delivery, subscription in due:
                         in_flight[subscription.id] = asyncio.create_task(self.drain(http, delivery, subscription))
                     if not due:

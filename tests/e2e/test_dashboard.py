@@ -157,9 +157,15 @@ def test_forms_need_the_sessions_csrf_token_and_sign_out_ends_the_session(stack:
         assert browser_like.get(f"/dashboard/n/{nid}").headers["location"] == "/signin"
     # Nothing was published by the forged form
     assert stack.client(coordinator_key).get(f"/v1/negotiations/{nid}").json()["demand_version"] is None
-    # And a wrong key does not sign in; the pages speak Dutch when asked
+    # And a wrong key does not sign in, nor does a right one posted from another site;
+    # the pages speak Dutch when asked
     with httpx.Client(base_url=stack.base_url) as anonymous:
         assert anonymous.post("/signin", data={"api_key": "kk_000000000000_nope"}).status_code == 401
+        cross_site = anonymous.post(
+            "/signin", data={"api_key": coordinator_key}, headers={"Origin": "http://elsewhere.example"}
+        )
+        assert cross_site.status_code == 403
+        assert "kk_session" not in cross_site.headers.get("set-cookie", "")
         dutch = anonymous.get("/signin", params={"lang": "nl"})
         assert '<html lang="nl">' in dutch.text
         assert "Inloggen" in dutch.text

@@ -7,22 +7,23 @@
   const types = JSON.parse(document.getElementById("event-types").textContent);
   const source = new EventSource(board.dataset.live);
   let pending = null;
-  let waiting = false;
-  function typing() {
+  let edited = false;  // somebody typed into a form of the board and has not sent it
+  board.addEventListener("input", function () { edited = true; });
+  board.addEventListener("change", function () { edited = true; });
+  const paused = document.getElementById("live-paused");
+  function busy() {
     const active = document.activeElement;
-    return active && board.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName);
+    return edited || (active && board.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName));
   }
-  board.addEventListener("focusout", function () {
-    if (waiting) { waiting = false; refresh(); }
-  });
   function refresh() {
-    // Never replace a form somebody is filling in: wait until they leave it.
-    if (typing()) { waiting = true; return; }
+    // Never replace a form somebody is filling in: the board waits, and says so.
+    if (busy()) { if (paused) paused.hidden = false; return; }
     if (pending) return;
     pending = setTimeout(async function () {
       pending = null;
+      if (busy()) { if (paused) paused.hidden = false; return; }
       const response = await fetch(board.dataset.fragment, { credentials: "same-origin" });
-      if (response.ok) board.innerHTML = await response.text();
+      if (response.ok && !busy()) board.innerHTML = await response.text();
     }, 50);
   }
   function onMessage(event) {

@@ -1,0 +1,385 @@
+"""``make bench``: every benchmark of the hub in one run, against the real local broker (not a test).
+
+Measures, in this order, and prints one table (``--json FILE`` writes the figures):
+
+1. **ceiling** — raw aiokafka produce → consume of messages the size of a command, on a topic
+   shaped like the commands topic (messages/s), and a raw produce → consume round trip (ms);
+2. **pipeline** — commands/s through one worker process (decide, evolve, events, state,
+   results) over ``--negotiations`` × ``--members`` × ``--items``, sustained ``--seconds``; and
+   its ratio to the ceiling;
+3. **latency** — HTTP write of a position → the SSE message at a subscribed party, p50/p95/p99,
+   at ``--rate`` requests/s offered (open loop) and at saturation;
+4. **aggregation** — one PositionStated at 10 … 10,000 supporters against a naive recomputation;
+5. **replay** — events/s of a pure replay of the events topic, and the time a cold worker takes to
+   rebuild its tables from ``--recovery-events`` events;
+6. **memory** — peak resident memory (VmHWM) of the worker (after 2) and of the API (after 3).
+
+It starts its own Kafka (in a temporary folder, free loopback ports) unless ``--bootstrap`` names one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from infra.kafka import ClusterSpec, KafkaCluster
+from infra.kafka.topics import ensure_topics
+from schemas.commands import Actor, InviteMember, OpenNegotiation, StatePosition
+from schemas.negotiation import Position, RequirementItem
+from schemas.topics import COMMAND_RESULTS, COMMANDS, EVENTS
+from services.catalogue import load_catalogue
+from streams.codec import decode_event, encode_command
+from streams.core.state import NegotiationState, evolve
+from tests.bench import aggregation
+from tests.conftest import free_base_port
+from tests.integration.harness import ResultCollector, WorkerProcess, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+COORDINATOR = Actor(organisation_id="coop", role="coordinator", name="Coop")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- 1. the ceiling --------------------------------------------------------------------------------
+
+
+async def ceiling(bootstrap: str, prefix: str, size: int, count: int) -> dict[str, float]:
+    topic = COMMANDS.name(prefix)
+    payload = b"x" * size
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await producer.start()
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(await producer.partitions_for(topic))]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)
+        started = time.perf_counter()
+        pending = [await producer.send(topic, key=str(i % 1000).encode(), value=payload) for i in range(count)]
+        await asyncio.gather(*pending)
+        seen = 0
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            seen += sum(len(records) for records in batch.values())
+        elapsed = time.perf_counter() - started
+        rtts = []
+        for _i in range(200):
+            sent = time.perf_counter()
+            await producer.send_and_wait(topic, key=b"rtt", value=payload)
+            got = 0
+            while not got:
+                batch = await consumer.getmany(timeout_ms=500)
+                got = sum(len(records) for records in batch.values())
+            rtts.append((time.perf_counter() - sent) * 1000)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return {"messages_per_s": count / elapsed, "round_trip_p50_ms": percentile(rtts, 0.5),
+            "round_trip_p99_ms": percentile(rtts, 0.99), "message_bytes": size}  # fmt: skip
+
+
+# -- 2. the pipeline -------------------------------------------------------------------------------
+
+
+def workload(negotiations: int, members: int, items: int, positions: int, seed: int = 7) -> Iterator[Any]:
+    """Open the negotiations, invite the members, then a rush of position changes across all of them."""
+    rng = random.Random(seed)
+    catalogue = [i for i in load_catalogue().values() if i.kind in ("at_most", "at_least", "boolean")]
+    chosen: list[RequirementItem] = (catalogue * (items // len(catalogue) + 1))[:items]
+    chosen = [i.model_copy(update={"key": f"{i.key}-{n}"}) for n, i in enumerate(chosen)]
+    nids = [f"bench-{n}" for n in range(negotiations)]
+    for nid in nids:
+        yield OpenNegotiation(command_id=f"{nid}-open", negotiation_id=nid, actor=COORDINATOR, title="Bench",
+                              vendor_id="vendor", vendor_name="Vendor", items=tuple(chosen))  # fmt: skip
+    for m in range(members):
+        for nid in nids:
+            yield InviteMember(command_id=f"{nid}-inv-{m}", negotiation_id=nid, actor=COORDINATOR,
+                               organisation_id=f"m{m}", name=f"Member {m}", weight=rng.randint(1, 40))  # fmt: skip
+    for n in range(positions):
+        nid = nids[n % negotiations]
+        m = rng.randrange(members)
+        item = rng.choice(chosen)
+        value = None if item.kind == "boolean" else rng.randint(1, 365)
+        yield StatePosition(command_id=f"{nid}-pos-{n}", negotiation_id=nid,
+                            actor=Actor(organisation_id=f"m{m}", role="member", name=f"Member {m}"),
+                            item_key=item.key, position=Position(priority=rng.choice(["must", "should", "could"]),
+                                                                  value=value))  # fmt: skip
+
+
+async def pipeline(bootstrap: str, prefix: str, args: argparse.Namespace, data_dir: Path) -> dict[str, float]:
+    total = args.negotiations + args.negotiations * args.members + args.positions
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
+                                max_batch_size=256 * 1024)  # fmt: skip
+    await producer.start()
+    sizes = []
+    try:
+        pending = []
+        for command in workload(args.negotiations, args.members, args.items, args.positions):
+            value = encode_command(command)
+            sizes.append(len(value))
+            pending.append(await producer.send(COMMANDS.name(prefix), key=command.negotiation_id.encode(), value=value))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    async with ResultCollector(bootstrap, COMMAND_RESULTS.name(prefix)) as results:
+        worker = WorkerProcess(bootstrap, prefix, data_dir / "worker").start()
+        try:
+            await wait_until(lambda: len(results) >= 1, 180, "a first result")
+            first = time.perf_counter()
+            deadline = first + args.seconds
+            while len(results) < total and time.perf_counter() < deadline:
+                await asyncio.sleep(0.2)
+            done, elapsed = len(results), time.perf_counter() - first
+            rss = peak_rss_mb(worker.proc.pid)  # type: ignore[union-attr]
+        finally:
+            worker.stop()
+    return {"commands_offered": total, "commands_done": done, "seconds": elapsed, "commands_per_s": done / elapsed,
+            "command_bytes_mean": statistics.fmean(sizes), "worker_peak_rss_mb": rss}  # fmt: skip
+
+
+# -- 3. latency through HTTP -----------------------------------------------------------------------
+
+
+def latency(bootstrap: str, data_dir: Path, rates: list[float], writes: int) -> dict[str, Any]:
+    from tests.e2e.conftest import running_stack
+
+    figures: dict[str, Any] = {}
+    with running_stack(bootstrap, data_dir / "stack", "sqlite") as stack:
+        _, coordinator_key = stack.organisation("Coop", "coordinator")
+        vendor_id, _ = stack.organisation("Vendor", "vendor")
+        members = [stack.organisation(f"Member {i}", "member") for i in range(10)]
+        coordinator = stack.client(coordinator_key)
+        nid = coordinator.post("/v1/negotiations", json={"title": "Latency", "vendor_id": vendor_id,
+                                                         "items": [{"key": "diagnostic-data-retention"}]}).json()["id"]  # fmt: skip
+        for member_id, _ in members:
+            coordinator.post(f"/v1/negotiations/{nid}/members", json={"organisation_id": member_id}).raise_for_status()
+        for rate in rates:
+            figures[f"{rate:g}/s" if rate else "saturation"] = asyncio.run(_load(stack.base_url, coordinator_key, nid,
+                                                                            members, rate, writes))  # fmt: skip
+        figures["api_peak_rss_mb"] = peak_rss_mb(stack.stack.child("api").proc.pid)  # type: ignore[union-attr]
+    return figures
+
+
+async def _load(base: str, coordinator_key: str, nid: str, members: list[tuple[str, str]], rate: float,
+                writes: int) -> dict[str, float]:  # fmt: skip
+    arrivals: dict[int, float] = {}
+    sent: dict[int, float] = {}
+    http_ms: list[float] = []
+    ready = asyncio.Event()
+    base_value = random.randint(10_000, 10_000_000)
+
+    async def listen(after: int) -> None:
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {coordinator_key}"},
+                                     timeout=None) as client, client.stream("GET", f"/v1/negotiations/{nid}/stream",
+                                                                            params={"after": after}) as response:  # fmt: skip
+            ready.set()
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    message = json.loads(line[5:])
+                    value = (message["data"].get("position") or {}).get("value")
+                    if message["type"] == "PositionStated" and value is not None:
+                        arrivals[int(value) - base_value] = time.perf_counter()
+
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {coordinator_key}"}) as client:
+        current = (await client.get(f"/v1/negotiations/{nid}")).json()["sequence"]
+    listener = asyncio.create_task(listen(current))
+    await asyncio.wait_for(ready.wait(), 10)
+    clients = [httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                                 limits=httpx.Limits(max_connections=64)) for _, key in members]  # fmt: skip
+    limit = asyncio.Semaphore(64)
+
+    async def write(i: int) -> None:
+        async with limit:
+            sent[i] = time.perf_counter()
+            response = await clients[i % len(clients)].put(
+                f"/v1/negotiations/{nid}/positions/diagnostic-data-retention",
+                json={"priority": "must", "value": base_value + i},
+            )
+            response.raise_for_status()
+            http_ms.append((time.perf_counter() - sent[i]) * 1000)
+
+    started = time.perf_counter()
+    tasks = []
+    for i in range(writes):
+        if rate:
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(write(i)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    deadline = time.perf_counter() + 30
+    while len(arrivals) < writes and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    listener.cancel()
+    for client in clients:
+        await client.aclose()
+    sse_ms = [(arrivals[i] - sent[i]) * 1000 for i in sent if i in arrivals]
+    return {"offered_per_s": rate, "achieved_per_s": writes / elapsed, "writes": writes,
+            "http_p50_ms": percentile(http_ms, 0.5), "http_p99_ms": percentile(http_ms, 0.99),
+            "sse_p50_ms": percentile(sse_ms, 0.5), "sse_p95_ms": percentile(sse_ms, 0.95),
+            "sse_p99_ms": percentile(sse_ms, 0.99), "sse_received": len(sse_ms)}  # fmt: skip
+
+
+# -- 5. replay and recovery ------------------------------------------------------------------------
+
+
+async def replay(bootstrap: str, prefix: str) -> dict[str, float]:
+    """Decode every event of the events topic and evolve the states: the pure replay's rate."""
+    from tests.integration.harness import read_topic
+
+    records = await read_topic(bootstrap, EVENTS.name(prefix))
+    started = time.perf_counter()
+    states: dict[str, NegotiationState] = {}
+    for record in records:
+        event = decode_event(record.headers, record.value)
+        states[event.negotiation_id] = evolve(states.get(event.negotiation_id), event)
+    elapsed = time.perf_counter() - started
+    return {"events": len(records), "events_per_s": len(records) / elapsed, "negotiations": len(states)}
+
+
+async def recovery(bootstrap: str, prefix: str) -> dict[str, float]:
+    from streams.app import NegotiationWorker, WorkerConfig
+
+    cold = NegotiationWorker(WorkerConfig(bootstrap=bootstrap, topic_prefix=prefix))
+    started = time.perf_counter()
+    await cold.recover(dict.fromkeys(range(COMMANDS.partitions), 1 << 62))
+    elapsed = time.perf_counter() - started
+    events = sum(t.events_applied for t in cold.tables.values())
+    return {"events": events, "seconds": elapsed, "events_per_s": events / elapsed}
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def kafka(bootstrap: str | None) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        cluster = KafkaCluster(Path(folder), ClusterSpec(nodes=1, base_port=free_base_port(2)))
+        cluster.start()
+        try:
+            yield cluster.bootstrap
+        finally:
+            cluster.stop()
+
+
+async def run(args: argparse.Namespace, bootstrap: str, folder: Path) -> dict[str, Any]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    await ensure_topics(bootstrap, prefix)
+    figures: dict[str, Any] = {
+        "machine": {
+            "cores": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        "command": " ".join(sys.argv),
+    }
+    say("pipeline: producing the workload and running one worker")
+    figures["pipeline"] = await pipeline(bootstrap, prefix, args, folder)
+    say("ceiling: raw produce → consume")
+    ceiling_prefix = f"ceil{uuid.uuid4().hex[:6]}"
+    await ensure_topics(bootstrap, ceiling_prefix)
+    figures["ceiling"] = await ceiling(bootstrap, ceiling_prefix, int(figures["pipeline"]["command_bytes_mean"]),
+                                       args.ceiling_messages)  # fmt: skip
+    figures["pipeline"]["ratio_to_ceiling"] = (
+        figures["pipeline"]["commands_per_s"] / figures["ceiling"]["messages_per_s"]
+    )
+    say("replay: decoding and evolving the events topic")
+    figures["replay"] = await replay(bootstrap, prefix)
+    say("recovery: a cold worker rebuilds its tables")
+    figures["recovery"] = await recovery(bootstrap, prefix)
+    return figures
+
+
+def say(text: str) -> None:
+    print(f"· {text}", file=sys.stderr, flush=True)
+
+
+def table(figures: dict[str, Any]) -> str:
+    p, c, r, rec = figures["pipeline"], figures["ceiling"], figures["replay"], figures["recovery"]
+    agg = figures["aggregation"]
+    lines = [
+        "| figure | value | goal |",
+        "|---|---:|---|",
+        f"| ceiling: raw produce → consume, {c['message_bytes']} B messages | {c['messages_per_s']:,.0f} msg/s | |",
+        f"| ceiling: raw round trip p50 / p99 | {c['round_trip_p50_ms']:.1f} / {c['round_trip_p99_ms']:.1f} ms | |",
+        f"| pipeline: one worker, {p['commands_done']:,} commands in {p['seconds']:.0f} s | "
+        f"{p['commands_per_s']:,.0f} cmd/s | |",
+        f"| pipeline / ceiling | {p['ratio_to_ceiling']:.1%} | ≥ 30 % |",
+    ]
+    for name, load in figures["latency"].items():
+        if name == "api_peak_rss_mb":
+            continue
+        lines.append(
+            f"| latency HTTP → SSE at {name} (achieved {load['achieved_per_s']:.0f}/s), p50 / p95 / p99 | "
+            f"{load['sse_p50_ms']:.0f} / {load['sse_p95_ms']:.0f} / {load['sse_p99_ms']:.0f} ms | "
+            f"{'p99 ≤ 50 ms' if name != 'saturation' else ''} |"
+        )
+    lines += [
+        f"| aggregation: PositionStated at 10 / 10,000 supporters (median) | {agg[10]['position_stated_us_median']:.1f} / "
+        f"{agg[10_000]['position_stated_us_median']:.1f} µs ({agg[10_000]['position_stated_us_median'] / agg[10]['position_stated_us_median']:.2f}×) | within 2× |",
+        f"| replay: decode + evolve, {r['events']:,} events | {r['events_per_s']:,.0f} events/s | ≥ 100,000/s |",
+        f"| recovery: cold worker, {rec['events']:,} events | {rec['seconds']:.1f} s ({rec['events_per_s']:,.0f}/s) | |",
+        f"| memory: worker / API peak RSS | {p['worker_peak_rss_mb']:.0f} / "
+        f"{figures['latency']['api_peak_rss_mb']:.0f} MB | |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", help="an existing Kafka; by default a local one is started")
+    parser.add_argument("--negotiations", type=int, default=1_000)
+    parser.add_argument("--members", type=int, default=50)
+    parser.add_argument("--items", type=int, default=40)
+    parser.add_argument("--positions", type=int, default=150_000, help="position changes after the invitations")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long the pipeline is measured at most")
+    parser.add_argument("--ceiling-messages", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=200.0, help="offered HTTP writes per second")
+    parser.add_argument("--writes", type=int, default=2_000, help="HTTP writes per latency run")
+    parser.add_argument("--json", dest="json_path", default="bench-results.json")
+    args = parser.parse_args()
+    with kafka(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as folder:
+        figures = asyncio.run(run(args, bootstrap, Path(folder)))
+        say("latency: HTTP write → SSE message")
+        figures["latency"] = latency(bootstrap, Path(folder), [args.rate, 0.0], args.writes)
+    say("aggregation: one PositionStated as supporters grow")
+    rng = random.Random(3)
+    figures["aggregation"] = {n: aggregation.measure(n, 200, rng) for n in (10, 100, 1_000, 10_000)}
+    Path(args.json_path).write_text(json.dumps(figures, indent=2, default=str))
+    print(table(figures))
+    print(f"\n(figures in {args.json_path})")
+
+
+if __name__ == "__main__":
+    main()
