@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install bench-aggregation bench-worker bench-notifications clean
+.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,7 @@ bench-worker: jars
 ## From a member's write to the webhook delivery and the SSE message (p50/p99); starts its own stack.
 bench-notifications: jars
 	$(BIN)/python -m tests.bench.notifications
+
+## Every benchmark in one run (ceiling, pipeline, latency, aggregation, replay, memory): a table and bench-results.json.
+bench: jars
+	$(BIN)/python -m tests.bench.suite
