@@ -97,6 +97,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
             "lang": language,
             "notice": request.query_params.get("notice"),
             "error": request.query_params.get("error"),
+            "once": secrets.token_urlsafe(12),  # makes each drawn form one command, however often sent
             **context,
         },
         status_code=status,
@@ -321,6 +322,10 @@ async def _act(request: Request, negotiation_id: str, csrf: str, action: Any) ->
     caller, row = found
     back = f"/dashboard/n/{quote(negotiation_id)}"
     t = translator(_language(request))
+    form = await _form(request)
+    once = str(form.get("once", ""))
+    # A page's form sent twice (a double click) is one command: the API's Idempotency-Key.
+    request.state.once = f"{once}:{request.url.path}" if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", once) else None
     try:
         _check_csrf(row, csrf)
         answer = await action(caller, request.app.state.hub)
@@ -338,6 +343,18 @@ async def _act(request: Request, negotiation_id: str, csrf: str, action: Any) ->
     return RedirectResponse(f"{back}?notice={quote(t('Done.'))}", status_code=303)
 
 
+async def _form(request: Request) -> Any:
+    """The posted form. The raw body is read first, so that the API's routes can fingerprint it
+    (Starlette's form parser would consume it)."""
+    await request.body()
+    return await request.form()
+
+
+def _once(request: Request) -> str | None:
+    once: str | None = getattr(request.state, "once", None)
+    return once
+
+
 def _number(text: str) -> Decimal | None:
     """A number typed in a form (a decimal comma too), read exactly."""
     text = text.strip().replace(",", ".")
@@ -351,7 +368,7 @@ def _number(text: str) -> Decimal | None:
 
 @dashboard.post("/dashboard/n/{negotiation_id}/positions/{item_key}")
 async def state_position(request: Request, negotiation_id: str, item_key: str) -> Response:
-    form = await request.form()
+    form = await _form(request)
     accepted = [str(v) for v in form.getlist("accepted")]
     value = str(form.get("value", ""))
     rationale = str(form.get("rationale", "")).strip()
@@ -363,58 +380,58 @@ async def state_position(request: Request, negotiation_id: str, item_key: str) -
             accepted=tuple(accepted) or None,
             rationale=rationale or None,
         )
-        return await api.state_position(negotiation_id, item_key, position, request, caller, hub, None)
+        return await api.state_position(negotiation_id, item_key, position, request, caller, hub, _once(request))
 
     return await _act(request, negotiation_id, str(form.get("csrf", "")), action)
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/positions/{item_key}/withdraw")
 async def withdraw_position(request: Request, negotiation_id: str, item_key: str) -> Response:
-    form = await request.form()
+    form = await _form(request)
     return await _act(
         request,
         negotiation_id,
         str(form.get("csrf", "")),
-        lambda caller, hub: api.withdraw_position(negotiation_id, item_key, request, caller, hub, None),
+        lambda caller, hub: api.withdraw_position(negotiation_id, item_key, request, caller, hub, _once(request)),
     )
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/publish")
 async def publish(request: Request, negotiation_id: str) -> Response:
-    form = await request.form()
+    form = await _form(request)
     return await _act(
         request,
         negotiation_id,
         str(form.get("csrf", "")),
-        lambda caller, hub: api.publish_demand(negotiation_id, request, caller, hub, None),
+        lambda caller, hub: api.publish_demand(negotiation_id, request, caller, hub, _once(request)),
     )
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/propose")
 async def propose(request: Request, negotiation_id: str) -> Response:
-    form = await request.form()
+    form = await _form(request)
     return await _act(
         request,
         negotiation_id,
         str(form.get("csrf", "")),
-        lambda caller, hub: api.propose_agreement(negotiation_id, request, caller, hub, None),
+        lambda caller, hub: api.propose_agreement(negotiation_id, request, caller, hub, _once(request)),
     )
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/abandon")
 async def abandon(request: Request, negotiation_id: str) -> Response:
-    form = await request.form()
+    form = await _form(request)
     return await _act(
         request,
         negotiation_id,
         str(form.get("csrf", "")),
-        lambda caller, hub: api.abandon(negotiation_id, request, caller, hub, None, None),
+        lambda caller, hub: api.abandon(negotiation_id, request, caller, hub, None, _once(request)),
     )
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/responses")
 async def respond(request: Request, negotiation_id: str) -> Response:
-    form = await request.form()
+    form = await _form(request)
 
     async def action(caller: Caller, hub: Hub) -> Response:
         answers = []
@@ -436,39 +453,41 @@ async def respond(request: Request, negotiation_id: str) -> Response:
         if not re.fullmatch(r"[0-9]{1,9}", version):
             raise ValueError("demand_version is missing")
         body = VendorResponseCreate(demand_version=int(version), items=answers)
-        return await api.respond(negotiation_id, body, request, caller, hub, None)
+        return await api.respond(negotiation_id, body, request, caller, hub, _once(request))
 
     return await _act(request, negotiation_id, str(form.get("csrf", "")), action)
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/clarifications")
 async def ask(request: Request, negotiation_id: str) -> Response:
-    form = await request.form()
+    form = await _form(request)
 
     async def action(caller: Caller, hub: Hub) -> Response:
         body = ClarificationCreate(item_key=str(form.get("item_key", "")), question=str(form.get("question", "")))
-        return await api.request_clarification(negotiation_id, body, request, caller, hub, None)
+        return await api.request_clarification(negotiation_id, body, request, caller, hub, _once(request))
 
     return await _act(request, negotiation_id, str(form.get("csrf", "")), action)
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/clarifications/{clarification_id}/answer")
 async def answer(request: Request, negotiation_id: str, clarification_id: int) -> Response:
-    form = await request.form()
+    form = await _form(request)
 
     async def action(caller: Caller, hub: Hub) -> Response:
         body = ClarificationAnswer(answer=str(form.get("answer", "")))
-        return await api.answer_clarification(negotiation_id, clarification_id, body, request, caller, hub, None)
+        return await api.answer_clarification(
+            negotiation_id, clarification_id, body, request, caller, hub, _once(request)
+        )
 
     return await _act(request, negotiation_id, str(form.get("csrf", "")), action)
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/endorse")
 async def endorse(request: Request, negotiation_id: str) -> Response:
-    form = await request.form()
+    form = await _form(request)
 
     async def action(caller: Caller, hub: Hub) -> Response:
         body = EndorsementCreate(decision=str(form.get("decision", "")))
-        return await api.endorse(negotiation_id, body, request, caller, hub, None)
+        return await api.endorse(negotiation_id, body, request, caller, hub, _once(request))
 
     return await _act(request, negotiation_id, str(form.get("csrf", "")), action)

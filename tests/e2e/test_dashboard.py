@@ -138,11 +138,13 @@ def test_the_board_changes_live_and_the_vendor_sees_no_member(browser: object, s
 def test_forms_need_the_sessions_csrf_token_and_sign_out_ends_the_session(stack: RunningStack) -> None:
     _, coordinator_key = stack.organisation("Coop", "coordinator")
     vendor_id, _ = stack.organisation("Vendor", "vendor")
-    nid = (
-        stack.client(coordinator_key)
-        .post("/v1/negotiations", json={"title": "CSRF", "vendor_id": vendor_id, "items": [{"key": "no-ai-training"}]})
-        .json()["id"]
-    )
+    member_id, member_key = stack.organisation("Member", "member")
+    coordinator = stack.client(coordinator_key)
+    body = {"title": "CSRF", "vendor_id": vendor_id, "items": [{"key": "no-ai-training"}]}
+    nid = coordinator.post("/v1/negotiations", json=body).json()["id"]
+    assert coordinator.post(f"/v1/negotiations/{nid}/members", json={"organisation_id": member_id}).status_code == 201
+    stated = stack.client(member_key).put(f"/v1/negotiations/{nid}/positions/no-ai-training", json={"priority": "must"})
+    assert stated.status_code == 200
     with httpx.Client(base_url=stack.base_url, follow_redirects=False) as browser_like:
         signed = browser_like.post("/signin", data={"api_key": coordinator_key})
         assert signed.status_code == 303
@@ -153,10 +155,17 @@ def test_forms_need_the_sessions_csrf_token_and_sign_out_ends_the_session(stack:
         assert forged.status_code == 303 and "error=" in forged.headers["location"]
         page = browser_like.get(f"/dashboard/n/{nid}").text
         token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        once = re.search(r'name="once" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        # A double click on Publish (the same form sent twice) publishes once
+        for _ in range(2):
+            sent = browser_like.post(f"/dashboard/n/{nid}/publish", data={"csrf": token, "once": once})
+            assert "notice=" in sent.headers["location"], sent.headers["location"]
+        versions = stack.client(coordinator_key).get(f"/v1/negotiations/{nid}/events", params={"limit": 1000})
+        assert [e["type"] for e in versions.json()["events"]].count("DemandPublished") == 1
         assert browser_like.post("/signout", data={"csrf": token}).status_code == 303
         assert browser_like.get(f"/dashboard/n/{nid}").headers["location"] == "/signin"
-    # Nothing was published by the forged form
-    assert stack.client(coordinator_key).get(f"/v1/negotiations/{nid}").json()["demand_version"] is None
+    # The forged form published nothing; the double click published version 1 only
+    assert stack.client(coordinator_key).get(f"/v1/negotiations/{nid}").json()["demand_version"] == 1
     # And a wrong key does not sign in, nor does a right one posted from another site;
     # the pages speak Dutch when asked
     with httpx.Client(base_url=stack.base_url) as anonymous:
