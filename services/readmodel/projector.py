@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ from streams.core.state import NegotiationState, SequenceGap, evolve
 from streams.core.views import Audience
 
 log = structlog.get_logger("koopkracht.projector")
+COMMIT_EVERY_S = 0.5
 
 Writer = Callable[[Session, NegotiationState, Any], None]
 _WRITERS: dict[type[Any], Writer] = {}
@@ -380,10 +382,19 @@ class Projector:
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
                 async with projector._lock:  # the batch in progress is written and committed first
                     projector.projection.states.clear()  # another projector may move these on
+                    if uncommitted:
+                        with contextlib.suppress(Exception):
+                            await consumer.commit(uncommitted)
+                        uncommitted.clear()
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 log.info("partitions assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
 
+        # Offsets are committed at most every COMMIT_EVERY_S, not per batch: a batch is projected
+        # idempotently, so a crash only delivers a few batches again, and the read model no longer
+        # waits for a broker round trip per batch.
+        uncommitted: dict[TopicPartition, int] = {}
+        committed_at = time.monotonic()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=self.group,
@@ -408,8 +419,15 @@ class Projector:
                     events, refusals = self.decode(batch)
                     applied = await self.apply(events, refusals, stop)
                     self.projected += applied
-                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+                    uncommitted.update({tp: records[-1].offset + 1 for tp, records in batch.items()})
+                    if time.monotonic() - committed_at > COMMIT_EVERY_S:
+                        await consumer.commit(uncommitted)
+                        uncommitted.clear()
+                        committed_at = time.monotonic()
                 log.debug("projected", events=len(events), new=applied, refusals=len(refusals))
         finally:
+            with contextlib.suppress(Exception):
+                if uncommitted:
+                    await consumer.commit(uncommitted)
             with contextlib.suppress(Exception):
                 await consumer.stop()

@@ -151,14 +151,19 @@ class StateCache:
     @contextmanager
     def use(self, negotiation_id: str) -> Iterator[NegotiationState | None]:
         held = self._lock(negotiation_id)  # while anybody holds it, every caller gets this one
+        # Read the new events before taking the lock: a hot negotiation's readers then queue only
+        # for applying them (microseconds), not for the database.
+        with self._guard:
+            cached = self._states.get(negotiation_id)
+        fresh = self._events_after(negotiation_id, cached.sequence if cached is not None else 0)
         with held.lock:
             state = self._states.get(negotiation_id)
-            with Session(self.engine) as session:
-                try:
-                    state = catch_up(session, negotiation_id, state)
-                except SequenceGap:
-                    # Only if the log was rebuilt underneath us: start again from the log.
-                    state = catch_up(session, negotiation_id, None)
+            try:
+                for event in fresh:
+                    state = evolve(state, event)  # events another reader applied meanwhile are skipped
+            except SequenceGap:
+                # Evicted meanwhile, or the log was rebuilt underneath us: start again from the log.
+                state = self._catch_up(negotiation_id, None)
             if state is not None:
                 with self._guard:
                     self._states[negotiation_id] = state
@@ -166,6 +171,14 @@ class StateCache:
                     while len(self._states) > self.capacity:
                         self._states.popitem(last=False)
             yield state
+
+    def _events_after(self, negotiation_id: str, sequence: int) -> list[Event]:
+        with Session(self.engine) as session:
+            return load_events(session, negotiation_id, after=sequence)
+
+    def _catch_up(self, negotiation_id: str, state: NegotiationState | None) -> NegotiationState | None:
+        with Session(self.engine) as session:
+            return catch_up(session, negotiation_id, state)
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
