@@ -164,6 +164,8 @@ class StateCache:
             except SequenceGap:
                 # Evicted meanwhile, or the log was rebuilt underneath us: start again from the log.
                 state = self._catch_up(negotiation_id, None)
+            if state is None and cached is not None:
+                state = self._catch_up(negotiation_id, None)  # evicted meanwhile, with nothing new
             if state is not None:
                 with self._guard:
                     self._states[negotiation_id] = state
