@@ -23,7 +23,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from schemas.events import EVENT_ADAPTER, Event
 from services.readmodel import tables
-from services.readmodel.tables import EventRow, NegotiationRow
+from services.readmodel.tables import EventRow
 from streams.core.state import NegotiationState, SequenceGap, evolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,12 +102,6 @@ def load_events(session: Session, negotiation_id: str, after: int = 0, until: in
     if until is not None:
         query = query.where(col(EventRow.sequence) <= until)
     return decode_rows(session.exec(query.order_by(col(EventRow.sequence))).all())
-
-
-def projected_sequence(session: Session, negotiation_id: str) -> int:
-    """How far the read model has got in this negotiation (0 when it has not seen it)."""
-    value = session.exec(select(NegotiationRow.sequence).where(NegotiationRow.id == negotiation_id)).first()
-    return int(value or 0)
 
 
 def catch_up(session: Session, negotiation_id: str, state: NegotiationState | None) -> NegotiationState | None:
