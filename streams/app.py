@@ -3,8 +3,11 @@
 Commands are keyed by negotiation id, so one partition of the commands topic — and so one worker
 of the consumer group — owns each negotiation. Per batch of commands (order within a partition
 kept), the worker decodes each command and calls the pure ``decide`` and ``evolve``. It writes the
-events (as CloudEvents); once Kafka has them, one shared-state document per negotiation touched
-(coalesced per batch) and the command results; once Kafka has those, it commits the offsets.
+events (as CloudEvents); once Kafka has them, the command results and the shared-state documents
+of the negotiations touched; once Kafka has those, it commits the offsets. Deciding the next batch
+overlaps with waiting for those acknowledgements. A negotiation's state document is published at
+most once per ``state_interval_ms`` (the newest one follows within that time), so a rush of
+commands costs the state topic a bounded number of documents.
 
 The state is a table of negotiations per partition, kept in memory, whose changelog is the events
 topic itself: when a worker is assigned a partition it replays that partition of the events topic
@@ -49,7 +52,6 @@ from streams.codec import (
 )
 from streams.core.decider import Context, Rejection, decide
 from streams.core.state import NegotiationState, evolve
-from streams.core.views import shared_state
 
 log = structlog.get_logger("koopkracht.worker")
 
@@ -64,6 +66,10 @@ class WorkerConfig:
     group_id: str | None = None
     max_batch: int = 500
     linger_ms: int = 2
+    state_interval_ms: int = 1000
+    """A negotiation's state document is published at most this often (0: after every batch that
+    changed it); the newest one always follows within about this long. Every change is in the
+    events topic as it happens."""
     session_timeout_ms: int = 10_000
     """A dead worker's negotiations move to a live one after about this long."""
     recovery_timeout_s: float = 600.0
@@ -87,6 +93,7 @@ class Outbox:
 
     events: list[tuple[bytes, bytes, list[tuple[str, bytes]], int]] = field(default_factory=list)
     states: dict[str, tuple[NegotiationState, int]] = field(default_factory=dict)
+    """The negotiations the batch changed; their documents are drawn once, when it is decided."""
     results: list[tuple[bytes, bytes, int]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
 
@@ -230,6 +237,11 @@ class NegotiationWorker:
         # over only between batches, after the last one's offsets are committed.
         self._lock = asyncio.Lock()
         self._to_recover: set[TopicPartition] = set()
+        self._completing: asyncio.Task[None] | None = None
+        """The newest batch still being written and committed (it waits for the one before)."""
+        self._state_drawn_at: dict[str, float] = {}
+        self._state_changed: dict[str, int] = {}
+        """Negotiations (and their partitions) changed since their state document was last drawn."""
 
     # -- recovery --------------------------------------------------------------------------
     async def recover(self, replay_from: dict[int, int]) -> None:
@@ -275,6 +287,10 @@ class NegotiationWorker:
                         if record.offset < ends[tp] and record.value is not None:
                             table.recover(record.value, record.headers)
             self.tables.update(tables)
+            # Documents held back by the interval die with a worker: publish each negotiation's
+            # state as the log has it (later commands of the tail publish theirs when decided).
+            for partition, table in tables.items():
+                self._state_changed.update(dict.fromkeys(table.states, partition))
         finally:
             await reader.stop()
         self.last_recovery_s = time.perf_counter() - started
@@ -305,7 +321,10 @@ class NegotiationWorker:
 
         class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-                async with worker._lock:  # the batch in progress finishes and commits first
+                async with worker._lock:  # the batches in progress finish and commit first
+                    await worker._settle()
+                    if worker._completing is None or worker._completing.exception() is None:
+                        await worker._flush_states(everything=True)  # before another worker owns them
                     for tp in revoked:
                         worker.tables.pop(tp.partition, None)
                 log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
@@ -345,14 +364,22 @@ class NegotiationWorker:
             while not stop.is_set():
                 if self._to_recover:
                     await self._recover_assigned()
-                batch = await self._consumer.getmany(timeout_ms=100, max_records=self.config.max_batch)
+                timeout = 0 if self._completing is not None and not self._completing.done() else 100
+                batch = await self._consumer.getmany(timeout_ms=timeout, max_records=self.config.max_batch)
+                if not batch:
+                    await self.drain()  # nothing new: finish the last batch (raises if a write failed)
+                    await self._flush_states()
                 async with self._lock:
                     # Records of partitions revoked since the fetch belong to their new owner now.
                     assignment = self._consumer.assignment()
                     batch = {tp: records for tp, records in batch.items() if tp in assignment}
                     if batch:
                         await self.process_batch(batch)
+            await self.drain()
+            await self._flush_states(everything=True)
         finally:
+            if self._completing is not None:
+                self._completing.cancel()
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
             with contextlib.suppress(Exception):
@@ -370,8 +397,15 @@ class NegotiationWorker:
         self.ready.set()
 
     async def process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Decide a batch and send its events; its states, results and offsets follow in the background.
+
+        Deciding the next batch overlaps with waiting for this one's acknowledgements. At most
+        two batches are in flight, and they complete in order: a batch's states and results
+        only once its events are acknowledged, its offsets only once all its writes are, and
+        never before the batch before it. A failed write fails the worker; the batches it had
+        not committed are decided again after the restart (see ``NegotiationTable``).
+        """
         assert self._producer is not None
-        assert self._consumer is not None
         outbox = Outbox()
         now = datetime.now(UTC)
         for tp, records in batch.items():
@@ -390,27 +424,85 @@ class NegotiationWorker:
                     now=now,
                     consumer=self.config.group,
                 )
+        for negotiation_id, (_, partition) in outbox.states.items():
+            self._state_changed[negotiation_id] = partition
+        # Drawn now, from states that hold nothing newer than this batch: the next batch changes
+        # them while this one is being written.
+        states = self._draw_states()
         send = self._producer.send
-        pending = [
+        events = [
             await send(self.events_topic, key=key, value=value, headers=headers, partition=partition)
             for key, value, headers, partition in outbox.events
         ]
+        size = sum(len(records) for records in batch.values())
         if self.config.sigkill_after_commands is not None:
-            await self._maybe_crash(pending, sum(len(records) for records in batch.values()))
+            await self._maybe_crash(events, size)
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        previous = self._completing
+        self._completing = asyncio.create_task(self._complete(previous, events, states, outbox, offsets, size))
+        if previous is not None:
+            await asyncio.shield(previous)  # back-pressure: at most this batch and the one before
+
+    async def _complete(
+        self,
+        previous: asyncio.Task[None] | None,
+        events: list[Any],
+        states: list[tuple[bytes, bytes, int]],
+        outbox: Outbox,
+        offsets: dict[TopicPartition, int],
+        size: int,
+    ) -> None:
+        assert self._producer is not None
+        assert self._consumer is not None
+        if previous is not None:
+            await previous
+        send = self._producer.send
         # Events first: a result or a state document must never announce what the log lacks.
-        await asyncio.gather(*pending)
-        pending = [
-            await send(self.state_topic, key=nid.encode(), value=encode_state(shared_state(state)), partition=partition)
-            for nid, (state, partition) in outbox.states.items()
-        ]
+        await asyncio.gather(*events)
+        pending = [await send(self.state_topic, key=key, value=value, partition=p) for key, value, p in states]
         pending += [
             await send(self.results_topic, key=key, value=value, partition=partition)
             for key, value, partition in outbox.results
         ]
         pending += [await send(self.dead_letters_topic, key=key, value=value) for key, value in outbox.dead_letters]
         await asyncio.gather(*pending)  # raises if any write failed: then nothing is committed
-        await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-        self.processed += sum(len(records) for records in batch.values())
+        await self._consumer.commit(offsets)
+        self.processed += size
+
+    def _draw_states(self, everything: bool = False) -> list[tuple[bytes, bytes, int]]:
+        """The state documents of changed negotiations whose interval is over (or of all of them)."""
+        if not self._state_changed:
+            return []
+        now = time.monotonic()
+        interval = self.config.state_interval_ms / 1000
+        drawn = []
+        for negotiation_id, partition in list(self._state_changed.items()):
+            if everything or now - self._state_drawn_at.get(negotiation_id, -interval) >= interval:
+                del self._state_changed[negotiation_id]
+                table = self.tables.get(partition)
+                state = table.state(negotiation_id) if table is not None else None
+                if state is not None:  # None: its partition was handed over meanwhile
+                    self._state_drawn_at[negotiation_id] = now
+                    drawn.append((negotiation_id.encode(), encode_state(state), partition))
+        return drawn
+
+    async def _flush_states(self, everything: bool = False) -> None:
+        """Between batches (none in flight): write the state documents that are due."""
+        assert self._producer is not None
+        send = self._producer.send
+        documents = self._draw_states(everything)
+        await asyncio.gather(*[await send(self.state_topic, key=k, value=v, partition=p) for k, v, p in documents])
+
+    async def _settle(self) -> None:
+        """Wait until the batches in flight are done, failed or not (a failure is raised later)."""
+        if self._completing is not None:
+            await asyncio.wait([self._completing])
+
+    async def drain(self) -> None:
+        """Wait until every batch decided so far is written and committed (raises if one failed)."""
+        completing, self._completing = self._completing, None
+        if completing is not None:
+            await completing
 
     async def _maybe_crash(self, pending: list[Any], batch_size: int) -> None:
         assert self.config.sigkill_after_commands is not None

@@ -14,21 +14,20 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from cloudevents.core.bindings.kafka import KafkaMessage, from_binary, to_binary
-from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.v1.event import CloudEvent
+import orjson
+from cloudevents.core.bindings.kafka import KafkaMessage
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.commands import Command
 from schemas.deadletters import DeadLetter
-from schemas.documents import SharedState
 from schemas.events import EVENT_ADAPTER, Event
 from schemas.results import CommandResult
+from streams.core.state import NegotiationState
+from streams.core.views import shared_state_data
 
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 RESULT_ADAPTER: TypeAdapter[CommandResult] = TypeAdapter(CommandResult)
 EVENT_TYPE_PREFIX = "nl.koopkracht."
-_JSON = JSONFormat()
 DEAD_LETTER_VALUE_LIMIT = 64 * 1024
 
 Headers = Sequence[tuple[str, bytes]]
@@ -54,40 +53,63 @@ def decode_command(value: bytes | None) -> Command:
 
 
 def encode_event(event: Event) -> KafkaMessage:
-    """The event as a binary-mode CloudEvent: headers, key (the negotiation id) and JSON value."""
-    cloud_event = CloudEvent(
-        attributes={
-            "id": event.event_id,
-            "type": EVENT_TYPE_PREFIX + event.type,
-            "source": f"/negotiations/{event.negotiation_id}",
-            "subject": event.negotiation_id,
-            "time": event.occurred_at,
-            "datacontenttype": "application/json",
-            "sequence": str(event.sequence),
-        },
-        data=event.model_dump_json().encode(),
-    )
-    return to_binary(cloud_event, _JSON, key_mapper=lambda _: event.negotiation_id.encode())
+    """The event as a binary-mode CloudEvent: headers, key (the negotiation id) and JSON value.
+
+    The headers are written here directly, as the CloudEvents SDK's Kafka binding writes them (a
+    unit test holds the two equal): building the SDK's event object first cost ~45 µs an event,
+    a tenth of the worker's time per command.
+    """
+    occurred_at = event.occurred_at.isoformat()
+    if occurred_at.endswith("+00:00"):
+        occurred_at = occurred_at[:-6] + "Z"
+    negotiation_id = event.negotiation_id
+    headers = {
+        "ce_specversion": b"1.0",
+        "ce_id": event.event_id.encode(),
+        "ce_source": f"/negotiations/{negotiation_id}".encode(),
+        "ce_type": (EVENT_TYPE_PREFIX + event.type).encode(),
+        "content-type": b"application/json",
+        "ce_subject": negotiation_id.encode(),
+        "ce_time": occurred_at.encode(),
+        "ce_sequence": str(event.sequence).encode(),
+    }
+    return KafkaMessage(headers=headers, key=negotiation_id.encode(), value=event.model_dump_json().encode())
 
 
 def decode_event_value(value: bytes) -> Event:
     """The event from a CloudEvent's data (the value alone carries the whole event)."""
-    return EVENT_ADAPTER.validate_json(value)
+    try:
+        return EVENT_ADAPTER.validate_json(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise DecodeError(f"not a valid event: {where}: {first['msg']}") from exc
 
 
 def decode_event(headers: Headers | Mapping[str, bytes], value: bytes) -> Event:
-    """Decode a binary-mode CloudEvent and check that its headers agree with its data."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    message = KafkaMessage(headers=dict(pairs), key=None, value=value)
-    cloud_event = from_binary(message, _JSON)
+    """Decode a binary-mode CloudEvent and check that its headers agree with its data.
+
+    The required CloudEvents attributes are checked here, as the SDK's ``from_binary`` checks
+    them (a unit test decodes the SDK's messages), at a sixth of its cost per event.
+    """
+    attributes = dict(headers.items() if isinstance(headers, Mapping) else headers)
+    if attributes.get("ce_specversion") != b"1.0":
+        raise DecodeError("not a CloudEvent 1.0 in binary mode (header ce_specversion)")
+    for required in ("ce_id", "ce_source", "ce_type"):
+        if not attributes.get(required):
+            raise DecodeError(f"a CloudEvent needs the header {required}")
     event = decode_event_value(value)
-    if cloud_event.get_id() != event.event_id or cloud_event.get_type() != EVENT_TYPE_PREFIX + event.type:
+    if (
+        attributes["ce_id"] != event.event_id.encode()
+        or attributes["ce_type"] != (EVENT_TYPE_PREFIX + event.type).encode()
+    ):
         raise DecodeError("CloudEvent headers do not match the event in the value")
     return event
 
 
-def encode_state(state: SharedState) -> bytes:
-    return state.model_dump_json().encode()
+def encode_state(state: NegotiationState) -> bytes:
+    """The negotiation's full shared state, as the state topic carries it."""
+    return orjson.dumps(shared_state_data(state))
 
 
 def encode_result(result: CommandResult) -> bytes:

@@ -112,9 +112,18 @@ class NegotiationState:
     aggregates: dict[str, ItemAggregate] = field(default_factory=dict)
     version_targets: list[dict[str, Target]] = field(default_factory=list)
     must_members: dict[str, set[str]] = field(default_factory=dict)
+    must_count: Counter[str] = field(default_factory=Counter)
+    """Per member, how many must positions it holds."""
     unsatisfied: dict[str, set[str]] = field(default_factory=dict)
     unsatisfied_by_item: Counter[str] = field(default_factory=Counter)
     satisfied_weight: int = 0
+    item_rank: dict[str, int] = field(default_factory=dict)
+    """Each item's place in the negotiation's order, for listing a set of items in that order."""
+    # -- the shared state's rows as last drawn, and which of them events changed since -------
+    item_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    member_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changed_items: set[str] = field(default_factory=set)
+    changed_members: set[str] = field(default_factory=set)
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -221,6 +230,8 @@ def _opened(event: NegotiationOpened) -> NegotiationState:
         opened_at=event.occurred_at,
     )
     state.aggregates = {item.key: ItemAggregate(item) for item in event.items}
+    state.item_rank = {item.key: rank for rank, item in enumerate(event.items)}
+    state.changed_items.update(state.items)
     state.must_members = {item.key: set() for item in event.items}
     return state
 
@@ -228,6 +239,7 @@ def _opened(event: NegotiationOpened) -> NegotiationState:
 @_on(MemberInvited)
 def _member_invited(state: NegotiationState, event: MemberInvited) -> None:
     state.members[event.organisation_id] = Member(event.organisation_id, event.name, event.weight)
+    state.changed_members.add(event.organisation_id)
     state.positions[event.organisation_id] = {}
     state.unsatisfied[event.organisation_id] = set()
     state.total_weight += event.weight
@@ -241,6 +253,8 @@ def _policy_changed(state: NegotiationState, event: PolicyChanged) -> None:
 
 
 def _mark(state: NegotiationState, member_id: str, item_key: str, satisfied: bool) -> None:
+    state.changed_members.add(member_id)  # its must count or open items may change, and so
+    state.changed_items.add(item_key)  # whether the item is settled
     open_items = state.unsatisfied[member_id]
     was_satisfied = not open_items
     if satisfied:
@@ -263,6 +277,7 @@ def _leave(state: NegotiationState, member_id: str, item_key: str) -> None:
     state.aggregates[item_key].remove(old, state.members[member_id].weight)
     if old.priority == "must":
         state.must_members[item_key].discard(member_id)
+        state.must_count[member_id] -= 1
         _mark(state, member_id, item_key, satisfied=True)
 
 
@@ -274,6 +289,7 @@ def _position_stated(state: NegotiationState, event: PositionStated) -> None:
     state.aggregates[key].add(position, state.members[member_id].weight)
     if position.priority == "must":
         state.must_members[key].add(member_id)
+        state.must_count[member_id] += 1
         ok = satisfies(state.offers.get(key), state.items[key].kind, position)
         _mark(state, member_id, key, satisfied=ok)
 
@@ -294,6 +310,7 @@ def _demand_published(state: NegotiationState, event: DemandPublished) -> None:
     )
     state.versions.append(version)
     state.version_targets.append({item.key: item.target for item in event.items})
+    state.changed_items.update(state.items)
     if state.phase == "collecting":
         state.phase = "negotiating"
 
@@ -314,6 +331,7 @@ def _vendor_responded(state: NegotiationState, event: VendorResponded) -> None:
         )
         current = CurrentOffer(offer=offer, answered_target=targets[key])
         state.offers[key] = current
+        state.changed_items.add(key)
         kind = state.items[key].kind
         for member_id in state.must_members[key]:
             position = state.positions[member_id][key]

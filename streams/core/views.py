@@ -11,8 +11,10 @@ nothing (the edges answer 404).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
+from schemas.common import number_to_json
 from schemas.documents import (
     ClarificationView,
     DemandVersion,
@@ -20,6 +22,7 @@ from schemas.documents import (
     MemberSatisfaction,
     MemberView,
     NegotiationSummary,
+    Offer,
     Party,
     PositionView,
     PublishedItem,
@@ -27,7 +30,7 @@ from schemas.documents import (
     StateItem,
 )
 from schemas.events import Event
-from streams.core.aggregation import share
+from streams.core.aggregation import Target, share
 from streams.core.offers import status_of
 from streams.core.state import NegotiationState
 
@@ -74,28 +77,29 @@ def cohesion(state: NegotiationState) -> float:
 
 def member_satisfaction(state: NegotiationState, member_id: str) -> MemberSatisfaction:
     member = state.members[member_id]
-    must_items = [k for k, p in state.positions[member_id].items() if p.priority == "must"]
+    must_items = state.must_count[member_id]
     open_items = state.unsatisfied[member_id]
     return MemberSatisfaction(
         organisation_id=member_id,
         name=member.name,
         weight=member.weight,
         satisfied=not open_items,
-        must_items=len(must_items),
-        satisfied_must_items=len(must_items) - len(open_items),
-        unsatisfied_items=tuple(k for k in state.items if k in open_items),
+        must_items=must_items,
+        satisfied_must_items=must_items - len(open_items),
+        unsatisfied_items=tuple(sorted(open_items, key=state.item_rank.__getitem__)),
     )
 
 
 def shared_state(state: NegotiationState, viewer: Audience | None = None) -> SharedState:
     """The shared state. ``viewer`` None gives the full document (as the coordinator sees it)."""
     targets = state.version_targets[-1] if state.version_targets else {}
+    offers = state.offers
     items = tuple(
         StateItem(
             key=key,
             target=targets.get(key),
-            offer=state.offers[key].offer if key in state.offers else None,
-            status=status_of(state.offers.get(key)),
+            offer=offers[key].offer if key in offers else None,
+            status=status_of(offers.get(key)),
             settled=state.settled(key),
         )
         for key in state.items
@@ -118,6 +122,75 @@ def shared_state(state: NegotiationState, viewer: Audience | None = None) -> Sha
         document["cohesion"] = cohesion(state)
         document["satisfaction"] = (member_satisfaction(state, viewer.organisation_id),)
     return SharedState(**document)
+
+
+def _json_target(target: Target | None) -> Any:
+    if isinstance(target, Fraction):
+        return number_to_json(target)
+    return list(target) if isinstance(target, tuple) else target
+
+
+def _json_offer(offer: Offer) -> dict[str, Any]:
+    return {
+        "verdict": offer.verdict,
+        "value": None if offer.value is None else number_to_json(offer.value),
+        "option": offer.option,
+        "comment": offer.comment,
+        "round": offer.round,
+        "demand_version": offer.demand_version,
+    }
+
+
+def shared_state_data(state: NegotiationState) -> dict[str, Any]:
+    """The full shared state (as ``shared_state(state)``) as JSON-ready data, for the state topic.
+
+    The worker draws it for every negotiation a batch touched. Only the rows of items and members
+    that events changed since the last drawing are built again (``evolve`` records which), so its
+    cost does not grow with the number of members and items; the property tests check it against
+    the validated document after every step of random negotiations.
+    """
+    if state.changed_items:
+        targets = state.version_targets[-1] if state.version_targets else {}
+        offers = state.offers
+        for key in state.changed_items:
+            state.item_rows[key] = {
+                "key": key,
+                "target": _json_target(targets.get(key)),
+                "offer": _json_offer(offers[key].offer) if key in offers else None,
+                "status": status_of(offers.get(key)),
+                "settled": state.settled(key),
+            }
+        state.changed_items.clear()
+    if state.changed_members:
+        rank = state.item_rank.__getitem__
+        for member_id in state.changed_members:
+            member, open_items, musts = (
+                state.members[member_id],
+                state.unsatisfied[member_id],
+                state.must_count[member_id],
+            )
+            state.member_rows[member_id] = {
+                "organisation_id": member_id,
+                "name": member.name,
+                "weight": member.weight,
+                "satisfied": not open_items,
+                "must_items": musts,
+                "satisfied_must_items": musts - len(open_items),
+                "unsatisfied_items": sorted(open_items, key=rank),
+            }
+        state.changed_members.clear()
+    item_rows, member_rows = state.item_rows, state.member_rows
+    return {
+        "negotiation_id": state.negotiation_id,
+        "phase": state.phase,
+        "sequence": state.sequence,
+        "demand_version": state.versions[-1].version if state.versions else None,
+        "round": state.round,
+        "items": [item_rows[key] for key in state.items],
+        "ready_to_endorse": ready_to_endorse(state),
+        "cohesion": cohesion(state),
+        "satisfaction": [member_rows[member_id] for member_id in state.members],
+    }
 
 
 def version_view(state: NegotiationState, version: DemandVersion, viewer: Audience) -> DemandVersion:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from infra.kafka.topics import ensure_topics
 from schemas.events import Event
@@ -114,10 +115,12 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_when_the_othe
             await admin.start()
             try:
                 (response,) = await admin.describe_consumer_groups([f"{topic_prefix}-worker"])
-                _error, _group, state, _protocol_type, _protocol, members, *_ = response.groups[0]
-                return len(members) == 2 and state == "Stable"
+            except GroupCoordinatorNotAvailableError:  # the broker is still electing the coordinator
+                return False
             finally:
                 await admin.close()
+            _error, _group, state, _protocol_type, _protocol, members, *_ = response.groups[0]
+            return len(members) == 2 and state == "Stable"
 
         await wait_until(both_assigned, 90, "both workers in the group\n" + first.log_tail() + second.log_tail())
 
@@ -132,6 +135,14 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_when_the_othe
                 180,
                 lambda: "every command's result\n" + second.diagnose(),
             )
+
+        # And the state documents the dead worker still held back (at most one interval's worth)
+        # are published by the survivor once it has taken over the dead worker's partitions
+        async def states_converged() -> bool:
+            return latest_states(await read_topic(kafka_bootstrap, STATE.name(topic_prefix))) == want_states
+
+        want_states = expected_states(expected)
+        await wait_until(states_converged, 90, lambda: "the latest state documents\n" + second.diagnose())
     finally:
         first.stop()
         second.stop()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from schemas.documents import DemandItem
+from schemas.documents import DemandItem, MemberSatisfaction, SharedState, StateItem
 from schemas.negotiation import (
     PRIORITY_RANK,
     ItemResponse,
@@ -16,9 +18,11 @@ from schemas.negotiation import (
     Position,
     RequirementItem,
 )
+from streams.codec import encode_state
 from streams.core.decider import Rejection
-from streams.core.state import replay
-from streams.core.views import cohesion, live_demand, ready_to_endorse, shared_state
+from streams.core.offers import satisfies, status_of
+from streams.core.state import NegotiationState, replay
+from streams.core.views import Audience, cohesion, live_demand, ready_to_endorse, shared_state
 from tests.unit.builders import Negotiation, accept, item
 
 OPTIONS = ("NL", "EU", "EEA", "US")
@@ -340,6 +344,9 @@ def test_replaying_the_events_from_scratch_gives_the_same_state(
                 n.endorse(member, step[2])
         except Rejection:
             pass
+        # the state topic's document, whose rows are drawn again only where events changed them
+        topic_document = orjson.loads(encode_state(n.s))
+        assert topic_document == json.loads(reference_shared_state(n.s, None).model_dump_json())
     event(f"phase {n.s.phase}, round {min(n.s.round, 2)}")
     # When the events are replayed from nothing
     again = replay(n.events)
@@ -349,3 +356,58 @@ def test_replaying_the_events_from_scratch_gives_the_same_state(
     assert live_demand(again) == live_demand(n.s)
     assert shared_state(again) == shared_state(n.s)
     assert again.satisfied_weight == n.s.satisfied_weight
+    # And the shared state, assembled from the indexes, is byte for byte the
+    # validated document computed from the facts, for every viewer
+    viewers = [None, Audience("vendor", "vendor"), *(Audience("member", m) for m in n.s.members)]
+    for viewer in viewers:
+        fast = shared_state(n.s, viewer).model_dump_json()
+        assert fast == reference_shared_state(n.s, viewer).model_dump_json()
+        assert SharedState.model_validate_json(fast).model_dump_json() == fast
+    # And the state topic's document, built as plain data, is that same document, fresh or not
+    for state in (n.s, again):
+        assert SharedState.model_validate_json(encode_state(state)) == shared_state(n.s)
+
+
+def reference_shared_state(state: NegotiationState, viewer: Audience | None) -> SharedState:
+    """The shared state from the facts (positions, offers), every part validated: the oracle."""
+
+    def satisfaction(member_id: str) -> MemberSatisfaction:
+        stated = state.positions[member_id]
+        musts = [k for k, p in stated.items() if p.priority == "must"]
+        unmet = [k for k in state.items if k in musts and not satisfies(state.offers.get(k), KIND[k], stated[k])]
+        member = state.members[member_id]
+        return MemberSatisfaction(
+            organisation_id=member_id,
+            name=member.name,
+            weight=member.weight,
+            satisfied=not unmet,
+            must_items=len(musts),
+            satisfied_must_items=len(musts) - len(unmet),
+            unsatisfied_items=tuple(unmet),
+        )
+
+    targets = state.version_targets[-1] if state.version_targets else {}
+    items = tuple(
+        StateItem(
+            key=k,
+            target=targets.get(k),
+            offer=state.offers[k].offer if k in state.offers else None,
+            status=status_of(state.offers.get(k)),
+            settled=state.settled(k),
+        )
+        for k in state.items
+    )
+    document: dict[str, Any] = {
+        "negotiation_id": state.negotiation_id, "phase": state.phase, "sequence": state.sequence,
+        "demand_version": state.latest_version.version if state.latest_version else None,
+        "round": state.round, "items": items, "ready_to_endorse": ready_to_endorse(state),
+    }  # fmt: skip
+    weight = sum(m.weight for m in state.members.values())
+    satisfied = sum(m.weight for m in state.members.values() if satisfaction(m.organisation_id).satisfied)
+    if viewer is None:
+        document["satisfaction"] = tuple(satisfaction(m) for m in state.members)
+    elif viewer.role == "member":
+        document["satisfaction"] = (satisfaction(viewer.organisation_id),)
+    if viewer is None or viewer.role == "member":
+        document["cohesion"] = float(Fraction(satisfied, weight)) if weight else 0.0
+    return SharedState(**document)
