@@ -55,6 +55,9 @@ from streams.core.state import NegotiationState, evolve
 
 log = structlog.get_logger("koopkracht.worker")
 
+STATE_DRAW_LIMIT = 1000
+"""State documents drawn at most between two batches (when not drawing all of them)."""
+
 COMMAND_OFFSET_HEADER = "koopkracht-command-offset"
 """Kafka header on each event: the offset of the command that caused it, in its partition."""
 
@@ -239,6 +242,8 @@ class NegotiationWorker:
         self._to_recover: set[TopicPartition] = set()
         self._completing: asyncio.Task[None] | None = None
         """The newest batch still being written and committed (it waits for the one before)."""
+        self._failure: Exception | None = None
+        """A write that failed in a rebalance callback; the main loop raises it."""
         self._state_drawn_at: dict[str, float] = {}
         self._state_changed: dict[str, int] = {}
         """Negotiations (and their partitions) changed since their state document was last drawn."""
@@ -289,8 +294,11 @@ class NegotiationWorker:
             self.tables.update(tables)
             # Documents held back by the interval die with a worker: publish each negotiation's
             # state as the log has it (later commands of the tail publish theirs when decided).
+            # Negotiations with commands to decide again are drawn when those are decided: a document
+            # drawn before would go back behind one the dead worker may have published.
             for partition, table in tables.items():
-                self._state_changed.update(dict.fromkeys(table.states, partition))
+                replayed = {negotiation_id for negotiation_id, _ in table.tail}
+                self._state_changed.update(dict.fromkeys(table.states.keys() - replayed, partition))
         finally:
             await reader.stop()
         self.last_recovery_s = time.perf_counter() - started
@@ -322,11 +330,14 @@ class NegotiationWorker:
         class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
                 async with worker._lock:  # the batches in progress finish and commit first
-                    await worker._settle()
-                    if worker._completing is None or worker._completing.exception() is None:
-                        await worker._flush_states(everything=True)  # before another worker owns them
-                    for tp in revoked:
-                        worker.tables.pop(tp.partition, None)
+                    try:
+                        if await worker._settle():
+                            await worker._flush_states(everything=True)  # before another worker owns them
+                    except Exception as exc:  # aiokafka only logs what a callback raises: stop the loop
+                        worker._failure = exc
+                    finally:
+                        for tp in revoked:
+                            worker.tables.pop(tp.partition, None)
                 log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -362,27 +373,36 @@ class NegotiationWorker:
             await self._consumer.start()
             self._consumer.subscribe([self.commands_topic], listener=Rebalance())
             while not stop.is_set():
+                if self._failure is not None:
+                    raise self._failure
                 if self._to_recover:
                     await self._recover_assigned()
                 timeout = 0 if self._completing is not None and not self._completing.done() else 100
                 batch = await self._consumer.getmany(timeout_ms=timeout, max_records=self.config.max_batch)
-                if not batch:
-                    await self.drain()  # nothing new: finish the last batch (raises if a write failed)
-                    await self._flush_states()
                 async with self._lock:
+                    if not batch:
+                        await self.drain()  # nothing new: finish the last batch (raises if a write failed)
+                        await self._flush_states()
+                        continue
                     # Records of partitions revoked since the fetch belong to their new owner now.
                     assignment = self._consumer.assignment()
                     batch = {tp: records for tp, records in batch.items() if tp in assignment}
                     if batch:
                         await self.process_batch(batch)
-            await self.drain()
-            await self._flush_states(everything=True)
+            async with self._lock:
+                await self.drain()
+                await self._flush_states(everything=True)
         finally:
-            if self._completing is not None:
-                self._completing.cancel()
-            with contextlib.suppress(Exception):
+            completing = self._completing
+            if completing is not None and not completing.done():
+                completing.cancel()
+            if completing is not None:
+                await asyncio.wait([completing])
+                if not completing.cancelled() and completing.exception() is not None:
+                    log.error("a batch's writes failed", error=repr(completing.exception()))
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._consumer.stop()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._producer.stop()
 
     async def _recover_assigned(self) -> None:
@@ -475,8 +495,12 @@ class NegotiationWorker:
             return []
         now = time.monotonic()
         interval = self.config.state_interval_ms / 1000
-        drawn = []
+        if len(self._state_drawn_at) > 4 * STATE_DRAW_LIMIT:  # forget what is past its interval anyway
+            self._state_drawn_at = {k: t for k, t in self._state_drawn_at.items() if now - t < interval}
+        drawn: list[tuple[bytes, bytes, int]] = []
         for negotiation_id, partition in list(self._state_changed.items()):
+            if len(drawn) >= STATE_DRAW_LIMIT and not everything:
+                break  # after a recovery: the rest follow with the next batches, the loop stays responsive
             if everything or now - self._state_drawn_at.get(negotiation_id, -interval) >= interval:
                 del self._state_changed[negotiation_id]
                 table = self.tables.get(partition)
@@ -493,16 +517,22 @@ class NegotiationWorker:
         documents = self._draw_states(everything)
         await asyncio.gather(*[await send(self.state_topic, key=k, value=v, partition=p) for k, v, p in documents])
 
-    async def _settle(self) -> None:
-        """Wait until the batches in flight are done, failed or not (a failure is raised later)."""
-        if self._completing is not None:
-            await asyncio.wait([self._completing])
+    async def _settle(self) -> bool:
+        """Wait until the batches in flight are done; whether they all succeeded (a failure is
+        raised by the main loop)."""
+        completing = self._completing
+        if completing is None:
+            return True
+        await asyncio.wait([completing])
+        return not completing.cancelled() and completing.exception() is None
 
     async def drain(self) -> None:
         """Wait until every batch decided so far is written and committed (raises if one failed)."""
-        completing, self._completing = self._completing, None
+        completing = self._completing
         if completing is not None:
-            await completing
+            await completing  # a failed batch stays in _completing: the rebalance callback sees it
+            if self._completing is completing:
+                self._completing = None
 
     async def _maybe_crash(self, pending: list[Any], batch_size: int) -> None:
         assert self.config.sigkill_after_commands is not None

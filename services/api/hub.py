@@ -262,10 +262,12 @@ class Hub:
         return (204, "") if document is None else (job.status, document.model_dump_json())
 
     def _render(self, negotiation_id: str, first: int, last: int, render: Render) -> BaseModel | None:
-        with Session(self.engine) as session:
-            events = load_events(session, negotiation_id, after=first - 1, until=last)
         with self.states.use(negotiation_id) as state:
             assert state is not None
+            events = self.states.recent_events(negotiation_id, first, last)
+            if events is None:  # not among the newest any more: read them
+                with Session(self.engine) as session:
+                    events = load_events(session, negotiation_id, after=first - 1, until=last)
             return render(events, state)
 
     # -- the idempotency records -------------------------------------------------------------

@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -75,6 +78,24 @@ def _unauthorised(detail: str) -> Problem:
     return Problem(401, detail, headers=UNAUTHORISED_HEADERS)
 
 
+def authenticate_known(engine: Engine, admin_token: SecretStr | None, credentials: str | None) -> Caller | None:
+    """The caller, when the credential is the admin token or a key already read (no database
+    access, so it can run on the event loop); None when ``authenticate`` must decide."""
+    if not credentials:
+        return None
+    if admin_token is not None and hmac.compare_digest(credentials.encode(), admin_token.get_secret_value().encode()):
+        return Caller(ADMIN_ID, "admin", "admin")
+    parts = split_key(credentials)
+    if parts is None:
+        return None
+    with _known_keys_guard:
+        keys = _KNOWN_KEYS.get(engine)
+        known = keys.get(parts[0]) if keys is not None else None
+    if known is None or not hmac.compare_digest(known[0].encode(), hash_secret(parts[1]).encode()):
+        return None
+    return known[1]
+
+
 def authenticate(engine: Engine, admin_token: SecretStr | None, credentials: str | None) -> Caller:
     """The caller for a bearer credential; raises a 401 problem when there is none or it is wrong."""
     if not credentials:
@@ -82,13 +103,41 @@ def authenticate(engine: Engine, admin_token: SecretStr | None, credentials: str
     if admin_token is not None and hmac.compare_digest(credentials.encode(), admin_token.get_secret_value().encode()):
         return Caller(ADMIN_ID, "admin", "admin")
     parts = split_key(credentials)
-    organisation = None
+    known = None
     if parts is not None:
-        with Session(engine) as session:
-            organisation = session.exec(select(Organisation).where(Organisation.key_id == parts[0])).first()
+        known = _known_key(engine, parts[0])
     # Compare even when there is no row, so a wrong key id costs the same time as a wrong secret.
-    expected = organisation.key_hash if organisation is not None else _DUMMY_HASH
+    expected = known[0] if known is not None else _DUMMY_HASH
     given = hash_secret(parts[1]) if parts is not None else ""
-    if not hmac.compare_digest(expected.encode(), given.encode()) or organisation is None:
+    if not hmac.compare_digest(expected.encode(), given.encode()) or known is None:
         raise _unauthorised("the API key is not valid")
-    return Caller(organisation.id, organisation.name, organisation.role)  # type: ignore[arg-type]
+    return known[1]
+
+
+_KNOWN_KEYS: weakref.WeakKeyDictionary[Engine, OrderedDict[str, tuple[str, Caller]]] = weakref.WeakKeyDictionary()
+_KNOWN_KEYS_KEPT = 4096
+_known_keys_guard = threading.Lock()
+
+
+def _known_key(engine: Engine, key_id: str) -> tuple[str, Caller] | None:
+    """The stored hash of a key and its organisation, remembered once read.
+
+    A key never changes once issued (a new key is a new key id), so what was read stays true; only
+    the hash is kept, as in the database. Unknown key ids are not remembered.
+    """
+    with _known_keys_guard:
+        keys = _KNOWN_KEYS.setdefault(engine, OrderedDict())
+        known = keys.get(key_id)
+        if known is not None:
+            keys.move_to_end(key_id)
+            return known
+    with Session(engine) as session:
+        organisation = session.exec(select(Organisation).where(Organisation.key_id == key_id)).first()
+    if organisation is None:
+        return None
+    known = (organisation.key_hash, Caller(organisation.id, organisation.name, organisation.role))  # type: ignore[arg-type]
+    with _known_keys_guard:
+        keys[key_id] = known
+        while len(keys) > _KNOWN_KEYS_KEPT:
+            keys.popitem(last=False)
+    return known

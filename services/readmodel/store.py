@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, func, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, SQLModel, col
 
 from schemas.events import EVENT_ADAPTER, Event
 from services.readmodel import tables
@@ -41,7 +41,11 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # As many pooled connections as the API has worker threads (anyio's 40): opening one per
+        # request beyond the pool cost more than the query under load.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40, max_overflow=10
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -93,15 +97,15 @@ def require_current_schema(engine: Engine) -> None:
         )
 
 
-def decode_rows(rows: Sequence[EventRow]) -> list[Event]:
-    return [EVENT_ADAPTER.validate_json(row.data) for row in rows]
-
-
 def load_events(session: Session, negotiation_id: str, after: int = 0, until: int | None = None) -> list[Event]:
-    query = select(EventRow).where(EventRow.negotiation_id == negotiation_id, col(EventRow.sequence) > after)
+    # Only the JSON column: loading ORM rows cost more than decoding the events.
+    query = sa_select(col(EventRow.data)).where(
+        col(EventRow.negotiation_id) == negotiation_id, col(EventRow.sequence) > after
+    )
     if until is not None:
         query = query.where(col(EventRow.sequence) <= until)
-    return decode_rows(session.exec(query.order_by(col(EventRow.sequence))).all())
+    rows = session.connection().execute(query.order_by(col(EventRow.sequence))).scalars().all()
+    return [EVENT_ADAPTER.validate_json(data) for data in rows]
 
 
 def catch_up(session: Session, negotiation_id: str, state: NegotiationState | None) -> NegotiationState | None:
@@ -119,6 +123,9 @@ class _Lock:
         self.lock = threading.Lock()
 
 
+RECENT_EVENTS = 64
+
+
 class StateCache:
     """Negotiation states rebuilt from the event log, newest ``capacity`` kept in memory.
 
@@ -132,6 +139,8 @@ class StateCache:
         self.engine = engine
         self.capacity = capacity
         self._states: OrderedDict[str, NegotiationState] = OrderedDict()
+        self._recent: dict[str, deque[Event]] = {}
+        """The newest events applied to each cached state: a command's answer is drawn from them."""
         self._locks: weakref.WeakValueDictionary[str, _Lock] = weakref.WeakValueDictionary()
         self._guard = threading.Lock()
 
@@ -154,19 +163,33 @@ class StateCache:
             state = self._states.get(negotiation_id)
             try:
                 for event in fresh:
+                    before = state.sequence if state is not None else 0
                     state = evolve(state, event)  # events another reader applied meanwhile are skipped
+                    if state.sequence > before:
+                        self._recent.setdefault(negotiation_id, deque(maxlen=RECENT_EVENTS)).append(event)
             except SequenceGap:
+                self._recent.pop(negotiation_id, None)
                 # Evicted meanwhile, or the log was rebuilt underneath us: start again from the log.
                 state = self._catch_up(negotiation_id, None)
             if state is None and cached is not None:
+                self._recent.pop(negotiation_id, None)
                 state = self._catch_up(negotiation_id, None)  # evicted meanwhile, with nothing new
             if state is not None:
                 with self._guard:
                     self._states[negotiation_id] = state
                     self._states.move_to_end(negotiation_id)
                     while len(self._states) > self.capacity:
-                        self._states.popitem(last=False)
+                        evicted, _ = self._states.popitem(last=False)
+                        self._recent.pop(evicted, None)
             yield state
+
+    def recent_events(self, negotiation_id: str, first: int, last: int) -> list[Event] | None:
+        """Events ``first``…``last`` if they are among the newest applied (call inside ``use``)."""
+        recent = self._recent.get(negotiation_id)
+        if not recent or recent[0].sequence > first or recent[-1].sequence < last:
+            return None
+        events = [event for event in recent if first <= event.sequence <= last]
+        return events if len(events) == last - first + 1 else None
 
     def _events_after(self, negotiation_id: str, sequence: int) -> list[Event]:
         with Session(self.engine) as session:
