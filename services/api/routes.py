@@ -92,7 +92,7 @@ from streams.core.views import Audience
 bearer = HTTPBearer(auto_error=False, description="An organisation's API key, or the admin token.")
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:  # async: FastAPI runs a plain def in a thread
     hub: Hub = request.app.state.hub
     return hub
 

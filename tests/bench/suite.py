@@ -10,8 +10,11 @@ Measures, in this order, and prints one table (``--json FILE`` writes the figure
 3. **latency** — HTTP write of a position → the SSE message at a subscribed party, p50/p95/p99,
    at ``--rate`` requests/s offered (open loop) and at saturation;
 4. **aggregation** — one PositionStated at 10 … 10,000 supporters against a naive recomputation;
+   and the state document after one change, drawn from the changed rows against drawn whole, as
+   members grow;
 5. **replay** — events/s of a pure replay of the events topic, and the time a cold worker takes to
-   rebuild its tables from ``--recovery-events`` events;
+   rebuild its tables from ``--recovery-events`` events (the pipeline's events, copied under new
+   negotiation ids until there are that many);
 6. **memory** — peak resident memory (VmHWM) of the worker (after 2) and of the API (after 3).
 
 It starts its own Kafka (in a temporary folder, free loopback ports) unless ``--bootstrap`` names one.
@@ -191,6 +194,7 @@ def latency(bootstrap: str, data_dir: Path, rates: list[float], writes: int) -> 
 async def _load(base: str, coordinator_key: str, nid: str, members: list[tuple[str, str]], rate: float,
                 writes: int) -> dict[str, float]:  # fmt: skip
     arrivals: dict[int, float] = {}
+    decided: dict[int, float] = {}  # when the worker decided it (the event's time), on this clock
     sent: dict[int, float] = {}
     http_ms: list[float] = []
     ready = asyncio.Event()
@@ -206,7 +210,10 @@ async def _load(base: str, coordinator_key: str, nid: str, members: list[tuple[s
                     message = json.loads(line[5:])
                     value = (message["data"].get("position") or {}).get("value")
                     if message["type"] == "PositionStated" and value is not None:
-                        arrivals[int(value) - base_value] = time.perf_counter()
+                        now = time.perf_counter()
+                        arrivals[int(value) - base_value] = now
+                        occurred = datetime.fromisoformat(message["occurred_at"]).timestamp()
+                        decided[int(value) - base_value] = now - (time.time() - occurred)
 
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {coordinator_key}"}) as client:
         current = (await client.get(f"/v1/negotiations/{nid}")).json()["sequence"]
@@ -241,10 +248,19 @@ async def _load(base: str, coordinator_key: str, nid: str, members: list[tuple[s
     for client in clients:
         await client.aclose()
     sse_ms = [(arrivals[i] - sent[i]) * 1000 for i in sent if i in arrivals]
+    decide_ms = [(decided[i] - sent[i]) * 1000 for i in sent if i in decided]
+    if __import__("os").environ.get("KK_SERIES"):
+        series = [(arrivals[i] - sent[i]) * 1000 for i in sorted(sent) if i in arrivals]
+        print(
+            "series",
+            [round(statistics.median(series[k : k + 250])) for k in range(0, len(series), 250)],
+            file=sys.stderr,
+        )
     return {"offered_per_s": rate, "achieved_per_s": writes / elapsed, "writes": writes,
             "http_p50_ms": percentile(http_ms, 0.5), "http_p99_ms": percentile(http_ms, 0.99),
             "sse_p50_ms": percentile(sse_ms, 0.5), "sse_p95_ms": percentile(sse_ms, 0.95),
-            "sse_p99_ms": percentile(sse_ms, 0.99), "sse_received": len(sse_ms)}  # fmt: skip
+            "sse_p99_ms": percentile(sse_ms, 0.99), "sse_received": len(sse_ms),
+            "decided_p50_ms": percentile(decide_ms, 0.5), "decided_p99_ms": percentile(decide_ms, 0.99)}  # fmt: skip
 
 
 # -- 5. replay and recovery ------------------------------------------------------------------------
@@ -264,6 +280,43 @@ async def replay(bootstrap: str, prefix: str) -> dict[str, float]:
     return {"events": len(records), "events_per_s": len(records) / elapsed, "negotiations": len(states)}
 
 
+async def grow_events(bootstrap: str, prefix: str, target: int) -> str:
+    """A topic prefix whose events topic holds at least ``target`` events: the pipeline's events,
+    copied under new negotiation ids (``-c1``, ``-c2`` …) until there are enough."""
+    import orjson
+
+    from streams.app import COMMAND_OFFSET_HEADER
+    from tests.integration.harness import read_topic
+
+    records = await read_topic(bootstrap, EVENTS.name(prefix))
+    grown = f"{prefix}x"
+    await ensure_topics(bootstrap, grown)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
+                                max_batch_size=512 * 1024)  # fmt: skip
+    await producer.start()
+    written, copy = 0, 0
+    try:
+        while written < target:
+            pending = []
+            for record in records:
+                event = orjson.loads(record.value)
+                if copy:
+                    event["negotiation_id"] += f"-c{copy}"
+                    event["event_id"] += f"-c{copy}"
+                key = event["negotiation_id"].encode()
+                pending.append(await producer.send(EVENTS.name(grown), key=key, value=orjson.dumps(event),
+                                                   partition=record.partition,
+                                                   headers=[(COMMAND_OFFSET_HEADER, b"0")]))  # fmt: skip
+                written += 1
+                if written >= target:
+                    break
+            await asyncio.gather(*pending)
+            copy += 1
+    finally:
+        await producer.stop()
+    return grown
+
+
 async def recovery(bootstrap: str, prefix: str) -> dict[str, float]:
     from streams.app import NegotiationWorker, WorkerConfig
 
@@ -273,6 +326,44 @@ async def recovery(bootstrap: str, prefix: str) -> dict[str, float]:
     elapsed = time.perf_counter() - started
     events = sum(t.events_applied for t in cold.tables.values())
     return {"events": events, "seconds": elapsed, "events_per_s": events / elapsed}
+
+
+# -- 2b. the state document as negotiations grow ---------------------------------------------------
+
+
+def state_documents(members: list[int], items: int, changes: int = 2_000, seed: int = 11) -> dict[int, Any]:
+    """The worker's cost of a negotiation's state document after one position change, at ``items``
+    items and a growing number of members: drawn from the changed rows (as the worker does) against
+    drawn whole through the validated models (as the API draws a party's view, and the worker did
+    before). Drawing stays nearly flat; the document's bytes grow with the members."""
+    from streams.codec import encode_state
+    from streams.core.decider import Context, decide
+    from streams.core.views import shared_state
+
+    figures: dict[int, Any] = {}
+    now = datetime.now(UTC)
+    for size in members:
+        commands = list(workload(1, size, items, changes, seed))
+        state: NegotiationState | None = None
+        timings_rows, timings_whole, sizes = [], [], []
+        for n, command in enumerate(commands):
+            decision = decide(state, command, Context(now=now))
+            for event in decision.events:
+                state = evolve(state, event)
+            assert state is not None
+            if n < len(commands) - changes:
+                continue
+            started = time.perf_counter()
+            document = encode_state(state)
+            timings_rows.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            shared_state(state).model_dump_json()
+            timings_whole.append(time.perf_counter() - started)
+            sizes.append(len(document))
+        figures[size] = {"rows_us_median": statistics.median(timings_rows) * 1e6,
+                         "whole_us_median": statistics.median(timings_whole) * 1e6,
+                         "document_bytes": statistics.fmean(sizes)}  # fmt: skip
+    return figures
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -316,8 +407,8 @@ async def run(args: argparse.Namespace, bootstrap: str, folder: Path) -> dict[st
     )
     say("replay: decoding and evolving the events topic")
     figures["replay"] = await replay(bootstrap, prefix)
-    say("recovery: a cold worker rebuilds its tables")
-    figures["recovery"] = await recovery(bootstrap, prefix)
+    say(f"recovery: copying the events up to {args.recovery_events:,}, then a cold worker rebuilds its tables")
+    figures["recovery"] = await recovery(bootstrap, await grow_events(bootstrap, prefix, args.recovery_events))
     return figures
 
 
@@ -345,10 +436,19 @@ def table(figures: dict[str, Any]) -> str:
             f"{load['sse_p50_ms']:.0f} / {load['sse_p95_ms']:.0f} / {load['sse_p99_ms']:.0f} ms | "
             f"{'p99 ≤ 50 ms' if name != 'saturation' else ''} |"
         )
+        lines.append(
+            f"| … of which HTTP write → the worker's decision, p50 / p99 | "
+            f"{load['decided_p50_ms']:.0f} / {load['decided_p99_ms']:.0f} ms | |"
+        )
     lines += [
         f"| aggregation: PositionStated at 10 / 10,000 supporters (median) | {agg[10]['position_stated_us_median']:.1f} / "
         f"{agg[10_000]['position_stated_us_median']:.1f} µs ({agg[10_000]['position_stated_us_median'] / agg[10]['position_stated_us_median']:.2f}×) | within 2× |",
         f"| replay: decode + evolve, {r['events']:,} events | {r['events_per_s']:,.0f} events/s | ≥ 100,000/s |",
+        *(
+            f"| state document at {n:,} members × {figures['state_documents'][n]['document_bytes'] / 1024:.0f} KiB: "
+            f"changed rows / whole (median) | {d['rows_us_median']:.0f} / {d['whole_us_median']:.0f} µs | |"
+            for n, d in figures["state_documents"].items()
+        ),
         f"| recovery: cold worker, {rec['events']:,} events | {rec['seconds']:.1f} s ({rec['events_per_s']:,.0f}/s) | |",
         f"| memory: worker / API peak RSS | {p['worker_peak_rss_mb']:.0f} / "
         f"{figures['latency']['api_peak_rss_mb']:.0f} MB | |",
@@ -362,9 +462,10 @@ def main() -> None:
     parser.add_argument("--negotiations", type=int, default=1_000)
     parser.add_argument("--members", type=int, default=50)
     parser.add_argument("--items", type=int, default=40)
-    parser.add_argument("--positions", type=int, default=150_000, help="position changes after the invitations")
+    parser.add_argument("--positions", type=int, default=400_000, help="position changes after the invitations")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the pipeline is measured at most")
     parser.add_argument("--ceiling-messages", type=int, default=200_000)
+    parser.add_argument("--recovery-events", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=200.0, help="offered HTTP writes per second")
     parser.add_argument("--writes", type=int, default=2_000, help="HTTP writes per latency run")
     parser.add_argument("--json", dest="json_path", default="bench-results.json")
@@ -373,6 +474,8 @@ def main() -> None:
         figures = asyncio.run(run(args, bootstrap, Path(folder)))
         say("latency: HTTP write → SSE message")
         figures["latency"] = latency(bootstrap, Path(folder), [args.rate, 0.0], args.writes)
+    say("state documents: drawn from changed rows, against drawn whole")
+    figures["state_documents"] = state_documents([10, 50, 200, 1_000], args.items)
     say("aggregation: one PositionStated as supporters grow")
     rng = random.Random(3)
     figures["aggregation"] = {n: aggregation.measure(n, 200, rng) for n in (10, 100, 1_000, 10_000)}
