@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 import uuid
@@ -24,8 +25,10 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from sqlalchemy import Engine, delete
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, bindparam, delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, select
 
 from schemas.common import number_to_json
 from schemas.events import (
@@ -63,7 +66,54 @@ from streams.core.views import Audience
 log = structlog.get_logger("koopkracht.projector")
 COMMIT_EVERY_S = 0.5
 
-Writer = Callable[[Session, NegotiationState, Any], None]
+
+class Writes:
+    """A batch's rows, by table and primary key: the last write of a key wins (None: deleted).
+
+    They are written at the end of the batch, one statement per table (an upsert, or a delete),
+    instead of an ORM merge per event, which read each row before writing it.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[type[SQLModel], dict[tuple[Any, ...], SQLModel | None]] = {}
+
+    def upsert(self, row: SQLModel) -> None:
+        table = row.__table__  # type: ignore[attr-defined]
+        key = tuple(getattr(row, column.name) for column in table.primary_key.columns)
+        self.rows.setdefault(type(row), {})[key] = row
+
+    def delete(self, model: type[SQLModel], key: tuple[Any, ...]) -> None:
+        self.rows.setdefault(model, {})[key] = None
+
+    def write(self, session: Session) -> None:
+        dialect = session.get_bind().dialect.name
+        for model, rows in self.rows.items():
+            upsert, remove, keys = _statements(model, dialect)
+            gone = [
+                {f"pk_{name}": value for name, value in zip(keys, key, strict=True)}
+                for key, row in rows.items()
+                if row is None
+            ]
+            kept = [row.model_dump() for row in rows.values() if row is not None]
+            if gone:
+                session.execute(remove, gone)
+            if kept:
+                session.execute(upsert, kept)
+
+
+@functools.cache
+def _statements(model: type[SQLModel], dialect: str) -> tuple[Any, Any, list[str]]:
+    """The upsert and the delete by primary key of a table, built once per dialect."""
+    table = model.__table__  # type: ignore[attr-defined]
+    keys = [column.name for column in table.primary_key.columns]
+    insert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(table)
+    changed = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
+    upsert = insert.on_conflict_do_update(index_elements=keys, set_=changed)
+    remove = delete(table).where(*(table.c[name] == bindparam(f"pk_{name}") for name in keys))
+    return upsert, remove, keys
+
+
+Writer = Callable[["Writes", NegotiationState, Any], None]
 _WRITERS: dict[type[Any], Writer] = {}
 
 
@@ -76,8 +126,8 @@ def _writes(event_type: type[Any]) -> Callable[[Writer], Writer]:
 
 
 @_writes(MemberInvited)
-def _member(session: Session, state: NegotiationState, event: MemberInvited) -> None:
-    session.merge(
+def _member(writes: Writes, state: NegotiationState, event: MemberInvited) -> None:
+    writes.upsert(
         MemberRow(
             negotiation_id=event.negotiation_id,
             organisation_id=event.organisation_id,
@@ -90,9 +140,9 @@ def _member(session: Session, state: NegotiationState, event: MemberInvited) -> 
 
 
 @_writes(PositionStated)
-def _position(session: Session, state: NegotiationState, event: PositionStated) -> None:
+def _position(writes: Writes, state: NegotiationState, event: PositionStated) -> None:
     position = event.position
-    session.merge(
+    writes.upsert(
         PositionRow(
             negotiation_id=event.negotiation_id,
             organisation_id=event.actor_id,
@@ -108,19 +158,13 @@ def _position(session: Session, state: NegotiationState, event: PositionStated) 
 
 
 @_writes(PositionWithdrawn)
-def _withdrawn(session: Session, state: NegotiationState, event: PositionWithdrawn) -> None:
-    session.execute(
-        delete(PositionRow).where(
-            col(PositionRow.negotiation_id) == event.negotiation_id,
-            col(PositionRow.organisation_id) == event.actor_id,
-            col(PositionRow.item_key) == event.item_key,
-        )
-    )
+def _withdrawn(writes: Writes, state: NegotiationState, event: PositionWithdrawn) -> None:
+    writes.delete(PositionRow, (event.negotiation_id, event.actor_id, event.item_key))
 
 
 @_writes(DemandPublished)
-def _version(session: Session, state: NegotiationState, event: DemandPublished) -> None:
-    session.merge(
+def _version(writes: Writes, state: NegotiationState, event: DemandPublished) -> None:
+    writes.upsert(
         DemandVersionRow(
             negotiation_id=event.negotiation_id,
             version=event.version,
@@ -133,8 +177,8 @@ def _version(session: Session, state: NegotiationState, event: DemandPublished) 
 
 
 @_writes(VendorResponded)
-def _response(session: Session, state: NegotiationState, event: VendorResponded) -> None:
-    session.merge(
+def _response(writes: Writes, state: NegotiationState, event: VendorResponded) -> None:
+    writes.upsert(
         ResponseRow(
             negotiation_id=event.negotiation_id,
             round=event.round,
@@ -148,9 +192,9 @@ def _response(session: Session, state: NegotiationState, event: VendorResponded)
 
 @_writes(ClarificationRequested)
 @_writes(ClarificationAnswered)
-def _clarification(session: Session, state: NegotiationState, event: Any) -> None:
+def _clarification(writes: Writes, state: NegotiationState, event: Any) -> None:
     clarification = state.clarifications[event.clarification_id]
-    session.merge(
+    writes.upsert(
         ClarificationRow(
             negotiation_id=event.negotiation_id,
             clarification_id=clarification.clarification_id,
@@ -165,9 +209,9 @@ def _clarification(session: Session, state: NegotiationState, event: Any) -> Non
 
 
 @_writes(EndorsementGiven)
-def _endorsement(session: Session, state: NegotiationState, event: EndorsementGiven) -> None:
+def _endorsement(writes: Writes, state: NegotiationState, event: EndorsementGiven) -> None:
     assert state.proposal is not None
-    session.merge(
+    writes.upsert(
         EndorsementRow(
             negotiation_id=event.negotiation_id,
             proposal=len(state.outcomes) + 1,
@@ -256,8 +300,9 @@ class Projection:
         touched: dict[str, NegotiationState] = {}
         try:
             with Session(self.engine) as session, session.begin():
+                writes = Writes()
                 for refusal in refusals:
-                    session.merge(
+                    writes.upsert(
                         CommandRefusal(
                             command_id=refusal.command_id,
                             negotiation_id=refusal.negotiation_id,
@@ -289,7 +334,7 @@ class Projection:
                                 sequence=event.sequence,
                                 error=f"{type(exc).__name__}: {str(exc)[:300]}",
                             )
-                    session.add(
+                    writes.upsert(
                         EventRow(
                             negotiation_id=nid,
                             sequence=event.sequence,
@@ -303,11 +348,12 @@ class Projection:
                     )
                     writer = _WRITERS.get(type(event))
                     if writer is not None:
-                        writer(session, state, event)
+                        writer(writes, state, event)
                     touched[nid] = state
                     applied += 1
                 for state in touched.values():
-                    session.merge(negotiation_row(state))
+                    writes.upsert(negotiation_row(state))
+                writes.write(session)
         except BaseException:
             self.states.clear()  # evolve changed them in place; the database did not follow
             raise

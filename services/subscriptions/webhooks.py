@@ -46,6 +46,9 @@ class DispatchPolicy:
     give_up_after_s: float = 86_400.0
     timeout_s: float = 10.0
     poll_s: float = 0.02
+    idle_poll_s: float = 0.25
+    """Polling slows from ``poll_s`` towards this while nothing is due (an idle hub then costs
+    little CPU), and returns to ``poll_s`` as soon as a delivery was due."""
     concurrency: int = 32
 
 
@@ -219,6 +222,7 @@ class Dispatcher:
         stop = stop or asyncio.Event()
         in_flight: dict[str, asyncio.Task[None]] = {}
         last_beat = 0.0
+        pause = self.policy.poll_s
         timeout = httpx.Timeout(self.policy.timeout_s)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
             try:
@@ -248,9 +252,11 @@ class Dispatcher:
                             await asyncio.wait_for(stop.wait(), 1.0)
                     for delivery, subscription in due:
                         in_flight[subscription.id] = asyncio.create_task(self.drain(http, delivery, subscription))
+                    busy = due or in_flight
+                    pause = self.policy.poll_s if busy else min(self.policy.idle_poll_s, pause * 1.5)
                     if not due:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), self.policy.poll_s)
+                            await asyncio.wait_for(stop.wait(), pause)
             finally:
                 for task in in_flight.values():
                     task.cancel()

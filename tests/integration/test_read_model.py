@@ -167,3 +167,28 @@ def test_the_state_cache_rebuilds_states_from_the_event_log_and_keeps_no_lock_be
     assert len(cache._locks) == 0
     with cache.use("no-such-negotiation") as missing:
         assert missing is None
+
+
+def test_one_batch_that_states_withdraws_and_states_again_leaves_the_last_write(database: str) -> None:
+    # Given a negotiation whose events arrive in one batch: uni states, withdraws and states again;
+    # hbo states and withdraws
+    from services.readmodel.projector import Projection
+    from tests.unit.builders import Negotiation, item
+
+    n = Negotiation(item("no-ads"), item("retention-days", "at_most"))
+    n.invite("uni", weight=3).invite("hbo", weight=1)
+    n.position("uni", "retention-days", value=30).withdraw("uni", "retention-days")
+    n.position("uni", "retention-days", value=14).position("hbo", "no-ads").withdraw("hbo", "no-ads")
+    upgrade(database)
+    engine = create_db_engine(database)
+
+    # When the projection writes the batch
+    Projection(engine).apply(list(n.events))
+
+    # Then only uni's last position is stored, and the negotiation row has the last sequence
+    with Session(engine) as session:
+        rows = session.exec(select(PositionRow)).all()
+        assert [(r.organisation_id, r.item_key, r.value) for r in rows] == [("uni", "retention-days", "14")]
+        negotiation = session.get(NegotiationRow, n.negotiation_id)
+        assert negotiation is not None
+        assert negotiation.sequence == n.s.sequence
