@@ -85,6 +85,7 @@ class Hub:
 
     def __post_init__(self) -> None:
         self.states = StateCache(self.engine)
+        self.watch.states = self.states  # the watch brings cached states up to date for its waiters
 
     # -- reads -----------------------------------------------------------------------------
     def read(self, caller: Caller, negotiation_id: str, view: Callable[[NegotiationState, Audience], T]) -> T:
@@ -262,7 +263,7 @@ class Hub:
         return (204, "") if document is None else (job.status, document.model_dump_json())
 
     def _render(self, negotiation_id: str, first: int, last: int, render: Render) -> BaseModel | None:
-        with self.states.use(negotiation_id) as state:
+        with self.states.use(negotiation_id, at_least=last) as state:
             assert state is not None
             events = self.states.recent_events(negotiation_id, first, last)
             if events is None:  # not among the newest any more: read them

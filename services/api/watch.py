@@ -4,7 +4,8 @@ The projector is another process, so the API learns of new events from the datab
 every waiting request polling on its own, one task reads the projected sequence of all watched
 negotiations in one query, every ``interval`` seconds while anybody waits, and wakes the waiters
 whose sequence has been reached. Commands wait here for read-your-writes, live streams for the
-next event.
+next event. Before waking them it brings the API's cached state of a negotiation that moved on up
+to date, so the events are read once, not once per waiting request.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from anyio import to_thread
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from services.readmodel.store import StateCache
 from services.readmodel.tables import NegotiationRow
 
 log = structlog.get_logger("koopkracht.api")
 
 
 class ProjectionWatch:
-    def __init__(self, engine: Engine, interval: float = 0.01) -> None:
+    def __init__(self, engine: Engine, interval: float = 0.01, states: StateCache | None = None) -> None:
         self.engine = engine
+        self.states = states
+        """When given, a cached negotiation that moved on is brought up to date here, once, before
+        its waiters wake: their answers then need no reading of the log of their own."""
         self.interval = interval
         self._waiters: dict[str, list[tuple[int, asyncio.Future[int]]]] = defaultdict(list)
         self._wake = asyncio.Event()
@@ -62,7 +67,13 @@ class ProjectionWatch:
             rows = session.exec(
                 select(NegotiationRow.id, NegotiationRow.sequence).where(col(NegotiationRow.id).in_(negotiation_ids))
             ).all()
-        return dict(rows)
+        sequences = dict(rows)
+        if self.states is not None:
+            for negotiation_id, sequence in sequences.items():
+                cached = self.states.cached_sequence(negotiation_id)
+                if cached is not None and cached < sequence:
+                    self.states.refresh(negotiation_id)
+        return sequences
 
     async def _run(self) -> None:
         while True:

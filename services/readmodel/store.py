@@ -151,14 +151,31 @@ class StateCache:
                 lock = self._locks[negotiation_id] = _Lock()
             return lock
 
+    def cached_sequence(self, negotiation_id: str) -> int | None:
+        """The sequence of the cached state, or None when the negotiation is not cached."""
+        with self._guard:
+            cached = self._states.get(negotiation_id)
+        return cached.sequence if cached is not None else None
+
+    def refresh(self, negotiation_id: str) -> None:
+        """Bring the cached state up to the event log now (the projection watch does this once for
+        every request waiting on the negotiation)."""
+        with self.use(negotiation_id):
+            pass
+
     @contextmanager
-    def use(self, negotiation_id: str) -> Iterator[NegotiationState | None]:
+    def use(self, negotiation_id: str, at_least: int | None = None) -> Iterator[NegotiationState | None]:
+        """The negotiation's state, up to date with the event log, or at least at sequence
+        ``at_least`` when it is given (then the log is not read if the cache already is)."""
         held = self._lock(negotiation_id)  # while anybody holds it, every caller gets this one
         # Read the new events before taking the lock: a hot negotiation's readers then queue only
         # for applying them (microseconds), not for the database.
         with self._guard:
             cached = self._states.get(negotiation_id)
-        fresh = self._events_after(negotiation_id, cached.sequence if cached is not None else 0)
+        if cached is not None and at_least is not None and cached.sequence >= at_least:
+            fresh: list[Event] = []
+        else:
+            fresh = self._events_after(negotiation_id, cached.sequence if cached is not None else 0)
         with held.lock:
             state = self._states.get(negotiation_id)
             try:
