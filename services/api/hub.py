@@ -247,9 +247,17 @@ class Hub:
                 raise _unavailable(
                     "the command took effect, but the read model has not caught up yet; " + _retry_advice(job)
                 )
-            document = await to_thread.run_sync(
-                self._render, command.negotiation_id, result.first_sequence, result.last_sequence, job.render
+            # Usually the watch has just brought the cached state up to date: answer right here.
+            done, document = self.states.peek(
+                command.negotiation_id,
+                result.first_sequence,
+                result.last_sequence,
+                lambda state, events: job.render(events, state),
             )
+            if not done:
+                document = await to_thread.run_sync(
+                    self._render, command.negotiation_id, result.first_sequence, result.last_sequence, job.render
+                )
         except Problem:
             raise
         except Exception as exc:  # the database is away: the command took effect all the same

@@ -795,10 +795,18 @@ async def live_messages(
             elif announce_hidden and event.sequence > cursor:
                 yield {"id": str(event.sequence), "event": "changed", "data": json.dumps({"sequence": event.sequence})}
         seen = max(cursor, state.sequence if state is not None else 0)
-        await hub.watch.reached(negotiation_id, seen + 1, timeout=hub.settings.sse_heartbeat_s)
+        reached = await hub.watch.reached(negotiation_id, seen + 1, timeout=hub.settings.sse_heartbeat_s)
         if alive is not None and not await alive():
             return
-        pending = await to_thread.run_sync(events_after, state.sequence if state is not None else 0)
+        after = state.sequence if state is not None else 0
+        # The watch has usually just read the new events into the API's state cache: take them
+        # from there; otherwise (or with a heartbeat's timeout) read them.
+        done, recent = (
+            (False, None)
+            if reached is None
+            else hub.states.peek(negotiation_id, after + 1, reached, lambda _state, events: events)
+        )
+        pending = recent if done and recent is not None else await to_thread.run_sync(events_after, after)
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -91,6 +91,8 @@ def authenticate_known(engine: Engine, admin_token: SecretStr | None, credential
     with _known_keys_guard:
         keys = _KNOWN_KEYS.get(engine)
         known = keys.get(parts[0]) if keys is not None else None
+        if keys is not None and known is not None:
+            keys.move_to_end(parts[0])
     if known is None or not hmac.compare_digest(known[0].encode(), hash_secret(parts[1]).encode()):
         return None
     return known[1]

@@ -71,8 +71,13 @@ class ProjectionWatch:
         if self.states is not None:
             for negotiation_id, sequence in sequences.items():
                 cached = self.states.cached_sequence(negotiation_id)
-                if cached is not None and cached < sequence:
+                if cached is None or cached >= sequence:
+                    continue
+                try:  # only a shortcut for the waiters: they read for themselves when it fails
                     self.states.refresh(negotiation_id)
+                except Exception as exc:
+                    log.warning("projection watch could not refresh a negotiation", negotiation_id=negotiation_id,
+                                error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
         return sequences
 
     async def _run(self) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from sqlalchemy import Engine, bindparam, delete
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, select
@@ -76,6 +77,12 @@ class Writes:
 
     def __init__(self) -> None:
         self.rows: dict[type[SQLModel], dict[tuple[Any, ...], SQLModel | None]] = {}
+        self.new: list[SQLModel] = []
+
+    def insert(self, row: SQLModel) -> None:
+        """A row that must be new: a conflict fails the batch (an event projected twice means a
+        second projector wrote meanwhile; the retry then starts from what it wrote)."""
+        self.new.append(row)
 
     def upsert(self, row: SQLModel) -> None:
         table = row.__table__  # type: ignore[attr-defined]
@@ -87,6 +94,11 @@ class Writes:
 
     def write(self, session: Session) -> None:
         dialect = session.get_bind().dialect.name
+        by_model: dict[type[SQLModel], list[dict[str, Any]]] = {}
+        for row in self.new:
+            by_model.setdefault(type(row), []).append(row.model_dump())
+        for model, values in by_model.items():
+            session.execute(sa_insert(model.__table__), values)  # type: ignore[attr-defined]
         for model, rows in self.rows.items():
             upsert, remove, keys = _statements(model, dialect)
             gone = [
@@ -108,7 +120,9 @@ def _statements(model: type[SQLModel], dialect: str) -> tuple[Any, Any, list[str
     keys = [column.name for column in table.primary_key.columns]
     insert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(table)
     changed = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
-    upsert = insert.on_conflict_do_update(index_elements=keys, set_=changed)
+    # A row carrying the sequence of the event that wrote it is never put back by an older event.
+    newer = table.c.sequence <= insert.excluded.sequence if "sequence" in table.c else None
+    upsert = insert.on_conflict_do_update(index_elements=keys, set_=changed, where=newer)
     remove = delete(table).where(*(table.c[name] == bindparam(f"pk_{name}") for name in keys))
     return upsert, remove, keys
 
@@ -334,7 +348,7 @@ class Projection:
                                 sequence=event.sequence,
                                 error=f"{type(exc).__name__}: {str(exc)[:300]}",
                             )
-                    writes.upsert(
+                    writes.insert(
                         EventRow(
                             negotiation_id=nid,
                             sequence=event.sequence,

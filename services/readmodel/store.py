@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, func, text
 from sqlalchemy import select as sa_select
@@ -123,7 +123,8 @@ class _Lock:
         self.lock = threading.Lock()
 
 
-RECENT_EVENTS = 64
+RECENT_EVENTS = 256
+T = TypeVar("T")
 
 
 class StateCache:
@@ -159,7 +160,9 @@ class StateCache:
 
     def refresh(self, negotiation_id: str) -> None:
         """Bring the cached state up to the event log now (the projection watch does this once for
-        every request waiting on the negotiation)."""
+        every request waiting on the negotiation); skipped while somebody holds the negotiation."""
+        if self._lock(negotiation_id).lock.locked():
+            return
         with self.use(negotiation_id):
             pass
 
@@ -207,6 +210,28 @@ class StateCache:
             return None
         events = [event for event in recent if first <= event.sequence <= last]
         return events if len(events) == last - first + 1 else None
+
+    def peek(
+        self, negotiation_id: str, first: int, last: int, read: Callable[[NegotiationState, list[Event]], T]
+    ) -> tuple[bool, T | None]:
+        """``read(state, events first…last)`` without waiting and without the database, when the
+        cached state has reached ``last``, the events are among the newest and nobody holds the
+        negotiation's lock: (True, its answer). Otherwise (False, None), and the caller takes the
+        slow path (``use`` in a thread). For answering on the event loop itself."""
+        held = self._lock(negotiation_id)
+        if not held.lock.acquire(blocking=False):
+            return False, None
+        try:
+            with self._guard:
+                state = self._states.get(negotiation_id)
+            if state is None or state.sequence < last:
+                return False, None
+            events = self.recent_events(negotiation_id, first, last) if first <= last else []
+            if events is None:
+                return False, None
+            return True, read(state, events)
+        finally:
+            held.lock.release()
 
     def _events_after(self, negotiation_id: str, sequence: int) -> list[Event]:
         with Session(self.engine) as session:
