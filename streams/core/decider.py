@@ -122,8 +122,20 @@ class Decision:
         )
 
 
+_EVENT_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+
+
 def event_id(negotiation_id: str, command_id: str, index: int) -> str:
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{negotiation_id}/{command_id}/{index}"))
+    """``str(uuid.uuid5(EVENT_NAMESPACE, "<negotiation>/<command>/<index>"))``, computed without
+    building the UUID object (a tenth of the worker's time per command went there); a property
+    test holds the two equal, since recovery compares logged event ids with decided ones."""
+    digest = bytearray(
+        hashlib.sha1(_EVENT_NAMESPACE_BYTES + f"{negotiation_id}/{command_id}/{index}".encode()).digest()
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexa = digest[:16].hex()
+    return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:32]}"
 
 
 C = TypeVar("C")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from fractions import Fraction
 from typing import Any
 
@@ -19,7 +20,7 @@ from schemas.negotiation import (
     RequirementItem,
 )
 from streams.codec import encode_state
-from streams.core.decider import Rejection
+from streams.core.decider import EVENT_NAMESPACE, Rejection, event_id
 from streams.core.offers import satisfies, status_of
 from streams.core.state import NegotiationState, replay
 from streams.core.views import Audience, cohesion, live_demand, ready_to_endorse, shared_state
@@ -411,3 +412,17 @@ def reference_shared_state(state: NegotiationState, viewer: Audience | None) -> 
     if viewer is None or viewer.role == "member":
         document["cohesion"] = float(Fraction(satisfied, weight)) if weight else 0.0
     return SharedState(**document)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    negotiation_id=st.text(min_size=1, max_size=64),
+    command_id=st.text(min_size=1, max_size=64),
+    index=st.integers(0, 10),
+)
+def test_event_ids_are_the_uuid5_of_negotiation_command_and_index(
+    negotiation_id: str, command_id: str, index: int
+) -> None:
+    # Recovery compares the ids of logged events with those decided again: they must not change
+    expected = str(uuid.uuid5(EVENT_NAMESPACE, f"{negotiation_id}/{command_id}/{index}"))
+    assert event_id(negotiation_id, command_id, index) == expected
