@@ -37,6 +37,12 @@ class DecodeError(ValueError):
     """Bytes that are not a valid message of the topic; the message says what is wrong."""
 
 
+def _invalid(what: str, exc: ValidationError) -> DecodeError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "message"
+    return DecodeError(f"not a valid {what}: {where}: {first['msg']}")
+
+
 def encode_command(command: Command) -> bytes:
     return command.model_dump_json().encode()
 
@@ -47,9 +53,7 @@ def decode_command(value: bytes | None) -> Command:
     try:
         return COMMAND_ADAPTER.validate_json(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise DecodeError(f"not a valid command: {where}: {first['msg']}") from exc
+        raise _invalid("command", exc) from exc
 
 
 def encode_event(event: Event) -> KafkaMessage:
@@ -81,9 +85,7 @@ def decode_event_value(value: bytes) -> Event:
     try:
         return EVENT_ADAPTER.validate_json(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise DecodeError(f"not a valid event: {where}: {first['msg']}") from exc
+        raise _invalid("event", exc) from exc
 
 
 def decode_event(headers: Headers | Mapping[str, bytes], value: bytes) -> Event:
