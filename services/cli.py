@@ -156,6 +156,7 @@ def worker(data_dir: DataDir = None) -> None:
         bootstrap=_bootstrap(settings),
         topic_prefix=settings.topic_prefix,
         sigkill_after_commands=settings.fault_sigkill_after_commands,
+        state_interval_ms=settings.state_interval_ms,
     )
 
     _run_until_signal(NegotiationWorker(config).run)

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Tests only: the worker kills itself mid-batch after this many commands."
     )
     command_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    state_interval_ms: int = Field(
+        default=1000,
+        ge=0,
+        le=60_000,
+        description="A negotiation's state document is published at most this often (0: after every batch).",
+    )
     ocid_prefix: str = Field(
         default="ocds-koopkracht",
         pattern=r"^[A-Za-z0-9-]{1,50}$",
