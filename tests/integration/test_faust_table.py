@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
-def make_counter_app(app_id: str, bootstrap: str) -> tuple[faust.App, faust.TopicT, faust.Table]:
+def make_counter_app(app_id: str, bootstrap: str, datadir: Path) -> tuple[faust.App, faust.TopicT, faust.Table]:
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
+        datadir=str(datadir),  # not the working folder
         store="memory://",  # the table's durability is its changelog topic, which is what we test
         topic_partitions=2,
         topic_replication_factor=1,
@@ -37,7 +39,7 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None
 
 
 async def test_a_faust_table_is_rebuilt_from_its_changelog_after_a_restart(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     app_id = f"{topic_prefix}-counter"
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -46,7 +48,7 @@ async def test_a_faust_table_is_rebuilt_from_its_changelog_after_a_restart(
     await admin.close()
 
     # Given a faust worker that counted 50 words into a changelog-backed table
-    app, words, counts = make_counter_app(app_id, kafka_bootstrap)
+    app, words, counts = make_counter_app(app_id, kafka_bootstrap, tmp_path)
     await app.start()
     try:
         for i in range(50):
@@ -56,7 +58,7 @@ async def test_a_faust_table_is_rebuilt_from_its_changelog_after_a_restart(
         await app.stop()
 
     # When a new worker with the same id starts (its in-memory store empty) and counts 50 more
-    app2, words2, counts2 = make_counter_app(app_id, kafka_bootstrap)
+    app2, words2, counts2 = make_counter_app(app_id, kafka_bootstrap, tmp_path)
     await app2.start()
     try:
         await wait_for(lambda: sum(counts2.values()) == 50)  # recovered from the changelog
