@@ -95,8 +95,8 @@ class Outbox:
     """What one batch writes, in the order it is written."""
 
     events: list[tuple[bytes, bytes, list[tuple[str, bytes]], int]] = field(default_factory=list)
-    states: dict[str, tuple[NegotiationState, int]] = field(default_factory=dict)
-    """The negotiations the batch changed; their documents are drawn once, when it is decided."""
+    changed: dict[str, int] = field(default_factory=dict)
+    """The negotiations the batch changed, with their partitions (their documents are drawn when due)."""
     results: list[tuple[bytes, bytes, int]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
 
@@ -215,7 +215,7 @@ def process_command(
             headers = [*message.headers.items(), (COMMAND_OFFSET_HEADER, str(offset).encode())]
             outbox.events.append((message.key, message.value, headers, partition))  # type: ignore[arg-type]
         if decision.events:
-            outbox.states[negotiation_id] = (table.states[negotiation_id], partition)
+            outbox.changed[negotiation_id] = partition
         result = decision.result.model_copy(update={"duplicate": True}) if logged else decision.result
     outbox.results.append((negotiation_id.encode(), encode_result(result), partition))
 
@@ -444,8 +444,7 @@ class NegotiationWorker:
                     now=now,
                     consumer=self.config.group,
                 )
-        for negotiation_id, (_, partition) in outbox.states.items():
-            self._state_changed[negotiation_id] = partition
+        self._state_changed.update(outbox.changed)
         # Drawn now, from states that hold nothing newer than this batch: the next batch changes
         # them while this one is being written.
         states = self._draw_states()
