@@ -80,12 +80,12 @@ class Hub:
     client: CommandClient
     metrics: Metrics
     watch: ProjectionWatch
-    states: StateCache = field(init=False)
     readiness: Callable[[], Any] | None = None
 
-    def __post_init__(self) -> None:
-        self.states = StateCache(self.engine)
-        self.watch.states = self.states  # the watch brings cached states up to date for its waiters
+    @property
+    def states(self) -> StateCache:
+        """The negotiations' states, kept by the watch that brings them up to date for its waiters."""
+        return self.watch.states
 
     # -- reads -----------------------------------------------------------------------------
     def read(self, caller: Caller, negotiation_id: str, view: Callable[[NegotiationState, Audience], T]) -> T:

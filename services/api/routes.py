@@ -339,7 +339,7 @@ async def publish_demand(
         caller,
         idempotency_key,
         lambda cid: PublishDemand(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()),
-        lambda events, state: _version(_only(events, DemandPublished)),
+        lambda events, state: state.versions[_only(events, DemandPublished).version - 1],
         201,
     )
 
@@ -817,13 +817,3 @@ def _only(events: Sequence[Event], event_type: type[Any]) -> Any:
         if isinstance(event, event_type):
             return event
     raise LookupError(f"the command caused no {event_type.__name__}")
-
-
-def _version(event: DemandPublished) -> DemandVersion:
-    return DemandVersion(
-        negotiation_id=event.negotiation_id,
-        version=event.version,
-        hash=event.hash,
-        published_at=event.occurred_at,
-        items=event.items,
-    )

@@ -81,25 +81,15 @@ def _unauthorised(detail: str) -> Problem:
 def authenticate_known(engine: Engine, admin_token: SecretStr | None, credentials: str | None) -> Caller | None:
     """The caller, when the credential is the admin token or a key already read (no database
     access, so it can run on the event loop); None when ``authenticate`` must decide."""
-    if not credentials:
+    try:
+        return authenticate(engine, admin_token, credentials, read=False)
+    except Problem:
         return None
-    if admin_token is not None and hmac.compare_digest(credentials.encode(), admin_token.get_secret_value().encode()):
-        return Caller(ADMIN_ID, "admin", "admin")
-    parts = split_key(credentials)
-    if parts is None:
-        return None
-    with _known_keys_guard:
-        keys = _KNOWN_KEYS.get(engine)
-        known = keys.get(parts[0]) if keys is not None else None
-        if keys is not None and known is not None:
-            keys.move_to_end(parts[0])
-    if known is None or not hmac.compare_digest(known[0].encode(), hash_secret(parts[1]).encode()):
-        return None
-    return known[1]
 
 
-def authenticate(engine: Engine, admin_token: SecretStr | None, credentials: str | None) -> Caller:
-    """The caller for a bearer credential; raises a 401 problem when there is none or it is wrong."""
+def authenticate(engine: Engine, admin_token: SecretStr | None, credentials: str | None, read: bool = True) -> Caller:
+    """The caller for a bearer credential; raises a 401 problem when there is none or it is wrong
+    (with ``read`` False, also when its key has not been read from the database yet)."""
     if not credentials:
         raise _unauthorised("send Authorization: Bearer <api key>")
     if admin_token is not None and hmac.compare_digest(credentials.encode(), admin_token.get_secret_value().encode()):
@@ -107,7 +97,7 @@ def authenticate(engine: Engine, admin_token: SecretStr | None, credentials: str
     parts = split_key(credentials)
     known = None
     if parts is not None:
-        known = _known_key(engine, parts[0])
+        known = _known_key(engine, parts[0], read)
     # Compare even when there is no row, so a wrong key id costs the same time as a wrong secret.
     expected = known[0] if known is not None else _DUMMY_HASH
     given = hash_secret(parts[1]) if parts is not None else ""
@@ -121,7 +111,7 @@ _KNOWN_KEYS_KEPT = 4096
 _known_keys_guard = threading.Lock()
 
 
-def _known_key(engine: Engine, key_id: str) -> tuple[str, Caller] | None:
+def _known_key(engine: Engine, key_id: str, read: bool = True) -> tuple[str, Caller] | None:
     """The stored hash of a key and its organisation, remembered once read.
 
     A key never changes once issued (a new key is a new key id), so what was read stays true; only
@@ -133,6 +123,8 @@ def _known_key(engine: Engine, key_id: str) -> tuple[str, Caller] | None:
         if known is not None:
             keys.move_to_end(key_id)
             return known
+    if not read:
+        return None
     with Session(engine) as session:
         organisation = session.exec(select(Organisation).where(Organisation.key_id == key_id)).first()
     if organisation is None:

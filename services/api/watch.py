@@ -26,11 +26,11 @@ log = structlog.get_logger("koopkracht.api")
 
 
 class ProjectionWatch:
-    def __init__(self, engine: Engine, interval: float = 0.01, states: StateCache | None = None) -> None:
+    def __init__(self, engine: Engine, interval: float = 0.01) -> None:
         self.engine = engine
-        self.states = states
-        """When given, a cached negotiation that moved on is brought up to date here, once, before
-        its waiters wake: their answers then need no reading of the log of their own."""
+        self.states = StateCache(engine)
+        """The API's cached states: one that moved on is brought up to date here, once, before its
+        waiters wake, so their answers need no reading of the log of their own."""
         self.interval = interval
         self._waiters: dict[str, list[tuple[int, asyncio.Future[int]]]] = defaultdict(list)
         self._wake = asyncio.Event()
@@ -68,16 +68,15 @@ class ProjectionWatch:
                 select(NegotiationRow.id, NegotiationRow.sequence).where(col(NegotiationRow.id).in_(negotiation_ids))
             ).all()
         sequences = dict(rows)
-        if self.states is not None:
-            for negotiation_id, sequence in sequences.items():
-                cached = self.states.cached_sequence(negotiation_id)
-                if cached is None or cached >= sequence:
-                    continue
-                try:  # only a shortcut for the waiters: they read for themselves when it fails
-                    self.states.refresh(negotiation_id)
-                except Exception as exc:
-                    log.warning("projection watch could not refresh a negotiation", negotiation_id=negotiation_id,
-                                error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
+        for negotiation_id, sequence in sequences.items():
+            cached = self.states.cached_sequence(negotiation_id)
+            if cached is None or cached >= sequence:
+                continue
+            try:  # only a shortcut for the waiters: they read for themselves when it fails
+                self.states.refresh(negotiation_id)
+            except Exception as exc:
+                log.warning("projection watch could not refresh a negotiation", negotiation_id=negotiation_id,
+                            error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
         return sequences
 
     async def _run(self) -> None:

@@ -192,3 +192,34 @@ def test_one_batch_that_states_withdraws_and_states_again_leaves_the_last_write(
         negotiation = session.get(NegotiationRow, n.negotiation_id)
         assert negotiation is not None
         assert negotiation.sequence == n.s.sequence
+
+
+def test_a_key_is_read_once_and_then_checked_without_the_database(database: str) -> None:
+    # Given an organisation with an API key in the database
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from services.api.problems import Problem
+    from services.api.security import authenticate, authenticate_known, new_key
+    from services.readmodel.tables import Organisation
+
+    upgrade(database)
+    engine = create_db_engine(database)
+    key = new_key()
+    with Session(engine) as session:
+        session.add(Organisation(id=f"org_{key.key_id}", name="Uni", role="member", key_id=key.key_id,
+                                 key_hash=key.hash, created_at=datetime.now(UTC)))  # fmt: skip
+        session.commit()
+    wrong = f"kk_{key.key_id}_not-the-secret"
+
+    # Then the event-loop check does not decide a key it has not read yet
+    assert authenticate_known(engine, None, key.api_key) is None
+    # When the key is checked against the database once
+    assert authenticate(engine, None, key.api_key).organisation_id == f"org_{key.key_id}"
+    # Then it is known without the database, and a wrong secret for its id still is not
+    known = authenticate_known(engine, None, key.api_key)
+    assert known is not None and known.role == "member"
+    assert authenticate_known(engine, None, wrong) is None
+    with pytest.raises(Problem):
+        authenticate(engine, None, wrong)
