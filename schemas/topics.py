@@ -4,7 +4,7 @@ Each topic has one key, one value type, a partition count, a cleanup policy, a r
 single writer. Nobody writes a topic name as a literal elsewhere: code asks this registry, with
 the deployment's prefix (``KOOPKRACHT_TOPIC_PREFIX``, default ``koopkracht``).
 
-Partitions: commands, events, state and command results are all keyed by negotiation id and have
+Partitions: commands, events, state, command results and snapshots are all keyed by negotiation id and have
 the same count, so one negotiation's commands, events and state live on partitions of the same
 number and one worker owns all of them. Eight partitions let up to eight workers share the load
 while keeping a small cluster's overhead low; the count can grow, never shrink, and growing it
@@ -21,6 +21,8 @@ NEGOTIATION_PARTITIONS = 8
 FOREVER = -1
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
+SNAPSHOT_MAX_BYTES = 16 * 1024 * 1024
+"""The largest snapshot record (a compressed negotiation state); larger ones are not written."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Topic:
     retention_ms: int
     writer: str
     description: str
+    max_message_bytes: int | None = None
 
     def name(self, prefix: str) -> str:
         return f"{prefix}.{self.suffix}"
@@ -43,6 +46,8 @@ class Topic:
             # Readers of the latest state should not see long runs of superseded documents.
             configs["min.cleanable.dirty.ratio"] = "0.1"
             configs["segment.ms"] = str(HOUR_MS)
+        if self.max_message_bytes is not None:
+            configs["max.message.bytes"] = str(self.max_message_bytes)
         return configs
 
 
@@ -86,6 +91,17 @@ COMMAND_RESULTS = Topic(
     writer="worker",
     description="The worker's answer to each command, for request/reply.",
 )
+SNAPSHOTS = Topic(
+    suffix="snapshots",
+    key="negotiation id (and one checkpoint key per partition)",
+    value="a negotiation's state as of a committed batch, or the partition's checkpoint",
+    partitions=NEGOTIATION_PARTITIONS,
+    cleanup_policy="compact",
+    retention_ms=FOREVER,
+    writer="worker",
+    description="The worker's table, so that a partition recovers from a snapshot and the events after it.",
+    max_message_bytes=SNAPSHOT_MAX_BYTES,
+)
 DEAD_LETTERS = Topic(
     suffix="dead-letters",
     key="original key",
@@ -97,4 +113,4 @@ DEAD_LETTERS = Topic(
     description="Messages the worker could not decode or process, kept for inspection.",
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (COMMANDS, EVENTS, STATE, COMMAND_RESULTS, DEAD_LETTERS)
+ALL_TOPICS: tuple[Topic, ...] = (COMMANDS, EVENTS, STATE, COMMAND_RESULTS, SNAPSHOTS, DEAD_LETTERS)

@@ -2,25 +2,31 @@
 
 Commands are keyed by negotiation id, so one partition of the commands topic — and so one worker
 of the consumer group — owns each negotiation. Per batch of commands (order within a partition
-kept), the worker decodes each command and calls the pure ``decide`` and ``evolve``. It writes the
-events (as CloudEvents); once Kafka has them, the command results and the shared-state documents
-of the negotiations touched; once Kafka has those, it commits the offsets. Deciding the next batch
-overlaps with waiting for those acknowledgements. A negotiation's state document is published at
-most once per ``state_interval_ms`` (the newest one follows within that time), so a rush of
-commands costs the state topic a bounded number of documents.
+kept), the worker decodes each command and calls the pure ``decide`` and ``evolve``
+(``streams.table.process_command``). Per partition, it then writes in **one Kafka transaction**
+the events (as CloudEvents), the command results, the state documents that are due, any
+snapshots, and the commands offset the batch reached. Deciding the next batch overlaps with the
+previous batch's transactions.
 
-The state is a table of negotiations per partition, kept in memory, whose changelog is the events
-topic itself: when a worker is assigned a partition it replays that partition of the events topic
-through ``evolve``. Nothing is written twice (no snapshots next to the events), and the table can
-never disagree with the log it was rebuilt from.
+Each partition has its own transactional producer, whose transactional id names the group and
+the partition. A worker that is handed a partition first starts that producer, which fences
+every earlier producer with the same id: a worker paused past its session (a zombie) can write
+nothing more, and what it had begun is aborted. Readers of the topics it writes read committed
+records only.
 
-Effectively once: the table holds only the events of commands before the committed offset; the
-later ones (the *tail*) are kept aside. Each command delivered again after a crash is decided again
-against exactly the state it first met, and its logged events are applied instead of written
-again (see ``NegotiationTable``). A write that fails stops the worker before the offsets are
-committed, so it restarts from the log.
-Not handled: a worker that is paused past its session and then resumes writing (a zombie); Kafka
-transactions would fence it, at the cost of latency per batch.
+The state is a table of negotiations per partition, kept in memory (``streams.table``). When a
+worker is handed a partition, it rebuilds the table from that partition's snapshots and the events
+after their checkpoint, and it reads at least as far as the offset recorded with the last
+committed batch (the offset commit's metadata) and the end offset the partition's leader reports,
+retrying through leader elections and unavailable brokers; a recovery that cannot get there fails
+the worker, it never decides on a half-read log. ``docs/streams.md`` says why this cannot be
+fooled.
+
+Effectively once: the table holds only the events of commands before the committed offset; events
+of later commands (the *tail*, possible when an offset commit is read before it settles) are kept
+aside. Each command delivered again is decided again against exactly the state it first met, and
+its logged events are applied instead of written again. A write that fails stops the worker
+before its transaction commits, so it restarts from the log.
 """
 
 from __future__ import annotations
@@ -30,36 +36,36 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
 
-from schemas.events import Event
-from schemas.results import CommandRejected, CommandResult
-from schemas.topics import COMMAND_RESULTS, COMMANDS, DEAD_LETTERS, EVENTS, STATE
-from streams.codec import (
-    DecodeError,
-    dead_letter,
-    decode_command,
-    decode_event_value,
-    encode_event,
-    encode_result,
-    encode_state,
-)
-from streams.core.decider import Context, Rejection, decide
-from streams.core.state import NegotiationState, evolve
+from schemas.topics import COMMAND_RESULTS, COMMANDS, DEAD_LETTERS, EVENTS, SNAPSHOT_MAX_BYTES, SNAPSHOTS, STATE
+from streams.codec import encode_state
+from streams.snapshots import CHECKPOINT_KEY, Checkpoint, snapshot_is_current
+from streams.table import COMMAND_OFFSET_HEADER, NegotiationTable, Outbox, process_command
+from streams.throttle import StateThrottle
+
+__all__ = [
+    "COMMAND_OFFSET_HEADER",
+    "NegotiationTable",
+    "NegotiationWorker",
+    "Outbox",
+    "RecoveryError",
+    "WorkerConfig",
+    "process_command",
+]
 
 log = structlog.get_logger("koopkracht.worker")
 
-STATE_DRAW_LIMIT = 1000
-"""State documents drawn at most between two batches (when not drawing all of them)."""
-
-COMMAND_OFFSET_HEADER = "koopkracht-command-offset"
-"""Kafka header on each event: the offset of the command that caused it, in its partition."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -75,11 +81,20 @@ class WorkerConfig:
     events topic as it happens."""
     session_timeout_ms: int = 10_000
     """A dead worker's negotiations move to a live one after about this long."""
-    recovery_timeout_s: float = 600.0
-    """Rebuilding a partition's table from the events topic fails after this long."""
+    recovery_timeout_s: float = 300.0
+    """A partition that cannot be recovered in this long (brokers down, a log shorter than its
+    committed offsets say) stops the worker with an error, rather than deciding on less."""
+    snapshot_lag_events: int = 10_000
+    """A negotiation is snapshotted once its first change not in a snapshot is this many events
+    behind the partition's end (so recovery replays about this many events at most) …"""
+    snapshot_lag_s: float = 60.0
+    """… or this old."""
+    snapshot_budget_ms: float = 20.0
+    """Snapshots taken per batch and partition stop after about this much encoding."""
+    transaction_timeout_ms: int = 60_000
     sigkill_after_commands: int | None = None
     """Fault injection for tests: SIGKILL this process in the middle of the batch that reaches
-    this many commands — after its events are written, before its results and offsets."""
+    this many commands — after its events are written, before its transaction commits."""
 
     @property
     def group(self) -> str:
@@ -87,137 +102,18 @@ class WorkerConfig:
 
 
 class RecoveryError(RuntimeError):
-    """A partition's table could not be rebuilt from the events topic."""
+    """A partition's table could not be rebuilt from the log."""
 
 
-@dataclass
-class Outbox:
-    """What one batch writes, in the order it is written."""
-
-    events: list[tuple[bytes, bytes, list[tuple[str, bytes]], int]] = field(default_factory=list)
-    changed: dict[str, int] = field(default_factory=dict)
-    """The negotiations the batch changed, with their partitions (their documents are drawn when due)."""
-    results: list[tuple[bytes, bytes, int]] = field(default_factory=list)
-    dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
-
-
-class NegotiationTable:
-    """The negotiations of one partition, rebuilt from that partition of the events topic.
-
-    Events of commands at or past the partition's committed offset form the *tail*: those
-    commands are delivered again after a restart and decided again, in order, against a state
-    that holds exactly the commands before them; where a command's events are already in the log,
-    the logged events are applied instead of writing new ones.
-    """
-
-    def __init__(self, replay_from: int = 0) -> None:
-        self.states: dict[str, NegotiationState] = {}
-        self.events_applied = 0
-        self.replay_from = replay_from
-        self.tail: dict[tuple[str, str], list[Event]] = {}
-
-    def state(self, negotiation_id: str) -> NegotiationState | None:
-        return self.states.get(negotiation_id)
-
-    def apply(self, event: Event) -> NegotiationState:
-        state = evolve(self.states.get(event.negotiation_id), event)
-        self.states[event.negotiation_id] = state
-        self.events_applied += 1
-        return state
-
-    def recover(self, value: bytes, headers: Iterable[tuple[str, bytes]]) -> None:
-        event = decode_event_value(value)
-        command_offset = next((int(raw) for name, raw in headers if name == COMMAND_OFFSET_HEADER), -1)
-        if command_offset >= self.replay_from:
-            self.tail.setdefault((event.negotiation_id, event.command_id), []).append(event)
-        else:
-            self.apply(event)
-
-
-def process_command(
-    outbox: Outbox,
-    table: NegotiationTable,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    now: datetime,
-    consumer: str,
-) -> None:
-    """Decide one command message and put what it causes into the outbox."""
-
-    def reject_message(reason: str, error: str) -> None:
-        outbox.dead_letters.append(
-            (
-                key,
-                dead_letter(
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    key=key,
-                    value=value,
-                    reason=reason,
-                    error=error,
-                    consumer=consumer,
-                ),
-            )
-        )
-        log.warning("command dead-lettered", topic=topic, partition=partition, offset=offset, reason=reason)
-
+def _events_end(metadata: str | None) -> int:
+    """The events offset recorded with a committed batch (0 when none, or written by older code)."""
+    if not metadata:
+        return 0
     try:
-        command = decode_command(value)
-    except DecodeError as exc:
-        reject_message(str(exc), "DecodeError")
-        return
-    negotiation_id = command.negotiation_id
-    if key != negotiation_id.encode():
-        reject_message(
-            "the message key must be the command's negotiation id (it decides the partition and so the single writer)",
-            "WrongKey",
-        )
-        return
-    state = table.state(negotiation_id)
-    result: CommandResult
-    try:
-        decision = decide(state, command, Context(now=now))
-    except Rejection as rejection:
-        result = CommandRejected(
-            command_id=command.command_id,
-            negotiation_id=negotiation_id,
-            status=rejection.status,
-            title=rejection.title,
-            detail=rejection.detail,
-            field=rejection.field,
-        )
-    except Exception as exc:  # a defect in decide: refuse the command, keep it for analysis, go on
-        log.exception("decide failed", negotiation_id=negotiation_id, command_id=command.command_id)
-        reject_message(f"the worker failed on this command: {exc}", type(exc).__name__)
-        result = CommandRejected(
-            command_id=command.command_id,
-            negotiation_id=negotiation_id,
-            status=500,
-            title="Internal error",
-            detail="the worker could not decide this command; it has been kept for analysis",
-        )
-    else:
-        logged = table.tail.pop((negotiation_id, command.command_id), [])
-        decided = [(e.event_id, e.sequence) for e in decision.events]
-        if [(e.event_id, e.sequence) for e in logged] != decided[: len(logged)]:
-            raise RuntimeError(f"the log disagrees with the decision of command {command.command_id}")
-        # Decided before a restart: its logged events are applied, not written again. If a crash
-        # cut its writes short, the rest of its events are written now.
-        for event in [*logged, *decision.events[len(logged) :]]:
-            table.apply(event)
-        for event in decision.events[len(logged) :]:
-            message = encode_event(event)
-            headers = [*message.headers.items(), (COMMAND_OFFSET_HEADER, str(offset).encode())]
-            outbox.events.append((message.key, message.value, headers, partition))  # type: ignore[arg-type]
-        if decision.events:
-            outbox.changed[negotiation_id] = partition
-        result = decision.result.model_copy(update={"duplicate": True}) if logged else decision.result
-    outbox.results.append((negotiation_id.encode(), encode_result(result), partition))
+        value = orjson.loads(metadata).get("events_end", 0)
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 class NegotiationWorker:
@@ -225,101 +121,219 @@ class NegotiationWorker:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.commands_topic = COMMANDS.name(config.topic_prefix)
-        self.events_topic = EVENTS.name(config.topic_prefix)
-        self.state_topic = STATE.name(config.topic_prefix)
-        self.results_topic = COMMAND_RESULTS.name(config.topic_prefix)
-        self.dead_letters_topic = DEAD_LETTERS.name(config.topic_prefix)
+        prefix = config.topic_prefix
+        self.commands_topic = COMMANDS.name(prefix)
+        self.events_topic = EVENTS.name(prefix)
+        self.state_topic = STATE.name(prefix)
+        self.results_topic = COMMAND_RESULTS.name(prefix)
+        self.snapshots_topic = SNAPSHOTS.name(prefix)
+        self.dead_letters_topic = DEAD_LETTERS.name(prefix)
         self.tables: dict[int, NegotiationTable] = {}
+        self.producers: dict[int, AIOKafkaProducer] = {}
         self.ready = asyncio.Event()
         self.processed = 0
         self.last_recovery_s = 0.0
+        self.recoveries: list[dict[str, Any]] = []
+        """What each recovery read, for operators and tests (the newest last)."""
+        self.throttle = StateThrottle(config.state_interval_ms / 1000)
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
         # Held while a batch is processed, and by the rebalance callbacks: a partition is handed
-        # over only between batches, after the last one's offsets are committed.
+        # over only between batches, after the last one's transaction has committed.
         self._lock = asyncio.Lock()
         self._to_recover: set[TopicPartition] = set()
         self._completing: asyncio.Task[None] | None = None
         """The newest batch still being written and committed (it waits for the one before)."""
         self._failure: Exception | None = None
         """A write that failed in a rebalance callback; the main loop raises it."""
-        self._state_drawn_at: dict[str, float] = {}
-        self._state_changed: dict[str, int] = {}
-        """Negotiations (and their partitions) changed since their state document was last drawn."""
+
+    def transactional_id(self, partition: int) -> str:
+        """The same for every worker of the group: starting it fences the partition's previous writer."""
+        return f"{self.config.group}.{partition}"
 
     # -- recovery --------------------------------------------------------------------------
-    async def recover(self, replay_from: dict[int, int]) -> None:
-        """Rebuild the tables of these partitions from the events topic.
+    async def _retry(self, step: Callable[[], Awaitable[T]], what: str, partition: int, deadline: float) -> T:
+        """Run ``step`` until it succeeds; past the deadline, fail loudly with the last error."""
+        attempt = 0
+        while True:
+            attempt += 1
+            left = deadline - time.monotonic()
+            try:
+                return await asyncio.wait_for(step(), timeout=max(1.0, min(30.0, left)))
+            except (RecoveryError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                if time.monotonic() >= deadline:
+                    raise RecoveryError(
+                        f"partition {partition}: could not {what} within {self.config.recovery_timeout_s:.0f} s "
+                        f"({attempt} attempts; last error: {exc!r})"
+                    ) from exc
+                log.warning("recovery retrying", partition=partition, step=what, attempt=attempt, error=repr(exc))
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
 
-        ``replay_from`` maps each partition to the first commands-topic offset that will be
-        delivered (again): the committed offset, or the log's start.
-        """
-        wanted = [p for p in replay_from if p not in self.tables]
-        if not wanted:
-            return
+    async def _fence(self, partition: int) -> AIOKafkaProducer:
+        """Start the partition's transactional producer: any earlier one with its id is fenced and
+        its open transaction aborted before this returns."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.config.bootstrap,
+            transactional_id=self.transactional_id(partition),
+            transaction_timeout_ms=self.config.transaction_timeout_ms,
+            linger_ms=self.config.linger_ms,
+            max_request_size=SNAPSHOT_MAX_BYTES + 1024 * 1024,
+            client_id=f"{self.config.group}.{partition}",
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        return producer
+
+    async def _committed(self, partition: int) -> tuple[int, int]:
+        """The partition's committed commands offset (-1: none) and the events offset its batch reached."""
+        assert self._admin is not None
+        tp = TopicPartition(self.commands_topic, partition)
+        offsets = await self._admin.list_consumer_group_offsets(self.config.group, partitions=[tp])
+        committed = offsets.get(tp)
+        if committed is None:
+            return -1, 0
+        return committed.offset, _events_end(committed.metadata)
+
+    async def _read(
+        self,
+        reader: AIOKafkaConsumer,
+        tp: TopicPartition,
+        start: int | None,
+        floor: int,
+        handle: Callable[[Any], None],
+    ) -> tuple[int, int]:
+        """Read committed records of ``tp`` from ``start`` (None: the beginning) to at least ``floor``
+        and the end offset its leader reports now. Returns (records read, offset reached)."""
+        reader.assign([tp])
+        if start is None:
+            await reader.seek_to_beginning(tp)
+        else:
+            reader.seek(tp, start)
+        first = await reader.position(tp)
+        if start is not None and first != start:
+            raise RecoveryError(f"{tp.topic}:{tp.partition}: asked to read from {start}, positioned at {first}")
+        end = (await reader.end_offsets([tp]))[tp]
+        target = max(floor, end)
+        count = 0
+        while (position := await reader.position(tp)) < target:
+            batch = await reader.getmany(tp, timeout_ms=500, max_records=50_000)
+            for record in batch.get(tp, []):
+                handle(record)
+                count += 1
+        return count, position
+
+    async def _recover_partition(self, reader: AIOKafkaConsumer, partition: int, deadline: float) -> int:
+        """Rebuild one partition's table; returns the commands offset to resume from."""
         started = time.perf_counter()
+        if partition not in self.producers:
+            self.producers[partition] = await self._retry(
+                lambda: self._fence(partition), "fence the partition's earlier writer", partition, deadline
+            )
+        committed, events_floor = await self._retry(
+            lambda: self._committed(partition), "read the committed offset", partition, deadline
+        )
+        commands_tp = TopicPartition(self.commands_topic, partition)
+
+        async def rebuild() -> tuple[NegotiationTable, int, dict[str, Any]]:
+            snapshots: dict[str, bytes] = {}
+            checkpoint_value: list[bytes | None] = [None]
+
+            def keep(record: Any) -> None:
+                if record.key == CHECKPOINT_KEY:
+                    checkpoint_value[0] = record.value
+                elif record.key is not None:
+                    snapshots[record.key.decode()] = record.value
+
+            snapshot_records, _ = await self._read(
+                reader, TopicPartition(self.snapshots_topic, partition), None, 0, keep
+            )
+            checkpoint = Checkpoint.decode(checkpoint_value[0])
+            assert self._consumer is not None
+            log_start = (await self._consumer.beginning_offsets([commands_tp]))[commands_tp]
+            replay_from = max(committed, log_start, checkpoint.commands_next if checkpoint else 0)
+            table = NegotiationTable(replay_from)
+            events_from = 0
+            if checkpoint is not None:
+                events_from = checkpoint.events_from
+                table.frozen = {k: v for k, v in snapshots.items() if snapshot_is_current(v)}
+                table.events_end = events_from
+            events_read, reached = await self._read(
+                reader,
+                TopicPartition(self.events_topic, partition),
+                events_from,
+                max(events_floor, events_from),
+                lambda record: table.recover(record.value, record.headers, record.offset),
+            )
+            table.events_end = max(table.events_end, reached)
+            figures = {
+                "partition": partition,
+                "snapshot_records": snapshot_records,
+                "snapshots": len(table.frozen) + len(table.states) if checkpoint else 0,
+                "checkpoint": events_from if checkpoint else None,
+                "events_read": events_read,
+                "events_reached": reached,
+                "events_floor": events_floor,
+                "committed": committed,
+                "replay_from": replay_from,
+            }
+            return table, replay_from, figures
+
+        table, replay_from, figures = await self._retry(rebuild, "read the partition's log", partition, deadline)
+        self.tables[partition] = table
+        # Documents held back by the interval die with a worker: publish those of negotiations the
+        # events after the checkpoint changed (a snapshot is taken with its document). Those with
+        # commands to decide again are drawn when those are decided: a document drawn before could
+        # go back behind one the dead worker published.
+        replayed = {negotiation_id for negotiation_id, _ in table.tail}
+        self.throttle.changed(table.dirty.keys() - replayed, partition)
+        figures.update(
+            negotiations=len(table),
+            to_replay=len(table.tail),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        self.recoveries = [*self.recoveries[-99:], figures]
+        log.info("partition recovered", **figures)
+        return replay_from
+
+    async def recover(self, partitions: list[int]) -> dict[int, int]:
+        """Rebuild the tables of these partitions; returns each one's commands offset to resume from."""
+        wanted = [p for p in partitions if p not in self.tables]
+        resume: dict[int, int] = {}
+        if not wanted:
+            return resume
+        started = time.perf_counter()
+        deadline = time.monotonic() + self.config.recovery_timeout_s
         reader = AIOKafkaConsumer(
             bootstrap_servers=self.config.bootstrap,
             enable_auto_commit=False,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=32 * 1024 * 1024,
+            isolation_level="read_committed",
+            auto_offset_reset="none",
+            max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES + 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
         )
-        await reader.start()
+        await self._retry(reader.start, "connect a reader", wanted[0], deadline)
         try:
-            tps = [TopicPartition(self.events_topic, p) for p in wanted]
-            reader.assign(tps)
-            await reader.seek_to_beginning(*tps)
-            ends = await reader.end_offsets(tps)
-            tables = {p: NegotiationTable(replay_from[p]) for p in wanted}
-            deadline = time.monotonic() + self.config.recovery_timeout_s
-            remaining = set(tps)
-            while remaining:
-                for tp in list(remaining):
-                    if await reader.position(tp) >= ends[tp]:
-                        remaining.discard(tp)
-                if not remaining:
-                    break
-                if time.monotonic() > deadline:
-                    raise RecoveryError(
-                        f"could not read the events of partitions {sorted(tp.partition for tp in remaining)} "
-                        f"within {self.config.recovery_timeout_s:.0f} s"
-                    )
-                batch = await reader.getmany(*remaining, timeout_ms=500, max_records=20_000)
-                for tp, records in batch.items():
-                    table = tables[tp.partition]
-                    for record in records:
-                        if record.offset < ends[tp] and record.value is not None:
-                            table.recover(record.value, record.headers)
-            self.tables.update(tables)
-            # Documents held back by the interval die with a worker: publish each negotiation's
-            # state as the log has it (later commands of the tail publish theirs when decided).
-            # Negotiations with commands to decide again are drawn when those are decided: a document
-            # drawn before would go back behind one the dead worker may have published.
-            for partition, table in tables.items():
-                replayed = {negotiation_id for negotiation_id, _ in table.tail}
-                self._state_changed.update(dict.fromkeys(table.states.keys() - replayed, partition))
+            for partition in wanted:
+                resume[partition] = await self._recover_partition(reader, partition, deadline)
         finally:
-            await reader.stop()
+            with contextlib.suppress(Exception):
+                await reader.stop()
         self.last_recovery_s = time.perf_counter() - started
         log.info(
             "tables recovered",
             partitions=wanted,
             events=sum(self.tables[p].events_applied for p in wanted),
             to_replay=sum(len(self.tables[p].tail) for p in wanted),
-            negotiations=sum(len(self.tables[p].states) for p in wanted),
+            negotiations=sum(len(self.tables[p]) for p in wanted),
             seconds=round(self.last_recovery_s, 3),
         )
-
-    async def _replay_from(self, assigned: Iterable[TopicPartition]) -> dict[int, int]:
-        assert self._consumer is not None
-        tps = list(assigned)
-        starts = await self._consumer.beginning_offsets(tps)
-        positions = {}
-        for tp in tps:
-            committed = await self._consumer.committed(tp)
-            positions[tp.partition] = max(committed or 0, starts[tp])
-        return positions
+        return resume
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -330,15 +344,16 @@ class NegotiationWorker:
         class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
                 async with worker._lock:  # the batches in progress finish and commit first
+                    partitions = {tp.partition for tp in revoked}
                     try:
                         if await worker._settle():
-                            await worker._flush_states(everything=True)  # before another worker owns them
+                            # before another worker owns them
+                            await worker._flush_states(everything=True, partitions=partitions)
                     except Exception as exc:  # aiokafka only logs what a callback raises: stop the loop
                         worker._failure = exc
                     finally:
-                        for tp in revoked:
-                            worker.tables.pop(tp.partition, None)
-                log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
+                        await worker._release(partitions)
+                log.info("partitions revoked", partitions=sorted(partitions))
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 # Rebuilding tables can take long; aiokafka sends no heartbeats while this callback
@@ -350,26 +365,20 @@ class NegotiationWorker:
                     worker._consumer.pause(*fresh)
                     worker._to_recover.update(fresh)
 
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.config.bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=self.config.linger_ms,
-            max_request_size=4 * 1024 * 1024,
-            client_id=self.config.group,
-        )
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, client_id=self.config.group)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.config.bootstrap,
             group_id=self.config.group,
             client_id=self.config.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=1000,
             max_poll_records=self.config.max_batch,
         )
         try:
-            await self._producer.start()
+            await self._admin.start()
             await self._consumer.start()
             self._consumer.subscribe([self.commands_topic], listener=Rebalance())
             while not stop.is_set():
@@ -402,8 +411,19 @@ class NegotiationWorker:
                     log.error("a batch's writes failed", error=repr(completing.exception()))
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._consumer.stop()
+            await self._release(set(self.producers))
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await self._producer.stop()
+                await self._admin.close()
+
+    async def _release(self, partitions: set[int]) -> None:
+        """Give up partitions: their tables, their pending documents and their producers."""
+        self.throttle.forget(partitions)
+        for partition in partitions:
+            self.tables.pop(partition, None)
+            producer = self.producers.pop(partition, None)
+            if producer is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await producer.stop()
 
     async def _recover_assigned(self) -> None:
         assert self._consumer is not None
@@ -412,26 +432,29 @@ class NegotiationWorker:
             tps = [tp for tp in self._to_recover if tp in assignment]
             self._to_recover.clear()
             if tps:
-                await self.recover(await self._replay_from(tps))
+                resume = await self.recover([tp.partition for tp in tps])
+                for tp in tps:
+                    if tp.partition in resume:
+                        # Exactly where the table expects the commands to continue.
+                        self._consumer.seek(tp, resume[tp.partition])
                 self._consumer.resume(*tps)
         self.ready.set()
 
     async def process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Decide a batch and send its events; its states, results and offsets follow in the background.
+        """Decide a batch; its transactions (one per partition) follow in the background.
 
-        Deciding the next batch overlaps with waiting for this one's acknowledgements. At most
-        two batches are in flight, and they complete in order: a batch's states and results
-        only once its events are acknowledged, its offsets only once all its writes are, and
-        never before the batch before it. A failed write fails the worker; the batches it had
-        not committed are decided again after the restart (see ``NegotiationTable``).
+        Deciding the next batch overlaps with the previous batch's transactions. At most two
+        batches are in flight, and they commit in order. A failed transaction fails the worker;
+        what it had not committed is decided again after the restart.
         """
-        assert self._producer is not None
-        outbox = Outbox()
+        outboxes: dict[int, Outbox] = {}
         now = datetime.now(UTC)
+        config = self.config
         for tp, records in batch.items():
             table = self.tables.get(tp.partition)
             if table is None:  # a partition is paused until its table is rebuilt
                 raise RecoveryError(f"records of partition {tp.partition} arrived before its table was rebuilt")
+            outbox = outboxes[tp.partition] = Outbox(commands_next=records[-1].offset + 1)
             for record in records:
                 process_command(
                     outbox,
@@ -442,79 +465,89 @@ class NegotiationWorker:
                     key=record.key,
                     value=record.value,
                     now=now,
-                    consumer=self.config.group,
+                    consumer=config.group,
                 )
-        self._state_changed.update(outbox.changed)
-        # Drawn now, from states that hold nothing newer than this batch: the next batch changes
-        # them while this one is being written.
-        states = self._draw_states()
-        send = self._producer.send
-        events = [
-            await send(self.events_topic, key=key, value=value, headers=headers, partition=partition)
-            for key, value, headers, partition in outbox.events
-        ]
+            self.throttle.changed(outbox.changed, tp.partition)
+            # Taken now, from a state that holds nothing newer than this batch: the next batch
+            # changes it while this one is being written.
+            outbox.snapshots = table.take_snapshots(
+                lag_events=config.snapshot_lag_events,
+                lag_s=config.snapshot_lag_s,
+                budget_s=config.snapshot_budget_ms / 1000,
+            )
+            if outbox.snapshots:
+                outbox.checkpoint_before = table.checkpoint_bound()
+                for key, _ in outbox.snapshots:  # a snapshot carries its document along
+                    if self.throttle.take(key.decode()):
+                        state = table.state(key.decode())
+                        assert state is not None
+                        outbox.states.append((key, encode_state(state)))
+        for negotiation_id, partition in self.throttle.due():
+            document = self._document(negotiation_id, partition)
+            if document is not None:
+                outboxes.setdefault(partition, Outbox()).states.append(document)
         size = sum(len(records) for records in batch.values())
-        if self.config.sigkill_after_commands is not None:
-            await self._maybe_crash(events, size)
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         previous = self._completing
-        self._completing = asyncio.create_task(self._complete(previous, events, states, outbox, offsets, size))
+        self._completing = asyncio.create_task(self._complete(previous, outboxes, size))
         if previous is not None:
             await asyncio.shield(previous)  # back-pressure: at most this batch and the one before
 
-    async def _complete(
-        self,
-        previous: asyncio.Task[None] | None,
-        events: list[Any],
-        states: list[tuple[bytes, bytes, int]],
-        outbox: Outbox,
-        offsets: dict[TopicPartition, int],
-        size: int,
-    ) -> None:
-        assert self._producer is not None
-        assert self._consumer is not None
+    def _document(self, negotiation_id: str, partition: int) -> tuple[bytes, bytes] | None:
+        table = self.tables.get(partition)
+        state = table.state(negotiation_id) if table is not None else None
+        if state is None:  # its partition was handed over meanwhile
+            return None
+        return negotiation_id.encode(), encode_state(state)
+
+    async def _complete(self, previous: asyncio.Task[None] | None, outboxes: dict[int, Outbox], size: int) -> None:
         if previous is not None:
             await previous
-        send = self._producer.send
-        # Events first: a result or a state document must never announce what the log lacks.
-        await asyncio.gather(*events)
-        pending = [await send(self.state_topic, key=key, value=value, partition=p) for key, value, p in states]
-        pending += [
-            await send(self.results_topic, key=key, value=value, partition=partition)
-            for key, value, partition in outbox.results
-        ]
-        pending += [await send(self.dead_letters_topic, key=key, value=value) for key, value in outbox.dead_letters]
-        await asyncio.gather(*pending)  # raises if any write failed: then nothing is committed
-        await self._consumer.commit(offsets)
+        await asyncio.gather(*(self._transaction(p, outbox, size) for p, outbox in outboxes.items()))
         self.processed += size
 
-    def _draw_states(self, everything: bool = False) -> list[tuple[bytes, bytes, int]]:
-        """The state documents of changed negotiations whose interval is over (or of all of them)."""
-        if not self._state_changed:
-            return []
-        now = time.monotonic()
-        interval = self.config.state_interval_ms / 1000
-        if len(self._state_drawn_at) > 4 * STATE_DRAW_LIMIT:  # forget what is past its interval anyway
-            self._state_drawn_at = {k: t for k, t in self._state_drawn_at.items() if now - t < interval}
-        drawn: list[tuple[bytes, bytes, int]] = []
-        for negotiation_id, partition in list(self._state_changed.items()):
-            if len(drawn) >= STATE_DRAW_LIMIT and not everything:
-                break  # after a recovery: the rest follow with the next batches, the loop stays responsive
-            if everything or now - self._state_drawn_at.get(negotiation_id, -interval) >= interval:
-                del self._state_changed[negotiation_id]
-                table = self.tables.get(partition)
-                state = table.state(negotiation_id) if table is not None else None
-                if state is not None:  # None: its partition was handed over meanwhile
-                    self._state_drawn_at[negotiation_id] = now
-                    drawn.append((negotiation_id.encode(), encode_state(state), partition))
-        return drawn
+    async def _transaction(self, partition: int, outbox: Outbox, size: int) -> None:
+        """Write one partition's share of a batch, and its offset, atomically."""
+        producer = self.producers[partition]
+        table = self.tables[partition]
+        send = producer.send
+        await producer.begin_transaction()
+        events = [
+            await send(self.events_topic, key=key, value=value, headers=headers, partition=partition)
+            for key, value, headers in outbox.events
+        ]
+        if events:
+            written = await asyncio.gather(*events)
+            table.events_end = max(table.events_end, written[-1].offset + 1)
+        if self.config.sigkill_after_commands is not None:
+            self._maybe_crash(size)
+        end = table.events_end
+        pending = [await send(self.state_topic, key=k, value=v, partition=partition) for k, v in outbox.states]
+        pending += [await send(self.results_topic, key=k, value=v, partition=partition) for k, v in outbox.results]
+        pending += [await send(self.dead_letters_topic, key=k, value=v) for k, v in outbox.dead_letters]
+        if outbox.snapshots:
+            assert outbox.commands_next is not None
+            bound = end if outbox.checkpoint_before is None else min(outbox.checkpoint_before, end)
+            checkpoint = Checkpoint(events_from=bound, commands_next=outbox.commands_next)
+            records = [*outbox.snapshots, (CHECKPOINT_KEY, checkpoint.encode())]  # the checkpoint last
+            pending += [await send(self.snapshots_topic, key=k, value=v, partition=partition) for k, v in records]
+        await asyncio.gather(*pending)
+        if outbox.commands_next is not None:
+            offsets = {
+                TopicPartition(self.commands_topic, partition): OffsetAndMetadata(
+                    outbox.commands_next, orjson.dumps({"events_end": end}).decode()
+                )
+            }
+            await producer.send_offsets_to_transaction(offsets, self.config.group)
+        await producer.commit_transaction()
 
-    async def _flush_states(self, everything: bool = False) -> None:
+    async def _flush_states(self, everything: bool = False, partitions: set[int] | None = None) -> None:
         """Between batches (none in flight): write the state documents that are due."""
-        assert self._producer is not None
-        send = self._producer.send
-        documents = self._draw_states(everything)
-        await asyncio.gather(*[await send(self.state_topic, key=k, value=v, partition=p) for k, v, p in documents])
+        outboxes: dict[int, Outbox] = {}
+        for negotiation_id, partition in self.throttle.due(everything, partitions):
+            document = self._document(negotiation_id, partition)
+            if document is not None:
+                outboxes.setdefault(partition, Outbox()).states.append(document)
+        await asyncio.gather(*(self._transaction(p, outbox, 0) for p, outbox in outboxes.items()))
 
     async def _settle(self) -> bool:
         """Wait until the batches in flight are done; whether they all succeeded (a failure is
@@ -533,11 +566,10 @@ class NegotiationWorker:
             if self._completing is completing:
                 self._completing = None
 
-    async def _maybe_crash(self, pending: list[Any], batch_size: int) -> None:
+    def _maybe_crash(self, batch_size: int) -> None:
         assert self.config.sigkill_after_commands is not None
-        if self.processed + batch_size >= self.config.sigkill_after_commands:
-            # Let the events reach the broker first, so the restart meets a log that is ahead
-            # of the committed offsets, with no results written for this batch.
-            await asyncio.gather(*pending)
+        if batch_size and self.processed + batch_size >= self.config.sigkill_after_commands:
+            # The events reached the broker, inside a transaction that never commits: the restart
+            # must meet neither them nor any result of this batch.
             log.warning("fault injection: SIGKILL in the middle of a batch", processed=self.processed)
             os.kill(os.getpid(), signal.SIGKILL)

@@ -53,6 +53,7 @@ class CommandClient:
                 bootstrap_servers=self.bootstrap,
                 client_id=self.client_id,
                 enable_auto_commit=False,
+                isolation_level="read_committed",  # a result of an aborted transaction was never given
                 fetch_max_wait_ms=50,
             )
             await self._consumer.start()

@@ -27,6 +27,7 @@ async def follow(bootstrap: str, prefix: str, idle: float | None) -> None:
         group_id=f"state-follower-{uuid.uuid4().hex[:8]}",  # a group of its own: start from the beginning
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",  # the worker writes in transactions: skip aborted ones
     )
     await consumer.start()
     try:

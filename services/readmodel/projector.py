@@ -461,6 +461,7 @@ class Projector:
             client_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",  # the worker writes in transactions
             max_poll_records=self.max_batch,
         )
         try:

@@ -250,9 +250,10 @@ async def produce_commands(bootstrap: str, topic: str, commands: Iterable[Comman
     return count
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of a topic, from the beginning to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def read_topic(bootstrap: str, topic: str, isolation_level: str = "read_committed") -> list[Any]:
+    """Every record of a topic, from the beginning to its current end (committed records only,
+    unless ``isolation_level`` is ``read_uncommitted``: then aborted ones too)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level)
     await consumer.start()
     try:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -305,7 +306,11 @@ class ResultCollector:
         from streams.codec import decode_result
 
         consumer = AIOKafkaConsumer(
-            self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
         )
         await consumer.start()
 

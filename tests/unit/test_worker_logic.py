@@ -72,7 +72,7 @@ def test_a_command_whose_writes_a_crash_cut_short_gets_the_rest_of_its_events_wr
     assert state.phase == "agreed"
     assert state.sequence == decided[1].sequence
     # And the answer is the first decision's, marked as decided before
-    (result,) = [decode_result(value) for _, value, _ in outbox.results]
+    (result,) = [decode_result(value) for _, value in outbox.results]
     assert isinstance(result, CommandAccepted)
     assert result.duplicate
     assert (result.first_sequence, result.last_sequence) == (decided[0].sequence, decided[1].sequence)
@@ -107,12 +107,12 @@ def test_a_refused_command_redelivered_meets_the_state_it_first_met() -> None:
 
     # Then the response is refused again for the same reason (the demand was not published yet),
     # instead of being accepted against the later state
-    (refused,) = [decode_result(value) for _, value, _ in first.results]
+    (refused,) = [decode_result(value) for _, value in first.results]
     assert refused.type == "rejected"
     assert refused.status == 409  # type: ignore[union-attr]
     assert first.events == []
     # And the publication is answered from the log without writing it again
-    (again,) = [decode_result(value) for _, value, _ in second.results]
+    (again,) = [decode_result(value) for _, value in second.results]
     assert isinstance(again, CommandAccepted)
     assert again.duplicate
     assert second.events == []
