@@ -254,8 +254,7 @@ class NegotiationWorker:
                 reader, TopicPartition(self.snapshots_topic, partition), None, 0, keep
             )
             checkpoint = Checkpoint.decode(checkpoint_value[0])
-            assert self._consumer is not None
-            log_start = (await self._consumer.beginning_offsets([commands_tp]))[commands_tp]
+            log_start = (await reader.beginning_offsets([commands_tp]))[commands_tp]
             replay_from = max(committed, log_start, checkpoint.commands_next if checkpoint else 0)
             table = NegotiationTable(replay_from)
             events_from = 0
@@ -314,16 +313,28 @@ class NegotiationWorker:
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="none",
+            # A fetch that holds only a transaction's commit marker returns no records: do not
+            # let the broker wait for more before answering it.
+            fetch_max_wait_ms=10,
             max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES + 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
         )
-        await self._retry(reader.start, "connect a reader", wanted[0], deadline)
+        own_admin = self._admin is None  # recovering outside ``run`` (a benchmark, a test)
+        admin = self._admin or AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, client_id=self.config.group)
+        self._admin = admin
         try:
+            if own_admin:
+                await self._retry(admin.start, "connect an admin client", wanted[0], deadline)
+            await self._retry(reader.start, "connect a reader", wanted[0], deadline)
             for partition in wanted:
                 resume[partition] = await self._recover_partition(reader, partition, deadline)
         finally:
             with contextlib.suppress(Exception):
                 await reader.stop()
+            if own_admin:
+                with contextlib.suppress(Exception):
+                    await admin.close()
+                self._admin = None
         self.last_recovery_s = time.perf_counter() - started
         log.info(
             "tables recovered",

@@ -1,0 +1,117 @@
+"""A partition's recovery on the real broker: from snapshots and the events after their checkpoint,
+and never finishing short of what the last committed batch recorded."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from infra.kafka.topics import ensure_topics
+from schemas.topics import COMMAND_RESULTS, COMMANDS, EVENTS, NEGOTIATION_PARTITIONS, STATE
+from streams.app import NegotiationWorker, RecoveryError, WorkerConfig
+from streams.core.state import replay
+from streams.core.views import shared_state
+from tests.integration.harness import (
+    ResultCollector,
+    expected_states,
+    latest_states,
+    produce_commands,
+    read_topic,
+    script,
+    wait_until,
+)
+from tests.integration.test_worker_crash import events_by_negotiation
+
+pytestmark = pytest.mark.slow
+
+
+async def run_until(worker: NegotiationWorker, condition: object, what: str) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await wait_until(lambda: task.done() or condition(), 180, what)  # type: ignore[operator]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def test_a_worker_resumes_from_snapshots_and_decides_as_if_it_had_replayed_everything(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    await ensure_topics(kafka_bootstrap, topic_prefix)
+    expected = script(negotiations=40, commands=3_000, seed=21)
+    half = len(expected.commands) // 2
+    config = WorkerConfig(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, snapshot_lag_events=50, max_batch=20)
+    async with ResultCollector(kafka_bootstrap, COMMAND_RESULTS.name(topic_prefix)) as results:
+        # Given a worker that decided the first half of the commands, snapshotting as it went
+        await produce_commands(kafka_bootstrap, COMMANDS.name(topic_prefix), expected.commands[:half])
+        first = NegotiationWorker(config)
+        await run_until(first, lambda: len(results) >= half, "the first half's results")
+        snapshots = await read_topic(kafka_bootstrap, f"{topic_prefix}.snapshots")
+        assert snapshots, "the worker should have written snapshots"
+
+        # When a new worker takes over and the second half arrives
+        await produce_commands(kafka_bootstrap, COMMANDS.name(topic_prefix), expected.commands[half:])
+        second = NegotiationWorker(config)
+        await run_until(second, lambda: len(results) >= len(expected.commands), "every result")
+
+    # Then it recovered from the snapshots, reading only the events after the checkpoints
+    events = events_by_negotiation(await read_topic(kafka_bootstrap, EVENTS.name(topic_prefix)))
+    written = sum(len(es) for es in events.values())
+    figures = second.recoveries[-NEGOTIATION_PARTITIONS:]
+    assert {f["partition"] for f in figures} == set(range(NEGOTIATION_PARTITIONS))
+    assert sum(f["snapshots"] for f in figures) > 0
+    assert sum(f["events_read"] for f in figures) < written / 2, figures
+    # And every command got the answer the pure core gives it, once
+    for command in expected.commands:
+        assert results.results[command.command_id] == [expected.results[command.command_id]], command
+    # And the log and the state topic are exactly what one worker without a restart writes
+    for negotiation_id, want in expected.events.items():
+        assert [e.sequence for e in events[negotiation_id]] == [e.sequence for e in want], negotiation_id
+    states = latest_states(await read_topic(kafka_bootstrap, STATE.name(topic_prefix)))
+    assert states == {nid: shared_state(replay(es)) for nid, es in events.items()}  # type: ignore[arg-type]
+    assert states == expected_states(expected)
+
+
+async def test_recovery_does_not_finish_short_of_the_events_the_last_commit_recorded(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    # Given a partition whose events a worker wrote and committed
+    await ensure_topics(kafka_bootstrap, topic_prefix)
+    expected = script(negotiations=8, commands=200, seed=22)
+    await produce_commands(kafka_bootstrap, COMMANDS.name(topic_prefix), expected.commands)
+    config = WorkerConfig(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, recovery_timeout_s=4)
+    async with ResultCollector(kafka_bootstrap, COMMAND_RESULTS.name(topic_prefix)) as results:
+        await run_until(NegotiationWorker(config), lambda: len(results) >= len(expected.commands), "every result")
+    events_tp = TopicPartition(EVENTS.name(topic_prefix), 0)
+    commands_tp = TopicPartition(COMMANDS.name(topic_prefix), 0)
+    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, isolation_level="read_committed")
+    await reader.start()
+    try:
+        end = (await reader.end_offsets([events_tp]))[events_tp]
+        assert end > 0
+        # And a committed offset that says its batch reached further than the log the brokers now
+        # report (what a stale end offset, or a leader that lost records, looks like)
+        group = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=config.group, enable_auto_commit=False)
+        await group.start()
+        try:
+            group.assign([commands_tp])
+            committed = await group.committed(commands_tp)
+            assert committed is not None
+            await group.commit(
+                {commands_tp: OffsetAndMetadata(committed, orjson.dumps({"events_end": end + 5}).decode())}
+            )
+        finally:
+            await group.stop()
+    finally:
+        await reader.stop()
+
+    # When a worker recovers the partition, Then it does not decide on what it could read: it fails, naming it
+    cold = NegotiationWorker(config)
+    with pytest.raises(RecoveryError, match="partition 0: could not read the partition's log"):
+        await cold.recover([0])
+    assert 0 not in cold.tables
