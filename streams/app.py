@@ -105,6 +105,13 @@ class RecoveryError(RuntimeError):
     """A partition's table could not be rebuilt from the log."""
 
 
+class RecoveryStalled(RuntimeError):
+    """A read made no progress for a while (it is tried again until the recovery's deadline)."""
+
+
+STALL_S = 30.0
+
+
 def _events_end(metadata: str | None) -> int:
     """The events offset recorded with a committed batch (0 when none, or written by older code)."""
     if not metadata:
@@ -159,7 +166,7 @@ class NegotiationWorker:
             attempt += 1
             left = deadline - time.monotonic()
             try:
-                return await asyncio.wait_for(step(), timeout=max(1.0, min(30.0, left)))
+                return await asyncio.wait_for(step(), timeout=max(1.0, left))
             except (RecoveryError, asyncio.CancelledError):
                 raise
             except Exception as exc:
@@ -221,7 +228,14 @@ class NegotiationWorker:
         end = (await reader.end_offsets([tp]))[tp]
         target = max(floor, end)
         count = 0
+        progress_at, last = time.monotonic(), first
         while (position := await reader.position(tp)) < target:
+            if position > last:
+                progress_at, last = time.monotonic(), position
+            elif time.monotonic() - progress_at > STALL_S:  # retried from the start by the caller
+                raise RecoveryStalled(
+                    f"{tp.topic}:{tp.partition}: no progress for {STALL_S:.0f} s at offset {position} of {target}"
+                )
             batch = await reader.getmany(tp, timeout_ms=500, max_records=50_000)
             for record in batch.get(tp, []):
                 handle(record)
@@ -466,6 +480,7 @@ class NegotiationWorker:
             if table is None:  # a partition is paused until its table is rebuilt
                 raise RecoveryError(f"records of partition {tp.partition} arrived before its table was rebuilt")
             outbox = outboxes[tp.partition] = Outbox(commands_next=records[-1].offset + 1)
+            table.commands_next = records[-1].offset + 1
             for record in records:
                 process_command(
                     outbox,
@@ -536,9 +551,9 @@ class NegotiationWorker:
         pending += [await send(self.results_topic, key=k, value=v, partition=partition) for k, v in outbox.results]
         pending += [await send(self.dead_letters_topic, key=k, value=v) for k, v in outbox.dead_letters]
         if outbox.snapshots:
-            assert outbox.commands_next is not None
             bound = end if outbox.checkpoint_before is None else min(outbox.checkpoint_before, end)
-            checkpoint = Checkpoint(events_from=bound, commands_next=outbox.commands_next)
+            commands_next = table.commands_next if outbox.commands_next is None else outbox.commands_next
+            checkpoint = Checkpoint(events_from=bound, commands_next=commands_next)
             records = [*outbox.snapshots, (CHECKPOINT_KEY, checkpoint.encode())]  # the checkpoint last
             pending += [await send(self.snapshots_topic, key=k, value=v, partition=partition) for k, v in records]
         await asyncio.gather(*pending)
@@ -550,6 +565,23 @@ class NegotiationWorker:
             }
             await producer.send_offsets_to_transaction(offsets, self.config.group)
         await producer.commit_transaction()
+
+    async def snapshot_partition(self, partition: int) -> dict[str, Any]:
+        """Snapshot every negotiation of a partition changed since its last snapshot, now, in one
+        transaction with a checkpoint at the partition's end (between batches: hold the lock)."""
+        table = self.tables[partition]
+        started = time.perf_counter()
+        outbox = Outbox(snapshots=table.take_snapshots(lag_events=0, lag_s=0.0, budget_s=float("inf")))
+        outbox.checkpoint_before = table.checkpoint_bound()  # a snapshot too large stays open
+        encoded = time.perf_counter() - started
+        if outbox.snapshots:
+            await self._transaction(partition, outbox, 0)
+        return {
+            "snapshots": len(outbox.snapshots),
+            "bytes": sum(len(value) for _, value in outbox.snapshots),
+            "encode_s": encoded,
+            "seconds": time.perf_counter() - started,
+        }
 
     async def _flush_states(self, everything: bool = False, partitions: set[int] | None = None) -> None:
         """Between batches (none in flight): write the state documents that are due."""

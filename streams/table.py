@@ -70,6 +70,8 @@ class NegotiationTable:
         the first change the snapshot lacks, when it was first changed). Oldest first."""
         self.events_end = 0
         """The events offset after the last event known to be in the log (acknowledged or read)."""
+        self.commands_next = replay_from
+        """The commands offset after the last command decided (where the next one comes from)."""
 
     def state(self, negotiation_id: str) -> NegotiationState | None:
         state = self.states.get(negotiation_id)

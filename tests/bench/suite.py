@@ -12,9 +12,9 @@ Measures, in this order, and prints one table (``--json FILE`` writes the figure
 4. **aggregation** — one PositionStated at 10 … 10,000 supporters against a naive recomputation;
    and the state document after one change, drawn from the changed rows against drawn whole, as
    members grow;
-5. **replay** — events/s of a pure replay of the events topic, and the time a cold worker takes to
-   rebuild its tables from ``--recovery-events`` events (the pipeline's events, copied under new
-   negotiation ids until there are that many);
+5. **replay** — events/s of a pure replay of the events topic; and the recovery of one partition
+   with ``--recovery-events`` events behind it (``tests/bench/recovery.py``): from the log alone,
+   and from snapshots with ``--recovery-after`` events after their checkpoint;
 6. **memory** — peak resident memory (VmHWM) of the worker (after 2) and of the API (after 3).
 
 It starts its own Kafka (in a temporary folder, free loopback ports) unless ``--bootstrap`` names one.
@@ -50,6 +50,7 @@ from services.catalogue import load_catalogue
 from streams.codec import decode_event, encode_command
 from streams.core.state import NegotiationState, evolve
 from tests.bench import aggregation
+from tests.bench.recovery import table as recovery_table
 from tests.conftest import free_base_port
 from tests.integration.harness import ResultCollector, WorkerProcess, wait_until
 
@@ -334,54 +335,6 @@ async def replay(bootstrap: str, prefix: str) -> dict[str, float]:
     return {"events": len(records), "events_per_s": len(records) / elapsed, "negotiations": len(states)}
 
 
-async def grow_events(bootstrap: str, prefix: str, target: int) -> str:
-    """A topic prefix whose events topic holds at least ``target`` events: the pipeline's events,
-    copied under new negotiation ids (``-c1``, ``-c2`` …) until there are enough."""
-    import orjson
-
-    from streams.app import COMMAND_OFFSET_HEADER
-    from tests.integration.harness import read_topic
-
-    records = await read_topic(bootstrap, EVENTS.name(prefix))
-    grown = f"{prefix}x"
-    await ensure_topics(bootstrap, grown)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
-                                max_batch_size=512 * 1024)  # fmt: skip
-    await producer.start()
-    written, copy = 0, 0
-    try:
-        while written < target:
-            pending = []
-            for record in records:
-                event = orjson.loads(record.value)
-                if copy:
-                    event["negotiation_id"] += f"-c{copy}"
-                    event["event_id"] += f"-c{copy}"
-                key = event["negotiation_id"].encode()
-                pending.append(await producer.send(EVENTS.name(grown), key=key, value=orjson.dumps(event),
-                                                   partition=record.partition,
-                                                   headers=[(COMMAND_OFFSET_HEADER, b"0")]))  # fmt: skip
-                written += 1
-                if written >= target:
-                    break
-            await asyncio.gather(*pending)
-            copy += 1
-    finally:
-        await producer.stop()
-    return grown
-
-
-async def recovery(bootstrap: str, prefix: str) -> dict[str, float]:
-    from streams.app import NegotiationWorker, WorkerConfig
-
-    cold = NegotiationWorker(WorkerConfig(bootstrap=bootstrap, topic_prefix=prefix))
-    started = time.perf_counter()
-    await cold.recover(dict.fromkeys(range(COMMANDS.partitions), 1 << 62))
-    elapsed = time.perf_counter() - started
-    events = sum(t.events_applied for t in cold.tables.values())
-    return {"events": events, "seconds": elapsed, "events_per_s": events / elapsed}
-
-
 # -- 2b. the state document as negotiations grow ---------------------------------------------------
 
 
@@ -461,8 +414,9 @@ async def run(args: argparse.Namespace, bootstrap: str, folder: Path) -> dict[st
     )
     say("replay: decoding and evolving the events topic")
     figures["replay"] = await replay(bootstrap, prefix)
-    say(f"recovery: copying the events up to {args.recovery_events:,}, then a cold worker rebuilds its tables")
-    figures["recovery"] = await recovery(bootstrap, await grow_events(bootstrap, prefix, args.recovery_events))
+    from tests.bench.recovery import measure
+
+    figures["recovery"] = await measure(bootstrap, args.recovery_events, args.recovery_after, say)
     return figures
 
 
@@ -503,7 +457,7 @@ def table(figures: dict[str, Any]) -> str:
             f"changed rows / whole (median) | {d['rows_us_median']:.0f} / {d['whole_us_median']:.0f} µs | |"
             for n, d in figures["state_documents"].items()
         ),
-        f"| recovery: cold worker, {rec['events']:,} events | {rec['seconds']:.1f} s ({rec['events_per_s']:,.0f}/s) | |",
+        *recovery_table(rec).splitlines()[2:],
         f"| memory: worker / API peak RSS | {p['worker_peak_rss_mb']:.0f} / "
         f"{figures['latency']['api_peak_rss_mb']:.0f} MB | |",
     ]
@@ -519,7 +473,8 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=400_000, help="position changes after the invitations")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the pipeline is measured at most")
     parser.add_argument("--ceiling-messages", type=int, default=200_000)
-    parser.add_argument("--recovery-events", type=int, default=1_000_000)
+    parser.add_argument("--recovery-events", type=int, default=1_000_000, help="events behind the recovered partition")
+    parser.add_argument("--recovery-after", type=int, default=10_000, help="events after its checkpoint")
     parser.add_argument("--rate", type=float, default=200.0, help="offered HTTP writes per second")
     parser.add_argument("--writes", type=int, default=2_000, help="HTTP writes per latency run")
     parser.add_argument("--json", dest="json_path", default="bench-results.json")
