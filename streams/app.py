@@ -45,6 +45,7 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas.topics import COMMAND_RESULTS, COMMANDS, DEAD_LETTERS, EVENTS, SNAPSHOT_MAX_BYTES, SNAPSHOTS, STATE
@@ -55,6 +56,7 @@ from streams.throttle import StateThrottle
 
 __all__ = [
     "COMMAND_OFFSET_HEADER",
+    "MissingTopics",
     "NegotiationTable",
     "NegotiationWorker",
     "Outbox",
@@ -103,6 +105,10 @@ class WorkerConfig:
 
 class RecoveryError(RuntimeError):
     """A partition's table could not be rebuilt from the log."""
+
+
+class MissingTopics(RuntimeError):
+    """The worker's topics are not all there (``koopkracht topics ensure`` creates them)."""
 
 
 class RecoveryStalled(RuntimeError):
@@ -404,6 +410,7 @@ class NegotiationWorker:
         )
         try:
             await self._admin.start()
+            await self._require_topics()
             await self._consumer.start()
             self._consumer.subscribe([self.commands_topic], listener=Rebalance())
             while not stop.is_set():
@@ -426,6 +433,10 @@ class NegotiationWorker:
             async with self._lock:
                 await self.drain()
                 await self._flush_states(everything=True)
+        except (ProducerFenced, InvalidProducerEpoch):
+            log.error("fenced: another worker took over this worker's partitions while it was paused; it wrote "
+                      "nothing more and stops, to join again as a new member")  # fmt: skip
+            raise
         finally:
             completing = self._completing
             if completing is not None and not completing.done():
@@ -439,6 +450,14 @@ class NegotiationWorker:
             await self._release(set(self.producers))
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._admin.close()
+
+    async def _require_topics(self) -> None:
+        assert self._admin is not None
+        present = set(await self._admin.list_topics())
+        topics = [self.commands_topic, self.events_topic, self.state_topic, self.results_topic]
+        missing = [t for t in [*topics, self.snapshots_topic, self.dead_letters_topic] if t not in present]
+        if missing:
+            raise MissingTopics(f"the topics {', '.join(missing)} do not exist: run `koopkracht topics ensure`")
 
     async def _release(self, partitions: set[int]) -> None:
         """Give up partitions: their tables, their pending documents and their producers."""
