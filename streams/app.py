@@ -97,6 +97,8 @@ class WorkerConfig:
     sigkill_after_commands: int | None = None
     """Fault injection for tests: SIGKILL this process in the middle of the batch that reaches
     this many commands — after its events are written, before its transaction commits."""
+    sigstop_after_commands: int | None = None
+    """Fault injection for tests: SIGSTOP this process, once, at the same point (a zombie to be)."""
 
     @property
     def group(self) -> str:
@@ -129,6 +131,21 @@ def _events_end(metadata: str | None) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def _all(futures: list[Any]) -> list[Any]:
+    """Wait for every send; raise the first failure (having retrieved them all, so that a fenced
+    transaction's hundreds of failed sends do not each log "exception was never retrieved")."""
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
+
+
 class NegotiationWorker:
     """Consumes commands as a member of the worker group; see the module docstring."""
 
@@ -159,6 +176,7 @@ class NegotiationWorker:
         """The newest batch still being written and committed (it waits for the one before)."""
         self._failure: Exception | None = None
         """A write that failed in a rebalance callback; the main loop raises it."""
+        self._stopped_once = False
 
     def transactional_id(self, partition: int) -> str:
         """The same for every worker of the group: starting it fences the partition's previous writer."""
@@ -554,36 +572,49 @@ class NegotiationWorker:
         """Write one partition's share of a batch, and its offset, atomically."""
         producer = self.producers[partition]
         table = self.tables[partition]
-        send = producer.send
-        await producer.begin_transaction()
-        events = [
-            await send(self.events_topic, key=key, value=value, headers=headers, partition=partition)
-            for key, value, headers in outbox.events
-        ]
-        if events:
-            written = await asyncio.gather(*events)
-            table.events_end = max(table.events_end, written[-1].offset + 1)
-        if self.config.sigkill_after_commands is not None:
-            self._maybe_crash(size)
-        end = table.events_end
-        pending = [await send(self.state_topic, key=k, value=v, partition=partition) for k, v in outbox.states]
-        pending += [await send(self.results_topic, key=k, value=v, partition=partition) for k, v in outbox.results]
-        pending += [await send(self.dead_letters_topic, key=k, value=v) for k, v in outbox.dead_letters]
-        if outbox.snapshots:
-            bound = end if outbox.checkpoint_before is None else min(outbox.checkpoint_before, end)
-            commands_next = table.commands_next if outbox.commands_next is None else outbox.commands_next
-            checkpoint = Checkpoint(events_from=bound, commands_next=commands_next)
-            records = [*outbox.snapshots, (CHECKPOINT_KEY, checkpoint.encode())]  # the checkpoint last
-            pending += [await send(self.snapshots_topic, key=k, value=v, partition=partition) for k, v in records]
-        await asyncio.gather(*pending)
-        if outbox.commands_next is not None:
-            offsets = {
-                TopicPartition(self.commands_topic, partition): OffsetAndMetadata(
-                    outbox.commands_next, orjson.dumps({"events_end": end}).decode()
-                )
-            }
-            await producer.send_offsets_to_transaction(offsets, self.config.group)
-        await producer.commit_transaction()
+        sent: list[asyncio.Future[Any]] = []
+
+        async def send(topic: str, key: bytes | None, value: bytes, **options: Any) -> asyncio.Future[Any]:
+            future: asyncio.Future[Any] = await producer.send(topic, key=key, value=value, **options)
+            sent.append(future)
+            return future
+
+        try:
+            await producer.begin_transaction()
+            events = [
+                await send(self.events_topic, key, value, headers=headers, partition=partition)
+                for key, value, headers in outbox.events
+            ]
+            if events:
+                written = await _all(events)
+                table.events_end = max(table.events_end, written[-1].offset + 1)
+            if size and (self.config.sigkill_after_commands or self.config.sigstop_after_commands):
+                self._maybe_fault(size)
+            end = table.events_end
+            pending = [await send(self.state_topic, k, v, partition=partition) for k, v in outbox.states]
+            pending += [await send(self.results_topic, k, v, partition=partition) for k, v in outbox.results]
+            pending += [await send(self.dead_letters_topic, k, v) for k, v in outbox.dead_letters]
+            if outbox.snapshots:
+                bound = end if outbox.checkpoint_before is None else min(outbox.checkpoint_before, end)
+                commands_next = table.commands_next if outbox.commands_next is None else outbox.commands_next
+                checkpoint = Checkpoint(events_from=bound, commands_next=commands_next)
+                records = [*outbox.snapshots, (CHECKPOINT_KEY, checkpoint.encode())]  # the checkpoint last
+                pending += [await send(self.snapshots_topic, k, v, partition=partition) for k, v in records]
+            await _all(pending)
+            if outbox.commands_next is not None:
+                offsets = {
+                    TopicPartition(self.commands_topic, partition): OffsetAndMetadata(
+                        outbox.commands_next, orjson.dumps({"events_end": end}).decode()
+                    )
+                }
+                await producer.send_offsets_to_transaction(offsets, self.config.group)
+            await producer.commit_transaction()
+        except BaseException:
+            # A fenced or failed transaction fails each of its sends: retrieve them all, so that
+            # they do not each log "exception was never retrieved"; the first failure is raised.
+            for future in sent:
+                future.add_done_callback(_retrieve)
+            raise
 
     async def snapshot_partition(self, partition: int) -> dict[str, Any]:
         """Snapshot every negotiation of a partition changed since its last snapshot, now, in one
@@ -628,10 +659,17 @@ class NegotiationWorker:
             if self._completing is completing:
                 self._completing = None
 
-    def _maybe_crash(self, batch_size: int) -> None:
-        assert self.config.sigkill_after_commands is not None
-        if batch_size and self.processed + batch_size >= self.config.sigkill_after_commands:
+    def _maybe_fault(self, batch_size: int) -> None:
+        reached = self.processed + batch_size
+        kill, stop = self.config.sigkill_after_commands, self.config.sigstop_after_commands
+        if kill is not None and reached >= kill:
             # The events reached the broker, inside a transaction that never commits: the restart
             # must meet neither them nor any result of this batch.
             log.warning("fault injection: SIGKILL in the middle of a batch", processed=self.processed)
             os.kill(os.getpid(), signal.SIGKILL)
+        if stop is not None and reached >= stop and not self._stopped_once:
+            # Paused with a transaction open; when continued, it tries to finish it.
+            self._stopped_once = True
+            log.warning("fault injection: SIGSTOP in the middle of a batch", processed=self.processed)
+            os.kill(os.getpid(), signal.SIGSTOP)
+            log.warning("fault injection: continued after SIGSTOP; finishing the batch's transaction")

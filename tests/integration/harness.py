@@ -350,6 +350,7 @@ class WorkerProcess:
     name: str = "worker"
     proc: subprocess.Popen[bytes] | None = None
     sigkill_after_commands: int | None = None
+    sigstop_after_commands: int | None = None
 
     def start(self) -> WorkerProcess:
         env = {
@@ -362,6 +363,8 @@ class WorkerProcess:
         }
         if self.sigkill_after_commands is not None:
             env["KOOPKRACHT_FAULT_SIGKILL_AFTER_COMMANDS"] = str(self.sigkill_after_commands)
+        if self.sigstop_after_commands is not None:
+            env["KOOPKRACHT_FAULT_SIGSTOP_AFTER_COMMANDS"] = str(self.sigstop_after_commands)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError
 from infra.kafka.topics import ensure_topics
 from schemas.events import Event
 from schemas.topics import COMMANDS, EVENTS, STATE
-from streams.codec import decode_event
+from streams.codec import decode_event, decode_result
 from streams.core.state import replay
 from streams.core.views import shared_state
 from tests.integration.harness import (
@@ -28,6 +30,19 @@ from tests.integration.harness import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+async def group_stable(bootstrap: str, group: str, members: int) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    except GroupCoordinatorNotAvailableError:  # the broker is still electing the coordinator
+        return False
+    finally:
+        await admin.close()
+    _error, _group, state, _protocol_type, _protocol, found, *_ = response.groups[0]
+    return len(found) == members and state == "Stable"
 
 
 def events_by_negotiation(records: list) -> dict[str, list[Event]]:  # type: ignore[type-arg]
@@ -102,20 +117,11 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_when_the_othe
     first = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path / "a", name="a").start()
     second = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path / "b", name="b").start()
     try:
-
-        async def both_assigned() -> bool:
-            admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-            await admin.start()
-            try:
-                (response,) = await admin.describe_consumer_groups([f"{topic_prefix}-worker"])
-            except GroupCoordinatorNotAvailableError:  # the broker is still electing the coordinator
-                return False
-            finally:
-                await admin.close()
-            _error, _group, state, _protocol_type, _protocol, members, *_ = response.groups[0]
-            return len(members) == 2 and state == "Stable"
-
-        await wait_until(both_assigned, 90, "both workers in the group\n" + first.log_tail() + second.log_tail())
+        await wait_until(
+            lambda: group_stable(kafka_bootstrap, f"{topic_prefix}-worker", 2),
+            90,
+            lambda: "both workers in the group\n" + first.log_tail() + second.log_tail(),
+        )
 
         async with ResultCollector(kafka_bootstrap, f"{topic_prefix}.command-results") as results:
             # When commands flow and one worker is killed midway
@@ -142,6 +148,83 @@ async def test_two_workers_share_the_partitions_and_one_takes_over_when_the_othe
 
     # And the outcome is the same as with one worker and no failure
     events = events_by_negotiation(await read_topic(kafka_bootstrap, EVENTS.name(topic_prefix)))
+    for nid, want_events in expected.events.items():
+        assert [comparable(e) for e in events[nid]] == [comparable(e) for e in want_events], nid
+    states = latest_states(await read_topic(kafka_bootstrap, STATE.name(topic_prefix)))
+    assert states == expected_states(expected)
+
+
+def _stopped(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return any(line.startswith("State:") and "T" in line.split()[1] for line in status.splitlines())
+
+
+def _assigned_everything(worker: WorkerProcess, after: int) -> bool:
+    """Whether the worker's log, past ``after`` lines, says it was handed all the partitions and rebuilt them."""
+    lines = (worker.data_dir / f"{worker.name}.log").read_text(errors="replace").splitlines()[after:]
+    assigned = recovered = False
+    for line in lines:
+        if '"partitions assigned"' in line and json.loads(line).get("partitions") == list(range(8)):
+            assigned, recovered = True, False
+        elif assigned and '"tables recovered"' in line:
+            recovered = True
+    return assigned and recovered
+
+
+async def test_a_worker_paused_past_its_session_writes_nothing_beside_its_successor(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # Given two workers in one group, one of which will pause itself (SIGSTOP) in the middle of a
+    # batch, with its transactions open: a zombie to be
+    await ensure_topics(kafka_bootstrap, topic_prefix)
+    expected = script(negotiations=80, commands=4_000, seed=6)
+    zombie = WorkerProcess(
+        kafka_bootstrap, topic_prefix, tmp_path / "z", name="zombie", sigstop_after_commands=1_200
+    ).start()
+    successor = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path / "s", name="successor").start()
+    try:
+        await wait_until(
+            lambda: group_stable(kafka_bootstrap, f"{topic_prefix}-worker", 2), 90, "both workers in the group"
+        )
+        async with ResultCollector(kafka_bootstrap, f"{topic_prefix}.command-results") as results:
+            # When the commands flow, the zombie pauses mid-batch, and its session runs out
+            await produce_commands(kafka_bootstrap, COMMANDS.name(topic_prefix), expected.commands)
+            assert zombie.proc is not None
+            await wait_until(lambda: _stopped(zombie.proc.pid), 120, lambda: "the zombie paused\n" + zombie.log_tail())  # type: ignore[union-attr]
+            seen = len((successor.data_dir / "successor.log").read_text().splitlines())
+            await wait_until(
+                lambda: _assigned_everything(successor, seen),
+                90,
+                lambda: "the successor taking over every partition\n" + successor.log_tail(),
+            )
+            # And the successor answers every command, the zombie's unfinished batch included
+            await wait_until(
+                lambda: len(results) == len(expected.commands),
+                180,
+                lambda: "every command's result\n" + successor.diagnose(),
+            )
+            # When the zombie resumes and tries to finish its batch
+            zombie.proc.send_signal(signal.SIGCONT)
+            exit_code = zombie.wait_exit(60)
+            # Then it was fenced: it says so and stops
+            assert exit_code != 0
+            assert "fenced: another worker took over" in (zombie.data_dir / "zombie.log").read_text(), zombie.log_tail()
+            for command in expected.commands:
+                assert results.results[command.command_id] == [expected.results[command.command_id]], command
+    finally:
+        zombie.stop()
+        successor.stop()
+
+    # And the topics themselves, read uncommitted too, hold no result the zombie wrote after it
+    # resumed: each command's result is there once, from the successor
+    written = Counter(
+        decode_result(r.value).command_id
+        for r in await read_topic(kafka_bootstrap, f"{topic_prefix}.command-results", "read_uncommitted")
+    )
+    assert set(written.values()) == {1}, written.most_common(3)
+    # And the events topic holds each event once, gapless, exactly what one worker would write
+    events = events_by_negotiation(await read_topic(kafka_bootstrap, EVENTS.name(topic_prefix)))
+    assert Counter(e.event_id for es in events.values() for e in es).most_common(1)[0][1] == 1
     for nid, want_events in expected.events.items():
         assert [comparable(e) for e in events[nid]] == [comparable(e) for e in want_events], nid
     states = latest_states(await read_topic(kafka_bootstrap, STATE.name(topic_prefix)))
