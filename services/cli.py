@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -22,6 +23,8 @@ from services.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from services.stack import Stack
+
 app = typer.Typer(
     help="Koopkracht: many organisations negotiate with one vendor as a single buyer.",
     no_args_is_help=True,
@@ -36,7 +39,25 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 
-console = Console(stderr=True)
+
+class _Console(Console):
+    """A console that falls silent, instead of exiting, when its reader is gone.
+
+    Rich's own answer to a broken pipe is ``SystemExit``; raised from a progress line of
+    ``make demo | tee log`` stopped with Ctrl-C (tee dies first), it would skip the stack's cleanup
+    and leave Kafka and the services running. Here the output goes to ``/dev/null`` from then on,
+    so that the interpreter's last flush cannot fail either.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+
+
+console = _Console(stderr=True)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Folder for the local Kafka, SQLite and logs [KOOPKRACHT_DATA_DIR].")
@@ -148,7 +169,7 @@ def topics_ensure(data_dir: DataDir = None) -> None:
 def worker(data_dir: DataDir = None) -> None:
     """Run the negotiation worker (the single writer of each negotiation) until SIGTERM or Ctrl-C."""
     from services.logging import configure_logging
-    from streams.app import NegotiationWorker, WorkerConfig
+    from streams.app import MissingTopics, NegotiationWorker, RecoveryError, WorkerConfig
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
@@ -156,10 +177,14 @@ def worker(data_dir: DataDir = None) -> None:
         bootstrap=_bootstrap(settings),
         topic_prefix=settings.topic_prefix,
         sigkill_after_commands=settings.fault_sigkill_after_commands,
+        sigstop_after_commands=settings.fault_sigstop_after_commands,
         state_interval_ms=settings.state_interval_ms,
     )
 
-    _run_until_signal(NegotiationWorker(config).run)
+    try:
+        _run_until_signal(NegotiationWorker(config).run)
+    except (MissingTopics, RecoveryError) as exc:
+        raise _fail(str(exc)) from None
 
 
 def _run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -258,23 +283,59 @@ def up(
     port: Annotated[int | None, typer.Option(help="HTTP port of the API [KOOPKRACHT_API_PORT].")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Run the whole stack in the foreground until Ctrl-C or SIGTERM."""
-    from services.stack import Stack, StackError
+    """Run the whole stack in the foreground, restarting a process that exits, until Ctrl-C or SIGTERM."""
+    from services.stack import StackError
 
     settings = _settings(data_dir=data_dir, api_port=port)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stack = Stack(settings, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    stop = _stop_on_signals()
+    stack = _stack(settings)
     try:
-        stack.start()
-        console.print(stack.banner())
+        stack.start(stop=stop)
+        if not stop.is_set():
+            console.print(stack.banner())
         stack.wait(stop)
     except StackError as exc:
         raise _fail(str(exc)) from None
     finally:
-        console.print("stopping …")
+        _stop_stack(stack)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) set.
+
+    SIGPIPE stays ignored (Python's default), so a write to a closed pipe raises an error that the
+    console absorbs, rather than killing the process before it stops its children.
+    """
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    return stop
+
+
+def _stack(settings: Settings) -> Stack:
+    """The stack, its supervisor logging to ``<data dir>/logs/supervisor.log``, its progress to the console."""
+    from services.logging import configure_logging
+    from services.stack import Stack
+
+    stack = Stack(settings, progress=_progress)
+    stack.logs.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings.log_format, settings.log_level, stream=stack.supervisor_log.open("a", buffering=1))
+    return stack
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]{message}[/dim]")
+
+
+def _stop_stack(stack: Stack) -> None:
+    """Stop every child and the local Kafka; nothing said on the way (the console may be gone) can prevent it."""
+    try:
+        with contextlib.suppress(Exception):
+            console.print("stopping …")
+    finally:
         stack.stop()
+    with contextlib.suppress(Exception):
         console.print("stopped")
 
 
@@ -288,16 +349,16 @@ def demo(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from services.demo import Demo, DemoError
-    from services.stack import Stack, StackError, api_url
+    from services.stack import StackError, api_url
 
     settings = _settings(data_dir=data_dir, api_port=port)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stack = Stack(settings, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    stop = _stop_on_signals()
+    stack = _stack(settings)
     started = time.monotonic()
     try:
-        stack.start()
+        stack.start(stop=stop)
+        if stop.is_set():
+            return
         url = api_url(settings)
         story = Demo(url, stack.admin_token, settings.data_dir, step=lambda m: None)
         with Progress(
@@ -314,7 +375,8 @@ def demo(
                 result = story.run()
             finally:
                 story.close()
-        Console().print(_demo_table(result.state))
+        stack.check()  # a process that kept crashing during the story stops the demo, as it would `up`
+        _Console().print(_demo_table(result.state))
         console.print(f"The story took {time.monotonic() - started:.0f} s. The release: {result.release_path}")
         console.print(f"Dashboard: [bold]{url}/signin[/bold] (API docs at {url}/docs). Sign in with a key:")
         for short in ("surf", "uva", "vendor"):
@@ -327,9 +389,7 @@ def demo(
     except (StackError, DemoError) as exc:
         raise _fail(str(exc)) from None
     finally:
-        console.print("stopping …")
-        stack.stop()
-        console.print("stopped")
+        _stop_stack(stack)
 
 
 def _demo_table(state: dict[str, Any]) -> Table:

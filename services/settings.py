@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     fault_sigkill_after_commands: int | None = Field(
         default=None, ge=1, description="Tests only: the worker kills itself mid-batch after this many commands."
     )
+    fault_sigstop_after_commands: int | None = Field(
+        default=None, ge=1, description="Tests only: the worker stops itself (SIGSTOP) mid-batch, once."
+    )
     command_timeout_s: float = Field(default=10.0, gt=0, le=300)
     state_interval_ms: int = Field(
         default=1000,
@@ -60,6 +63,15 @@ class Settings(BaseSettings):
     )
     webhook_give_up_after_s: float = Field(
         default=86_400.0, gt=0, description="A subscription failing without a success this long is disabled."
+    )
+    restart_backoff_max_s: float = Field(
+        default=30.0, ge=0.5, le=3600, description="`up` restarts a crashed process after at most this long."
+    )
+    restart_max_crashes: int = Field(
+        default=5, ge=1, le=1000, description="`up` stops when a process crashes more often within restart_window_s."
+    )
+    restart_window_s: float = Field(
+        default=120.0, gt=0, le=86_400, description="The window, in seconds, in which restart_max_crashes count."
     )
 
     @field_validator("kafka_bootstrap")

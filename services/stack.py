@@ -1,9 +1,19 @@
 """The whole stack in one foreground process: local Kafka, topics, and every service as a child.
 
-``koopkracht up`` uses it. It migrates the read model's database, then starts the worker, the
-projector, the webhook dispatcher and the API. Children get the same settings through the environment and log to
-files in the data folder (``<data dir>/logs``). If a child dies, the stack
-says which and stops the rest: a half-running hub is worse than a stopped one.
+``koopkracht up`` (and ``koopkracht demo``) use it. It starts the local Kafka (unless
+``KOOPKRACHT_KAFKA_BOOTSTRAP`` names one), ensures the topics, migrates the read model's database,
+then starts the worker, the projector, the webhook dispatcher and the API under a
+:class:`~services.supervisor.Supervisor`, and waits until the API's ``/readyz`` says every part
+answers. Children get the same settings through the environment and log to files in the data
+folder (``<data dir>/logs``); the supervisor logs to ``supervisor.log`` there.
+
+A child that dies is restarted after a back-off that doubles with each crash in a row (0.5 s,
+1 s, 2 s … at most ``KOOPKRACHT_RESTART_BACKOFF_MAX_S``, 30 s), and starts over once the child has
+stayed up for a minute; each restart is logged and told on the console. Only a child that keeps
+crashing (more than ``KOOPKRACHT_RESTART_MAX_CRASHES``, 5, within ``KOOPKRACHT_RESTART_WINDOW_S``,
+120 s) stops the stack, naming the child and its log. The supervisor writes what it knows to
+``<data dir>/supervisor.json``, which the API's ``/readyz`` reports. ``stop`` stops every child
+and the Kafka the stack started, whatever happened before.
 """
 
 from __future__ import annotations
@@ -11,35 +21,27 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import structlog
 
 from infra.kafka import KafkaCluster
 from services.settings import Settings
+from services.supervisor import STATUS_FILE, Child, RestartPolicy, Supervisor
+
+__all__ = ["Child", "Stack", "StackError", "api_url", "restart_policy", "services"]
+
+log = structlog.get_logger("koopkracht.stack")
 
 
 class StackError(RuntimeError):
     pass
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    ready: Callable[[], bool] | None = None
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def log(self) -> str:
-        return f"{self.name}.log"
 
 
 def api_url(settings: Settings) -> str:
@@ -69,19 +71,50 @@ def services(settings: Settings) -> list[Child]:
     ]
 
 
+def restart_policy(settings: Settings) -> RestartPolicy:
+    return RestartPolicy(
+        max_delay_s=settings.restart_backoff_max_s,
+        max_crashes=settings.restart_max_crashes,
+        window_s=settings.restart_window_s,
+    )
+
+
 class Stack:
-    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda _: None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        progress: Callable[[str], None] = lambda _: None,
+        policy: RestartPolicy | None = None,
+    ) -> None:
         self.settings = settings
         self.progress = progress
+        self.policy = policy or restart_policy(settings)
         self.cluster: KafkaCluster | None = None
         self.bootstrap = settings.kafka_bootstrap or ""
         self.children: list[Child] = []
+        self.supervisor: Supervisor | None = None
         self.env: dict[str, str] = {}
         self.logs = (settings.data_dir / "logs").resolve()
 
-    def start(self, timeout: float = 120.0) -> None:
+    @property
+    def supervisor_log(self) -> Path:
+        return self.logs / "supervisor.log"
+
+    @property
+    def status_file(self) -> Path:
+        """Where the supervisor says how each child fares (``/readyz`` reads it)."""
+        return (self.settings.data_dir / STATUS_FILE).resolve()
+
+    def start(self, timeout: float = 120.0, stop: threading.Event | None = None) -> None:
+        """Start everything and wait until the API is ready.
+
+        Returns early, with whatever started still running (``stop`` stops it), once ``stop`` is set.
+        """
         from infra.kafka import ClusterSpec, KafkaCluster, KafkaError
         from infra.kafka.topics import ensure_topics
+
+        def stopping() -> bool:
+            return stop is not None and stop.is_set()
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -94,10 +127,12 @@ class Stack:
                 cluster.wait_ready()
             else:
                 try:
-                    cluster.start(progress=self.progress)
+                    cluster.start(progress=self.progress)  # a failed start stops what it started
                 except KafkaError as exc:
                     raise StackError(str(exc)) from None
                 self.cluster = cluster  # we started it, so we stop it
+        if stopping():
+            return
         self.progress("ensuring topics")
         reports = asyncio.run(ensure_topics(self.bootstrap, self.settings.topic_prefix))
         bad = [r for r in reports if r.action == "mismatch"]
@@ -107,47 +142,50 @@ class Stack:
         from services.readmodel.store import upgrade
 
         upgrade(self.settings.sqlalchemy_url)
-        env = {
+        if stopping():
+            return
+        self.env = {
             **os.environ,
             **self.settings.as_environment(),
             **self._admin_token_env(),
             "KOOPKRACHT_KAFKA_BOOTSTRAP": self.bootstrap,
         }
-        self.env = env
-        for child in services(self.settings):
-            self.progress(f"starting {child.name}")
-            self._spawn(child)
-            self.children.append(child)
+        self.children = services(self.settings)
+        self.supervisor = Supervisor(
+            self.children,
+            env=self.env,
+            logs=self.logs,
+            status_file=self.status_file,
+            policy=self.policy,
+            progress=self.progress,
+        )
+        self.supervisor.start()
         deadline = time.monotonic() + timeout
         for child in self.children:
             while child.ready is not None and not child.ready():
-                self._check_children()
+                self.check()
+                if stopping():
+                    return
                 if time.monotonic() > deadline:
                     raise StackError(f"{child.name} did not become ready within {timeout:.0f} s")
                 time.sleep(0.2)
 
-    def _spawn(self, child: Child) -> None:
-        with open(self.logs / child.log, "ab") as log:
-            child.proc = subprocess.Popen(
-                child.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+    def check(self) -> None:
+        """Raise ``StackError`` when a child keeps crashing (the supervisor gave up on it)."""
+        if self.supervisor is not None and self.supervisor.failure is not None:
+            raise StackError(str(self.supervisor.failure))
 
     def child(self, name: str) -> Child:
         return next(child for child in self.children if child.name == name)
 
     def stop_child(self, name: str) -> None:
-        """Stop one service (SIGTERM, then SIGKILL after 20 s); ``start_child`` brings it back."""
-        proc = self.child(name).proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        """Stop one service (SIGTERM, then SIGKILL after 20 s) and keep it stopped; ``start_child`` brings it back."""
+        assert self.supervisor is not None, "the stack has not started"
+        self.supervisor.hold(name)
 
     def start_child(self, name: str) -> None:
-        self._spawn(self.child(name))
+        assert self.supervisor is not None, "the stack has not started"
+        self.supervisor.resume(name)
 
     def _admin_token_env(self) -> dict[str, str]:
         """Without KOOPKRACHT_ADMIN_TOKEN the stack makes one, kept in a file only its owner reads."""
@@ -170,40 +208,42 @@ class Stack:
     def admin_token_file(self) -> Path:
         return (self.settings.data_dir / "admin-token").resolve()
 
-    def _check_children(self) -> None:
-        for child in self.children:
-            if child.proc is not None and child.proc.poll() is not None:
-                tail = (self.logs / child.log).read_text(errors="replace").splitlines()[-20:]
-                raise StackError(
-                    f"{child.name} exited with code {child.proc.returncode}; its log ends with:\n" + "\n".join(tail)
-                )
-
     def banner(self) -> str:
         url = api_url(self.settings)
         lines = [f"Koopkracht is ready: the API at {url} (interactive docs at {url}/docs)", f"Kafka: {self.bootstrap}"]
         if self.settings.admin_token is None:
             lines.append(f"The admin token (KOOPKRACHT_ADMIN_TOKEN) is in {self.admin_token_file}")
-        lines += [f"{c.name}: running (log {self.logs / c.log})" for c in self.children]
+        for c in self.children:
+            pid = c.proc.pid if c.proc is not None else "-"
+            lines.append(f"{c.name}: running (pid {pid}, log {self.logs / c.log})")
+        policy = self.policy
+        lines.append(
+            f"A process that exits is restarted; more than {policy.max_crashes} crashes of one within "
+            f"{policy.window_s:g} s stop the stack (log {self.supervisor_log})."
+        )
         lines.append("Press Ctrl-C to stop.")
         return "\n".join(lines)
 
     def wait(self, stop: threading.Event) -> None:
-        while not stop.wait(0.5):
-            self._check_children()
+        """Serve until ``stop`` is set; raise ``StackError`` when a child keeps crashing."""
+        while not stop.wait(0.2):
+            self.check()
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            if child.proc is not None and child.proc.poll() is None:
-                child.proc.send_signal(signal.SIGTERM)
-        for child in reversed(self.children):
-            if child.proc is None:
-                continue
-            try:
-                child.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait(5)
-        self.children.clear()
-        if self.cluster is not None:
-            self.cluster.stop()
-            self.cluster = None
+        """Stop every child, then the Kafka this stack started. Each step runs even if one before failed."""
+        log.info("stack.stopping", kafka=self.cluster is not None)
+        try:
+            if self.supervisor is not None:
+                self.supervisor.stop()
+        except Exception:
+            log.exception("stack.stop_children_failed")
+        finally:
+            self.supervisor = None
+            self.children = []
+            if self.cluster is not None:
+                try:
+                    self.cluster.stop()
+                    log.info("stack.kafka_stopped")
+                except Exception:
+                    log.exception("stack.stop_kafka_failed")
+                self.cluster = None

@@ -338,14 +338,7 @@ class NegotiationWorker:
         log.info("partition recovered", **figures)
         return replay_from
 
-    async def recover(self, partitions: list[int]) -> dict[int, int]:
-        """Rebuild the tables of these partitions; returns each one's commands offset to resume from."""
-        wanted = [p for p in partitions if p not in self.tables]
-        resume: dict[int, int] = {}
-        if not wanted:
-            return resume
-        started = time.perf_counter()
-        deadline = time.monotonic() + self.config.recovery_timeout_s
+    async def _recover_with_reader(self, partition: int, deadline: float) -> int:
         reader = AIOKafkaConsumer(
             bootstrap_servers=self.config.bootstrap,
             enable_auto_commit=False,
@@ -357,18 +350,36 @@ class NegotiationWorker:
             max_partition_fetch_bytes=SNAPSHOT_MAX_BYTES + 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
         )
+        try:
+            await self._retry(reader.start, "connect a reader", partition, deadline)
+            return await self._recover_partition(reader, partition, deadline)
+        finally:
+            with contextlib.suppress(Exception):
+                await reader.stop()
+
+    async def recover(self, partitions: list[int]) -> dict[int, int]:
+        """Rebuild the tables of these partitions; returns each one's commands offset to resume from."""
+        wanted = [p for p in partitions if p not in self.tables]
+        resume: dict[int, int] = {}
+        if not wanted:
+            return resume
+        started = time.perf_counter()
+        deadline = time.monotonic() + self.config.recovery_timeout_s
         own_admin = self._admin is None  # recovering outside ``run`` (a benchmark, a test)
         admin = self._admin or AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, client_id=self.config.group)
         self._admin = admin
         try:
             if own_admin:
                 await self._retry(admin.start, "connect an admin client", wanted[0], deadline)
-            await self._retry(reader.start, "connect a reader", wanted[0], deadline)
-            for partition in wanted:
-                resume[partition] = await self._recover_partition(reader, partition, deadline)
+            # Partitions recover side by side (their round trips overlap); the first that fails
+            # cancels the others.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = {p: group.create_task(self._recover_with_reader(p, deadline)) for p in wanted}
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from None
+            resume = {p: task.result() for p, task in tasks.items()}
         finally:
-            with contextlib.suppress(Exception):
-                await reader.stop()
             if own_admin:
                 with contextlib.suppress(Exception):
                     await admin.close()

@@ -2,7 +2,8 @@
 
 Bodies over 64 KiB are refused with 413 before anything parses them; every error is problem+json;
 ``/healthz`` says the process is alive, ``/readyz`` that Kafka, the database, the negotiation
-workers and the projector all answer, ``/metrics`` is for Prometheus.
+workers, the projector and the webhook dispatcher all answer (and, under ``koopkracht up``, how
+often its supervisor restarted each process), ``/metrics`` is for Prometheus.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.bodies import Readiness
+from services.api.bodies import Readiness, SupervisedProcess
 from services.api.hub import Hub
 from services.api.metrics import Metrics, MetricsMiddleware
 from services.api.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, Problem, ProblemDetail, problem_body, problems
@@ -39,6 +40,7 @@ from services.readmodel.store import create_db_engine, ping
 from services.readmodel.tables import Heartbeat, utc
 from services.settings import Settings
 from services.subscriptions.webhooks import HEARTBEAT_S
+from services.supervisor import STATUS_FILE, read_status
 from streams.client import CommandClient
 
 log = structlog.get_logger("koopkracht.api")
@@ -117,7 +119,32 @@ async def readiness(hub: Hub, admin: AIOKafkaAdminClient) -> Readiness:
     except Exception as exc:
         checks["webhooks"] = f"unknown ({type(exc).__name__})"
         ready = False
-    return Readiness(status="ready" if ready else "not ready", checks=checks)
+    processes: dict[str, SupervisedProcess] | None = None
+    try:
+        status = await asyncio.wait_for(to_thread.run_sync(read_status, hub.settings.data_dir / STATUS_FILE), 3)
+        # None: no supervisor runs this API (``koopkracht api`` alone, or its supervisor is gone)
+        processes = supervised_processes(status) if status is not None else None
+    except Exception as exc:
+        checks["processes"] = f"unknown ({type(exc).__name__})"
+        ready = False
+    else:
+        if processes is not None:
+            down = [f"{name} {process.state}" for name, process in processes.items() if process.state != "running"]
+            restarts = sum(process.restarts for process in processes.values())
+            checks["processes"] = (
+                "not running: " + ", ".join(down) if down else f"ok: {len(processes)} running, {restarts} restart(s)"
+            )
+            ready = ready and not down
+    return Readiness(status="ready" if ready else "not ready", checks=checks, processes=processes)
+
+
+def supervised_processes(status: dict[str, Any]) -> dict[str, SupervisedProcess]:
+    """The supervisor's view of each process, without what ``/readyz`` does not show (pids, log paths)."""
+    fields = SupervisedProcess.model_fields
+    return {
+        name: SupervisedProcess.model_validate({key: value for key, value in process.items() if key in fields})
+        for name, process in status["processes"].items()
+    }
 
 
 def heartbeat_age(engine: Engine, service: str) -> float | None:
@@ -196,7 +223,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"], response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz(response: Response) -> Readiness:
-        """Ready when Kafka, the database, the negotiation workers, the projector and the webhook dispatcher answer."""
+        """Ready when Kafka, the database, the negotiation workers, the projector and the webhook dispatcher
+        answer, and (under ``koopkracht up``) no process is down waiting to be restarted. ``processes`` says how
+        often each was restarted.
+        """
         result: Readiness = await app.state.hub.readiness()
         if result.status != "ready":
             response.status_code = 503

@@ -142,9 +142,24 @@ class ChangeFeed(Frozen):
     more: bool
 
 
+class SupervisedProcess(Frozen):
+    """One process that ``koopkracht up`` keeps running, as its supervisor last saw it."""
+
+    state: Literal["running", "backing-off", "stopped", "given-up"]
+    """``backing-off``: it exited and is started again after a delay."""
+    restarts: int
+    last_exit_code: int | None = None
+    last_signal: str | None = None
+    """The signal that ended it last (``SIGKILL`` …), when one did."""
+    last_exit_at: datetime | None = None
+    last_restart_at: datetime | None = None
+
+
 class Readiness(Frozen):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+    processes: dict[str, SupervisedProcess] | None = None
+    """Per process of the stack, its state and restarts; null when no supervisor runs the API."""
 
 
 EventTypeName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
