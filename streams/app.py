@@ -49,7 +49,8 @@ from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas.topics import COMMAND_RESULTS, COMMANDS, DEAD_LETTERS, EVENTS, SNAPSHOT_MAX_BYTES, SNAPSHOTS, STATE
-from streams.codec import encode_state
+from streams.codec import DecodeError, encode_state
+from streams.core.state import SequenceGap
 from streams.snapshots import CHECKPOINT_KEY, Checkpoint, snapshot_is_current
 from streams.table import COMMAND_OFFSET_HEADER, NegotiationTable, Outbox, process_command
 from streams.throttle import StateThrottle
@@ -183,16 +184,24 @@ class NegotiationWorker:
         return f"{self.config.group}.{partition}"
 
     # -- recovery --------------------------------------------------------------------------
-    async def _retry(self, step: Callable[[], Awaitable[T]], what: str, partition: int, deadline: float) -> T:
-        """Run ``step`` until it succeeds; past the deadline, fail loudly with the last error."""
+    async def _retry(
+        self, step: Callable[[], Awaitable[T]], what: str, partition: int, attempt_s: float | None = 30.0
+    ) -> T:
+        """Run ``step`` until it succeeds. Each attempt may take ``attempt_s`` (None: as long as it
+        makes progress; a read that stalls raises by itself). After ``recovery_timeout_s`` without
+        success, or at once on a log that cannot be replayed, fail loudly with the error."""
+        deadline = time.monotonic() + self.config.recovery_timeout_s
         attempt = 0
         while True:
             attempt += 1
-            left = deadline - time.monotonic()
             try:
-                return await asyncio.wait_for(step(), timeout=max(1.0, left))
+                if attempt_s is None:
+                    return await step()
+                return await asyncio.wait_for(step(), timeout=attempt_s)
             except (RecoveryError, asyncio.CancelledError):
                 raise
+            except (SequenceGap, DecodeError) as exc:  # reading again would read the same
+                raise RecoveryError(f"partition {partition}: could not {what}: {exc}") from exc
             except Exception as exc:
                 if time.monotonic() >= deadline:
                     raise RecoveryError(
@@ -228,7 +237,9 @@ class NegotiationWorker:
         offsets = await self._admin.list_consumer_group_offsets(self.config.group, partitions=[tp])
         committed = offsets.get(tp)
         if committed is None:
-            return -1, 0
+            # An answer for the partition asked about always names it (-1: nothing committed);
+            # aiokafka drops a group-level error (a coordinator loading or moving) and answers {}.
+            raise RuntimeError(f"the group coordinator gave no offset for {tp.topic}:{tp.partition}")
         return committed.offset, _events_end(committed.metadata)
 
     async def _read(
@@ -266,15 +277,15 @@ class NegotiationWorker:
                 count += 1
         return count, position
 
-    async def _recover_partition(self, reader: AIOKafkaConsumer, partition: int, deadline: float) -> int:
+    async def _recover_partition(self, reader: AIOKafkaConsumer, partition: int) -> int:
         """Rebuild one partition's table; returns the commands offset to resume from."""
         started = time.perf_counter()
         if partition not in self.producers:
             self.producers[partition] = await self._retry(
-                lambda: self._fence(partition), "fence the partition's earlier writer", partition, deadline
+                lambda: self._fence(partition), "fence the partition's earlier writer", partition
             )
         committed, events_floor = await self._retry(
-            lambda: self._committed(partition), "read the committed offset", partition, deadline
+            lambda: self._committed(partition), "read the committed offset", partition
         )
         commands_tp = TopicPartition(self.commands_topic, partition)
 
@@ -321,7 +332,7 @@ class NegotiationWorker:
             }
             return table, replay_from, figures
 
-        table, replay_from, figures = await self._retry(rebuild, "read the partition's log", partition, deadline)
+        table, replay_from, figures = await self._retry(rebuild, "read the partition's log", partition, None)
         self.tables[partition] = table
         # Documents held back by the interval die with a worker: publish those of negotiations the
         # events after the checkpoint changed (a snapshot is taken with its document). Those with
@@ -338,7 +349,7 @@ class NegotiationWorker:
         log.info("partition recovered", **figures)
         return replay_from
 
-    async def _recover_with_reader(self, partition: int, deadline: float) -> int:
+    async def _recover_with_reader(self, partition: int) -> int:
         reader = AIOKafkaConsumer(
             bootstrap_servers=self.config.bootstrap,
             enable_auto_commit=False,
@@ -351,8 +362,8 @@ class NegotiationWorker:
             fetch_max_bytes=64 * 1024 * 1024,
         )
         try:
-            await self._retry(reader.start, "connect a reader", partition, deadline)
-            return await self._recover_partition(reader, partition, deadline)
+            await self._retry(reader.start, "connect a reader", partition)
+            return await self._recover_partition(reader, partition)
         finally:
             with contextlib.suppress(Exception):
                 await reader.stop()
@@ -364,18 +375,17 @@ class NegotiationWorker:
         if not wanted:
             return resume
         started = time.perf_counter()
-        deadline = time.monotonic() + self.config.recovery_timeout_s
         own_admin = self._admin is None  # recovering outside ``run`` (a benchmark, a test)
         admin = self._admin or AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, client_id=self.config.group)
         self._admin = admin
         try:
             if own_admin:
-                await self._retry(admin.start, "connect an admin client", wanted[0], deadline)
+                await self._retry(admin.start, "connect an admin client", wanted[0])
             # Partitions recover side by side (their round trips overlap); the first that fails
             # cancels the others.
             try:
                 async with asyncio.TaskGroup() as group:
-                    tasks = {p: group.create_task(self._recover_with_reader(p, deadline)) for p in wanted}
+                    tasks = {p: group.create_task(self._recover_with_reader(p)) for p in wanted}
             except BaseExceptionGroup as failed:
                 raise failed.exceptions[0] from None
             resume = {p: task.result() for p, task in tasks.items()}
@@ -435,6 +445,9 @@ class NegotiationWorker:
             isolation_level="read_committed",
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=1000,
+            # The loop does not poll while it rebuilds partitions: after a change to the core, a
+            # partition replays its whole log once (heartbeats go on meanwhile).
+            max_poll_interval_ms=1_800_000,
             max_poll_records=self.config.max_batch,
         )
         try:
@@ -576,7 +589,7 @@ class NegotiationWorker:
     async def _complete(self, previous: asyncio.Task[None] | None, outboxes: dict[int, Outbox], size: int) -> None:
         if previous is not None:
             await previous
-        await asyncio.gather(*(self._transaction(p, outbox, size) for p, outbox in outboxes.items()))
+        await _all([self._transaction(p, outbox, size) for p, outbox in outboxes.items()])
         self.processed += size
 
     async def _transaction(self, partition: int, outbox: Outbox, size: int) -> None:
@@ -625,11 +638,16 @@ class NegotiationWorker:
             # they do not each log "exception was never retrieved"; the first failure is raised.
             for future in sent:
                 future.add_done_callback(_retrieve)
+            # Abort what can be aborted, so that readers are not held at the last stable offset
+            # until the transaction times out (a fenced producer cannot: its successor did it).
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(producer.abort_transaction(), 5)
             raise
 
     async def snapshot_partition(self, partition: int) -> dict[str, Any]:
         """Snapshot every negotiation of a partition changed since its last snapshot, now, in one
         transaction with a checkpoint at the partition's end (between batches: hold the lock)."""
+        await self.drain()  # the checkpoint's commands offset must be a committed one
         table = self.tables[partition]
         started = time.perf_counter()
         outbox = Outbox(snapshots=table.take_snapshots(lag_events=0, lag_s=0.0, budget_s=float("inf")))
@@ -651,7 +669,7 @@ class NegotiationWorker:
             document = self._document(negotiation_id, partition)
             if document is not None:
                 outboxes.setdefault(partition, Outbox()).states.append(document)
-        await asyncio.gather(*(self._transaction(p, outbox, 0) for p, outbox in outboxes.items()))
+        await _all([self._transaction(p, outbox, 0) for p, outbox in outboxes.items()])
 
     async def _settle(self) -> bool:
         """Wait until the batches in flight are done; whether they all succeeded (a failure is

@@ -15,7 +15,8 @@ A snapshot is the pickled state, compressed. Pickle, not JSON: the state holds e
 and the indexes ``evolve`` maintains (sorted weighted values, sets, counters), which a JSON form
 would have to rebuild on every load; pickle writes and reads them as they are, in C. Because a
 pickled state is only meaningful to the code that made it, every snapshot and checkpoint carries
-a fingerprint of the pure core's and the contracts' source: after a change to either, snapshots
+a fingerprint of the pure core's and the contracts' source (and of the Python and pydantic
+versions): after a change to any of them, snapshots
 are ignored and the partition is replayed from the start of the events topic (and snapshotted
 anew). Only the worker may write this topic (as only the worker may write the events topic): a
 record that does not start with the expected header, or whose fingerprint differs, is ignored.
@@ -25,11 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import pydantic
 
 from streams.core.state import NegotiationState
 
@@ -41,6 +44,8 @@ _MAGIC = b"KKS1"
 
 def _fingerprint() -> bytes:
     digest = hashlib.sha256()
+    # Pickles hold pydantic models and Python's own types: their versions count as much as ours.
+    digest.update(f"{sys.version_info[:2]} pydantic {pydantic.VERSION}".encode())
     root = Path(__file__).resolve().parents[1]
     for folder in ("schemas", "streams/core"):
         for path in sorted((root / folder).glob("*.py")):

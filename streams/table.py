@@ -64,7 +64,10 @@ class NegotiationTable:
         """Snapshots not yet decoded, by negotiation id."""
         self.events_applied = 0
         self.replay_from = replay_from
-        self.tail: dict[tuple[str, str], list[Event]] = {}
+        self.tail: dict[tuple[str, str], list[tuple[int, Event]]] = {}
+        """Logged events of commands that come again, with their events offsets, by (negotiation, command)."""
+        self.oversized: dict[str, float] = {}
+        """Negotiations whose snapshot was too large for a record, and when that was found."""
         self.dirty: dict[str, tuple[int, float]] = {}
         """Negotiations changed since their last snapshot: (a lower bound of the events offset of
         the first change the snapshot lacks, when it was first changed). Oldest first."""
@@ -86,11 +89,12 @@ class NegotiationTable:
     def negotiation_ids(self) -> set[str]:
         return self.states.keys() | self.frozen.keys()
 
-    def apply(self, event: Event) -> NegotiationState:
+    def apply(self, event: Event, offset: int | None = None) -> NegotiationState:
+        """Apply an event; ``offset``: where the log holds it already (a tail event), if it does."""
         state = evolve(self.state(event.negotiation_id), event)
         self.states[event.negotiation_id] = state
         self.events_applied += 1
-        self._mark_dirty(event.negotiation_id, self.events_end)
+        self._mark_dirty(event.negotiation_id, self.events_end if offset is None else offset)
         return state
 
     def _mark_dirty(self, negotiation_id: str, first_offset: int) -> None:
@@ -108,9 +112,9 @@ class NegotiationTable:
             self.events_end = max(self.events_end, offset)
         command_offset = next((int(raw) for name, raw in headers if name == COMMAND_OFFSET_HEADER), -1)
         if command_offset >= self.replay_from:
-            self.tail.setdefault((event.negotiation_id, event.command_id), []).append(event)
-            # In the log but in no snapshot: the checkpoint must not pass it.
-            self._mark_dirty(event.negotiation_id, self.events_end)
+            # In the log, and in no snapshot until its command is decided again: until then the
+            # negotiation is not snapshotted and the checkpoint does not pass this event.
+            self.tail.setdefault((event.negotiation_id, event.command_id), []).append((self.events_end, event))
         else:
             self.apply(event)
         if offset is not None:
@@ -123,26 +127,35 @@ class NegotiationTable:
         Returns (key, value) records for the snapshots topic; the negotiations become clean."""
         started = time.monotonic()
         taken: list[tuple[bytes, bytes]] = []
+        waiting = {negotiation_id for negotiation_id, _ in self.tail}
         for negotiation_id, (first_offset, since) in list(self.dirty.items()):
             if self.events_end - first_offset < lag_events and started - since < lag_s:
+                continue
+            if negotiation_id in waiting:
+                continue  # its tail events are in the log, and would be in no snapshot
+            if started - self.oversized.get(negotiation_id, -lag_s) < lag_s:
                 continue
             state = self.state(negotiation_id)
             assert state is not None
             value = encode_snapshot(state)
             if len(value) > SNAPSHOT_MAX_BYTES - 1024:
-                # Too large for one record: it stays dirty (replay covers it), retried after the rest.
+                # Too large for one record: it stays dirty (the checkpoint waits for it, and
+                # recovery replays its events), and is tried again after a while.
                 log.warning("snapshot too large", negotiation_id=negotiation_id, size=len(value))
-                self.dirty[negotiation_id] = self.dirty.pop(negotiation_id)
-                continue
-            del self.dirty[negotiation_id]
-            taken.append((negotiation_id.encode(), value))
+                self.oversized[negotiation_id] = started
+            else:
+                self.oversized.pop(negotiation_id, None)
+                del self.dirty[negotiation_id]
+                taken.append((negotiation_id.encode(), value))
             if time.monotonic() - started >= budget_s:
                 break
         return taken
 
     def checkpoint_bound(self) -> int | None:
         """The first events offset that some negotiation's latest snapshot lacks (None: none does)."""
-        return min(first_offset for first_offset, _ in self.dirty.values()) if self.dirty else None
+        bounds = [first_offset for first_offset, _ in self.dirty.values()]
+        bounds += [offset for events in self.tail.values() for offset, _ in events[:1]]
+        return min(bounds) if bounds else None
 
 
 def process_command(
@@ -213,13 +226,17 @@ def process_command(
             detail="the worker could not decide this command; it has been kept for analysis",
         )
     else:
-        logged = table.tail.pop((negotiation_id, command.command_id), [])
+        logged_at = table.tail.pop((negotiation_id, command.command_id), [])
+        logged = [event for _, event in logged_at]
         decided = [(e.event_id, e.sequence) for e in decision.events]
         if [(e.event_id, e.sequence) for e in logged] != decided[: len(logged)]:
             raise RuntimeError(f"the log disagrees with the decision of command {command.command_id}")
-        # Decided before a restart: its logged events are applied, not written again. If a crash
-        # cut its writes short, the rest of its events are written now.
-        for event in [*logged, *decision.events[len(logged) :]]:
+        # Decided before a restart: its logged events are applied, not written again (and are
+        # marked at their offsets, which no snapshot holds). If a crash cut its writes short, the
+        # rest of its events are written now.
+        for offset, event in logged_at:
+            table.apply(event, offset)
+        for event in decision.events[len(logged) :]:
             table.apply(event)
         for event in decision.events[len(logged) :]:
             message = encode_event(event)

@@ -150,3 +150,33 @@ def test_the_throttle_hands_out_a_bounded_number_of_documents_per_call() -> None
     throttle.changed([str(i) for i in range(10)], 2)
     assert len(throttle.due()) == 3
     assert len(throttle.due(everything=True)) == 7
+
+
+def test_a_negotiation_waiting_for_its_tail_is_not_snapshotted_past_it() -> None:
+    # Given a table recovered with a tail: the last command's events are logged, its offset not committed
+    _table, log, _ = write_log(seed=8, batch=25, lag_events=10_000)
+    expected = script(negotiations=6, commands=300, seed=8)
+    last = len(expected.commands) - 1
+    command = expected.commands[last]
+    table = NegotiationTable(replay_from=last)
+    for offset, value, headers in log:
+        table.recover(value, headers, offset)
+    assert table.tail
+    first_tail_offset = min(offset for events in table.tail.values() for offset, _ in events)
+    # When the worker snapshots everything it may, before the command comes again
+    snapshots = dict(table.take_snapshots(lag_events=0, lag_s=0, budget_s=3600))
+    bound = table.checkpoint_bound()
+    # Then the negotiation that waits for its command is not snapshotted, and the checkpoint stays before its events
+    assert command.negotiation_id.encode() not in snapshots
+    assert bound is not None and bound <= first_tail_offset
+    # And once the command is decided again (from the log: nothing written), a snapshot may hold it
+    outbox = Outbox(commands_next=last + 1)
+    process_command(outbox, table, topic="t", partition=0, offset=last, key=command.negotiation_id.encode(),
+                    value=encode_command(command), now=NOW, consumer="test")  # fmt: skip
+    assert outbox.events == [] and not table.tail
+    assert table.checkpoint_bound() is not None and table.checkpoint_bound() <= first_tail_offset  # type: ignore[operator]
+    snapshots.update(table.take_snapshots(lag_events=0, lag_s=0, budget_s=3600))
+    snapshots[CHECKPOINT_KEY] = Checkpoint(events_from=len(log), commands_next=last + 1).encode()
+    # And a table rebuilt from those snapshots holds the command's events exactly once
+    rebuilt = rebuild(log, snapshots)
+    assert rebuilt.state(command.negotiation_id).facts() == table.state(command.negotiation_id).facts()  # type: ignore[union-attr]
