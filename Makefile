@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications clean
+.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications clean faults
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench-aggregation: install
 
 clean:
 	rm -rf $(VENV) .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache
+
+## The fault suite: the hub as separate processes on a 3-broker Kafka, twelve members writing,
+## one fault per scenario (worker, broker during a rebalance, projector, API, a zombie worker).
+faults: jars
+	KOOPKRACHT_RUN_FAULTS=1 $(BIN)/python -m pytest tests/reliability -s
 
 ## Worker throughput and table recovery against the local Kafka (started if needed).
 bench-worker: jars

@@ -110,7 +110,7 @@ class RecoveryError(RuntimeError):
     """A partition's table could not be rebuilt from the log."""
 
 
-class MissingTopics(RuntimeError):
+class MissingTopics(RecoveryError):
     """The worker's topics are not all there (``koopkracht topics ensure`` creates them)."""
 
 
@@ -185,12 +185,13 @@ class NegotiationWorker:
 
     # -- recovery --------------------------------------------------------------------------
     async def _retry(
-        self, step: Callable[[], Awaitable[T]], what: str, partition: int, attempt_s: float | None = 30.0
+        self, step: Callable[[], Awaitable[T]], what: str, partition: int | None, attempt_s: float | None = 30.0
     ) -> T:
         """Run ``step`` until it succeeds. Each attempt may take ``attempt_s`` (None: as long as it
         makes progress; a read that stalls raises by itself). After ``recovery_timeout_s`` without
         success, or at once on a log that cannot be replayed, fail loudly with the error."""
         deadline = time.monotonic() + self.config.recovery_timeout_s
+        where = "the worker" if partition is None else f"partition {partition}"
         attempt = 0
         while True:
             attempt += 1
@@ -201,11 +202,11 @@ class NegotiationWorker:
             except (RecoveryError, asyncio.CancelledError):
                 raise
             except (SequenceGap, DecodeError) as exc:  # reading again would read the same
-                raise RecoveryError(f"partition {partition}: could not {what}: {exc}") from exc
+                raise RecoveryError(f"{where}: could not {what}: {exc}") from exc
             except Exception as exc:
                 if time.monotonic() >= deadline:
                     raise RecoveryError(
-                        f"partition {partition}: could not {what} within {self.config.recovery_timeout_s:.0f} s "
+                        f"{where}: could not {what} within {self.config.recovery_timeout_s:.0f} s "
                         f"({attempt} attempts; last error: {exc!r})"
                     ) from exc
                 log.warning("recovery retrying", partition=partition, step=what, attempt=attempt, error=repr(exc))
@@ -451,9 +452,10 @@ class NegotiationWorker:
             max_poll_records=self.config.max_batch,
         )
         try:
-            await self._admin.start()
-            await self._require_topics()
-            await self._consumer.start()
+            # Started while a broker is down (a restart during an outage): retried, not a crash.
+            await self._retry(self._admin.start, "connect an admin client", None)
+            await self._retry(self._require_topics, "list the topics", None)
+            await self._retry(self._consumer.start, "join the group", None)
             self._consumer.subscribe([self.commands_topic], listener=Rebalance())
             while not stop.is_set():
                 if self._failure is not None:
