@@ -11,10 +11,8 @@ from collections import Counter
 from fractions import Fraction
 
 from schemas.documents import DemandItem
-from schemas.negotiation import PRIORITY_RANK, Policy, Position, Priority, RequirementItem
+from schemas.negotiation import PRIORITY_RANK, Policy, Position, Priority, RequirementItem, Target
 from streams.core.weighted import WeightedValues
-
-Target = bool | Fraction | tuple[str, ...]
 
 
 def share(weight: int, total: int) -> Fraction:

@@ -35,7 +35,7 @@ from schemas.commands import (
     StatePosition,
     WithdrawPosition,
 )
-from schemas.documents import PublishedItem
+from schemas.documents import SUPPORT_FIGURES, PublishedItem
 from schemas.events import (
     AgreementProposed,
     AgreementReached,
@@ -361,11 +361,6 @@ def _withdraw(state: NegotiationState, command: WithdrawPosition, stamp: Stamp) 
 def canonical_json(value: Any) -> bytes:
     """Canonical JSON: sorted keys, no spaces, UTF-8 — the text a version's hash is taken of."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-SUPPORT_FIGURES = frozenset({"priority_score", "support_share", "must_share"})
-"""Figures of a published item that the hash leaves out: the vendor may not see them, and from a
-hash over them it could recover them (they are fractions of the total weight: few candidates)."""
 
 
 def version_hash(negotiation_id: str, version: int, items: Iterable[PublishedItem]) -> str:

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from schemas.documents import Offer
-from schemas.negotiation import Kind, Position
-
-Target = bool | Fraction | tuple[str, ...]
+from schemas.negotiation import Kind, Position, Target
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,8 @@ from schemas.events import (
     PositionWithdrawn,
     VendorResponded,
 )
-from schemas.negotiation import Decision, Phase, Policy, Position, RequirementItem
-from streams.core.aggregation import ItemAggregate, Target
+from schemas.negotiation import Decision, Phase, Policy, Position, RequirementItem, Target
+from streams.core.aggregation import ItemAggregate
 from streams.core.offers import CurrentOffer, satisfies
 
 

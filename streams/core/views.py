@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from schemas.common import number_to_json
 from schemas.documents import (
+    SUPPORT_FIGURES,
     ClarificationView,
     DemandVersion,
     JointDemand,
@@ -30,7 +31,8 @@ from schemas.documents import (
     StateItem,
 )
 from schemas.events import Event
-from streams.core.aggregation import Target, share
+from schemas.negotiation import Target
+from streams.core.aggregation import share
 from streams.core.offers import status_of
 from streams.core.state import NegotiationState
 
@@ -200,13 +202,12 @@ def version_view(state: NegotiationState, version: DemandVersion, viewer: Audien
     return version.model_copy(update={"items": tuple(_without_shares(item) for item in version.items)})
 
 
-# The priority score is a weighted support figure too: with only must supporters it equals the
-# support share. The vendor sees the priority (must/should/could), not the score.
-SUPPORT_HIDDEN: dict[str, Any] = {"support_share": None, "must_share": None, "priority_score": None}
+# The vendor sees the priority (must/should/could), not the figures behind it.
+_SUPPORT_HIDDEN: dict[str, Any] = dict.fromkeys(SUPPORT_FIGURES)
 
 
 def _without_shares(item: PublishedItem) -> PublishedItem:
-    return item.model_copy(update=SUPPORT_HIDDEN)
+    return item.model_copy(update=_SUPPORT_HIDDEN)
 
 
 def summary(state: NegotiationState, viewer: Audience) -> NegotiationSummary:
@@ -315,7 +316,7 @@ def event_view(state: NegotiationState, event: Event, viewer: Audience) -> dict[
             data.pop("policy", None)
         elif event.type == "DemandPublished" and not state.policy.disclose_support_to_vendor:
             for item in data["items"]:
-                item.update(SUPPORT_HIDDEN)
+                item.update(_SUPPORT_HIDDEN)
         elif event.type in ("AgreementReached", "AgreementRejected"):
             data.pop("accepting_share", None)
             data.pop("rejecting_share", None)

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from schemas.documents import SUPPORT_FIGURES, PublishedItem
 from schemas.events import EVENT_TYPES, Event
 from schemas.negotiation import Policy
+from streams.core.decider import version_hash
 from streams.core.views import (
     Audience,
     event_view,
@@ -152,6 +154,19 @@ def test_the_vendors_documents_hold_no_member_secrets(negotiations: tuple[Negoti
         assert [(i.support_share, i.must_share) for i in view.items] == [(None, None)] * len(view.items)
         assert_no_member_secrets(view)
     assert positions(n.s, VENDOR_SEES) == []
+
+
+def test_the_vendor_can_check_each_version_hash_from_what_it_sees(
+    negotiations: tuple[Negotiation, Negotiation],
+) -> None:
+    # Given the published versions as the vendor sees them, support figures hidden
+    n, _ = negotiations
+    for version in n.s.versions:
+        view = version_view(n.s, version, VENDOR_SEES)
+        hidden = {name for name in PublishedItem.model_fields if getattr(view.items[0], name) is None}
+        assert hidden >= SUPPORT_FIGURES
+        # Then the hash over what it sees is the version's hash: exactly the hidden figures are left out
+        assert version_hash(n.s.negotiation_id, version.version, view.items) == version.hash
 
 
 def test_the_vendor_sees_support_shares_when_the_policy_discloses_them() -> None:
