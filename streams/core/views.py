@@ -10,6 +10,7 @@ nothing (the edges answer 404).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
@@ -143,56 +144,122 @@ def _json_offer(offer: Offer) -> dict[str, Any]:
     }
 
 
-def shared_state_data(state: NegotiationState) -> dict[str, Any]:
+def _item_row(state: NegotiationState, key: str) -> dict[str, Any]:
+    targets = state.version_targets[-1] if state.version_targets else {}
+    current = state.offers.get(key)
+    return {
+        "key": key,
+        "target": _json_target(targets.get(key)),
+        "offer": None if current is None else _json_offer(current.offer),
+        "status": status_of(current),
+        "settled": state.settled(key),
+    }
+
+
+def _member_row(state: NegotiationState, member_id: str) -> dict[str, Any]:
+    member, open_items, musts = state.members[member_id], state.unsatisfied[member_id], state.must_count[member_id]
+    return {
+        "organisation_id": member_id,
+        "name": member.name,
+        "weight": member.weight,
+        "satisfied": not open_items,
+        "must_items": musts,
+        "satisfied_must_items": musts - len(open_items),
+        "unsatisfied_items": sorted(open_items, key=state.item_rank.__getitem__),
+    }
+
+
+@dataclass(slots=True)
+class DocumentRows:
+    """One negotiation's state document rows as last drawn, and where its state stood then."""
+
+    sequence: int
+    position: int
+    """The state's ``touches.end`` when drawn: the touches after it are the rows to draw again."""
+    items: dict[str, dict[str, Any]]
+    members: dict[str, dict[str, Any]]
+
+
+class StateDocumentCache:
+    """The rows of the shared state documents as last drawn, per negotiation; the caller owns it.
+
+    Drawing a negotiation's document again builds only the rows that events touched since the
+    last drawing (the state's :class:`~streams.core.state.Touches` say which), so its cost does not
+    grow with the number of members and items. The state is only read. A row is replaced, never
+    changed, so a document drawn before stays as it was.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[str, DocumentRows] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, negotiation_id: object) -> bool:
+        return negotiation_id in self._rows
+
+    def forget(self, negotiation_ids: Iterable[str]) -> None:
+        """Drop the rows of these negotiations (their state went elsewhere)."""
+        for negotiation_id in negotiation_ids:
+            self._rows.pop(negotiation_id, None)
+
+    def draw(self, state: NegotiationState) -> dict[str, Any]:
+        """The full shared state (as ``shared_state(state)``) as JSON-ready data."""
+        rows = self._rows.get(state.negotiation_id)
+        touched = None
+        if rows is not None and rows.sequence <= state.sequence:
+            touched = state.touches.since(rows.position)
+        if rows is None or touched is None:
+            # Never drawn, or the touches since are no longer kept: every row.
+            rows = DocumentRows(
+                sequence=state.sequence,
+                position=state.touches.end,
+                items={key: _item_row(state, key) for key in state.items},
+                members={member_id: _member_row(state, member_id) for member_id in state.members},
+            )
+            self._rows[state.negotiation_id] = rows
+        else:
+            item_keys: set[str] = set()
+            member_ids: set[str] = set()
+            every_item = False
+            for member, key in touched:
+                if member:
+                    assert key is not None
+                    member_ids.add(key)
+                elif key is None:
+                    every_item = True
+                else:
+                    item_keys.add(key)
+            for key in state.items if every_item else item_keys:
+                rows.items[key] = _item_row(state, key)
+            for member_id in member_ids:
+                rows.members[member_id] = _member_row(state, member_id)
+            rows.sequence, rows.position = state.sequence, state.touches.end
+        item_rows, member_rows = rows.items, rows.members
+        return {
+            "negotiation_id": state.negotiation_id,
+            "phase": state.phase,
+            "sequence": state.sequence,
+            "demand_version": state.versions[-1].version if state.versions else None,
+            "round": state.round,
+            "items": [item_rows[key] for key in state.items],
+            "ready_to_endorse": ready_to_endorse(state),
+            "cohesion": cohesion(state),
+            "satisfaction": [member_rows[member_id] for member_id in state.members],
+        }
+
+
+def shared_state_data(state: NegotiationState, cache: StateDocumentCache | None = None) -> dict[str, Any]:
     """The full shared state (as ``shared_state(state)``) as JSON-ready data, for the state topic.
 
-    The worker draws it for every negotiation a batch touched. Only the rows of items and members
-    that events changed since the last drawing are built again (``evolve`` records which), so its
-    cost does not grow with the number of members and items; the property tests check it against
-    the validated document after every step of random negotiations.
+    The worker draws it for every negotiation a batch touched, through its ``cache``, which
+    builds again only the rows that events touched since the last drawing; without a cache every
+    row is built. Either way the state is only read. The property tests check the document against
+    the validated one after every step of random negotiations.
     """
-    if state.changed_items:
-        targets = state.version_targets[-1] if state.version_targets else {}
-        offers = state.offers
-        for key in state.changed_items:
-            state.item_rows[key] = {
-                "key": key,
-                "target": _json_target(targets.get(key)),
-                "offer": _json_offer(offers[key].offer) if key in offers else None,
-                "status": status_of(offers.get(key)),
-                "settled": state.settled(key),
-            }
-        state.changed_items.clear()
-    if state.changed_members:
-        rank = state.item_rank.__getitem__
-        for member_id in state.changed_members:
-            member, open_items, musts = (
-                state.members[member_id],
-                state.unsatisfied[member_id],
-                state.must_count[member_id],
-            )
-            state.member_rows[member_id] = {
-                "organisation_id": member_id,
-                "name": member.name,
-                "weight": member.weight,
-                "satisfied": not open_items,
-                "must_items": musts,
-                "satisfied_must_items": musts - len(open_items),
-                "unsatisfied_items": sorted(open_items, key=rank),
-            }
-        state.changed_members.clear()
-    item_rows, member_rows = state.item_rows, state.member_rows
-    return {
-        "negotiation_id": state.negotiation_id,
-        "phase": state.phase,
-        "sequence": state.sequence,
-        "demand_version": state.versions[-1].version if state.versions else None,
-        "round": state.round,
-        "items": [item_rows[key] for key in state.items],
-        "ready_to_endorse": ready_to_endorse(state),
-        "cohesion": cohesion(state),
-        "satisfaction": [member_rows[member_id] for member_id in state.members],
-    }
+    return (StateDocumentCache() if cache is None else cache).draw(state)
 
 
 def version_view(state: NegotiationState, version: DemandVersion, viewer: Audience) -> DemandVersion:
