@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import Any, ParamSpec, TypedDict, TypeVar
+from typing import Any, Literal, ParamSpec, TypedDict, TypeVar
 
 from schemas.commands import (
     Abandon,
@@ -510,6 +510,17 @@ def endorsement_shares(state: NegotiationState, endorsements: dict[str, str]) ->
     return share(accepting, state.total_weight), share(rejecting, state.total_weight)
 
 
+def endorsement_outcome(
+    accepting: Fraction, rejecting: Fraction, endorsement_share: Fraction
+) -> Literal["agreed", "rejected"] | None:
+    """SPEC 6: "agreed when the accepting weight share reaches" it; rejected when the rejecting share > 1 - it."""
+    if accepting >= endorsement_share:
+        return "agreed"
+    if rejecting > 1 - endorsement_share:
+        return "rejected"
+    return None  # the vote goes on
+
+
 @_handles(Endorse)
 def _endorse(state: NegotiationState, command: Endorse, stamp: Stamp) -> list[Event]:
     _role(state, command, "member")
@@ -522,14 +533,14 @@ def _endorse(state: NegotiationState, command: Endorse, stamp: Stamp) -> list[Ev
         _new(EndorsementGiven.model_construct)(**stamp(0), decision=command.decision, comment=command.comment)
     ]
     accepting, rejecting = endorsement_shares(state, {**state.proposal.endorsements, member_id: command.decision})
-    threshold = state.policy.endorsement_share
-    if accepting >= threshold:
+    outcome = endorsement_outcome(accepting, rejecting, state.policy.endorsement_share)
+    if outcome == "agreed":
         events.append(
             _new(AgreementReached.model_construct)(
                 **stamp(1), accepting_share=float(accepting), rejecting_share=float(rejecting)
             )
         )
-    elif rejecting > 1 - threshold:
+    elif outcome == "rejected":
         events.append(
             _new(AgreementRejected.model_construct)(
                 **stamp(1), accepting_share=float(accepting), rejecting_share=float(rejecting)

@@ -196,9 +196,11 @@ class NegotiationState:
         }
 
     def satisfied(self, member_id: str) -> bool:
+        """SPEC 5: "when the current offers satisfy every one of its must positions" (none: satisfied)."""
         return not self.unsatisfied[member_id]
 
     def settled(self, item_key: str) -> bool:
+        """SPEC 5: "when the status is accepted or countered and the offer satisfies every must position" on it."""
         current = self.offers.get(item_key)
         return (
             current is not None
@@ -302,6 +304,8 @@ def _touches_kept(state: NegotiationState) -> int:
 
 
 def _mark(state: NegotiationState, member_id: str, item_key: str, satisfied: bool) -> None:
+    """Whether the current offer satisfies the member's must position on the item, kept per member
+    and per item (so ``satisfied``, ``settled`` and cohesion are read in O(1))."""
     _touch_member(state, member_id)  # its must count or open items may change, and so
     _touch_item(state, item_key)  # whether the item is settled
     open_items = state.unsatisfied[member_id]

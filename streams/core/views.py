@@ -53,7 +53,7 @@ def audience(state: NegotiationState, organisation_id: str) -> Audience | None:
 
 
 def live_demand(state: NegotiationState) -> JointDemand:
-    """The joint demand from the current positions (coordinator and members only)."""
+    """SPEC 4: the joint demand, "computed for every item from the current positions" (never the vendor's)."""
     return JointDemand(
         negotiation_id=state.negotiation_id,
         sequence=state.sequence,
@@ -70,11 +70,12 @@ def included_must_items(state: NegotiationState) -> list[str]:
 
 
 def ready_to_endorse(state: NegotiationState) -> bool:
-    """Every included must item is settled (and the vendor has seen a published version)."""
+    """SPEC 5: "`ready_to_endorse` when every included must item is settled" (and a version is published)."""
     return bool(state.versions) and all(state.settled(key) for key in included_must_items(state))
 
 
 def cohesion(state: NegotiationState) -> float:
+    """SPEC 5: "`cohesion` = Σw(satisfied members) / W: the share of the coalition that the offer serves"."""
     return float(share(state.satisfied_weight, state.total_weight))
 
 
