@@ -55,6 +55,13 @@ class PublishedItem(Frozen):
     conflict: bool
 
 
+SUPPORT_FIGURES = frozenset({"priority_score", "support_share", "must_share"})
+"""The figures of a published item that the vendor sees only when the policy discloses support
+(SPEC section 1), and that the version hash leaves out: from a hash over them the vendor could
+recover them (they are fractions of the total weight: few candidates). The priority score is one
+of them because with only must supporters it equals the support share."""
+
+
 class DemandVersion(Frozen):
     """A published, frozen copy of the included items, with the SHA-256 of its canonical JSON."""
 

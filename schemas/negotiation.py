@@ -103,3 +103,5 @@ class ItemResponse(Frozen):
 
 
 Target = bool | Fraction | tuple[str, ...]
+"""An item's joint target (SPEC section 4): ``True`` (boolean), a number (at_most, at_least) or
+the sorted options (one_of). The one definition; documents read and write it as ``TargetValue``."""

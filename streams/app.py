@@ -51,6 +51,7 @@ from aiokafka.structs import OffsetAndMetadata
 from schemas.topics import COMMAND_RESULTS, COMMANDS, DEAD_LETTERS, EVENTS, SNAPSHOT_MAX_BYTES, SNAPSHOTS, STATE
 from streams.codec import DecodeError, encode_state
 from streams.core.state import SequenceGap
+from streams.core.views import StateDocumentCache
 from streams.snapshots import CHECKPOINT_KEY, Checkpoint, snapshot_is_current
 from streams.table import COMMAND_OFFSET_HEADER, NegotiationTable, Outbox, process_command
 from streams.throttle import StateThrottle
@@ -167,6 +168,8 @@ class NegotiationWorker:
         self.recoveries: list[dict[str, Any]] = []
         """What each recovery read, for operators and tests (the newest last)."""
         self.throttle = StateThrottle(config.state_interval_ms / 1000)
+        self.documents = StateDocumentCache()
+        """The state documents' rows as last drawn, so that drawing one again builds only what changed."""
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         # Held while a batch is processed, and by the rebalance callbacks: a partition is handed
@@ -504,10 +507,12 @@ class NegotiationWorker:
             raise MissingTopics(f"the topics {', '.join(missing)} do not exist: run `koopkracht topics ensure`")
 
     async def _release(self, partitions: set[int]) -> None:
-        """Give up partitions: their tables, their pending documents and their producers."""
+        """Give up partitions: their tables (and their drawn document rows), pending documents and producers."""
         self.throttle.forget(partitions)
         for partition in partitions:
-            self.tables.pop(partition, None)
+            table = self.tables.pop(partition, None)
+            if table is not None:
+                self.documents.forget(table.negotiation_ids())
             producer = self.producers.pop(partition, None)
             if producer is not None:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -570,7 +575,7 @@ class NegotiationWorker:
                     if self.throttle.take(key.decode()):
                         state = table.state(key.decode())
                         assert state is not None
-                        outbox.states.append((key, encode_state(state)))
+                        outbox.states.append((key, encode_state(state, self.documents)))
         for negotiation_id, partition in self.throttle.due():
             document = self._document(negotiation_id, partition)
             if document is not None:
@@ -586,7 +591,7 @@ class NegotiationWorker:
         state = table.state(negotiation_id) if table is not None else None
         if state is None:  # its partition was handed over meanwhile
             return None
-        return negotiation_id.encode(), encode_state(state)
+        return negotiation_id.encode(), encode_state(state, self.documents)
 
     async def _complete(self, previous: asyncio.Task[None] | None, outboxes: dict[int, Outbox], size: int) -> None:
         if previous is not None:

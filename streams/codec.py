@@ -23,7 +23,7 @@ from schemas.deadletters import DeadLetter
 from schemas.events import EVENT_ADAPTER, Event
 from schemas.results import CommandResult
 from streams.core.state import NegotiationState
-from streams.core.views import shared_state_data
+from streams.core.views import StateDocumentCache, shared_state_data
 
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 RESULT_ADAPTER: TypeAdapter[CommandResult] = TypeAdapter(CommandResult)
@@ -109,9 +109,10 @@ def decode_event(headers: Headers | Mapping[str, bytes], value: bytes) -> Event:
     return event
 
 
-def encode_state(state: NegotiationState) -> bytes:
-    """The negotiation's full shared state, as the state topic carries it."""
-    return orjson.dumps(shared_state_data(state))
+def encode_state(state: NegotiationState, cache: StateDocumentCache | None = None) -> bytes:
+    """The negotiation's full shared state, as the state topic carries it; drawn through the
+    caller's ``cache`` (only the rows events touched since are built again), or whole without."""
+    return orjson.dumps(shared_state_data(state, cache))
 
 
 def encode_result(result: CommandResult) -> bytes:

@@ -11,10 +11,8 @@ from collections import Counter
 from fractions import Fraction
 
 from schemas.documents import DemandItem
-from schemas.negotiation import PRIORITY_RANK, Policy, Position, Priority, RequirementItem
+from schemas.negotiation import PRIORITY_RANK, Policy, Position, Priority, RequirementItem, Target
 from streams.core.weighted import WeightedValues
-
-Target = bool | Fraction | tuple[str, ...]
 
 
 def share(weight: int, total: int) -> Fraction:
@@ -93,27 +91,31 @@ class ItemAggregate:
 
     @property
     def supporters(self) -> int:
+        """SPEC 4: "`supporters`: members with a position on the item" (their number)."""
         c = self.count_by_priority
         return c["must"] + c["should"] + c["could"]
 
     @property
     def priority(self) -> Priority | None:
+        """SPEC 4: "must" if any supporter says must, else "should" if any says should, else "could"."""
         for name in ("must", "should", "could"):
             if self.count_by_priority[name]:
                 return name
         return None
 
     def priority_score(self, total_weight: int) -> Fraction:
+        """SPEC 4: "`priority_score` = Σ w·rank / (3·W), rank must=3, should=2, could=1"."""
         w = self.weight_by_priority
         points = sum(PRIORITY_RANK[p] * w[p] for p in ("must", "should", "could"))
         return share(points, 3 * total_weight)
 
     def included(self, total_weight: int, policy: Policy) -> bool:
+        """SPEC 4: "`included` = `must_share > 0` or `support_share >= policy.inclusion_share`"."""
         must = self.weight_by_priority["must"]
         return must > 0 or (total_weight > 0 and share(self.supporter_weight, total_weight) >= policy.inclusion_share)
 
     def target(self, policy: Policy) -> tuple[Target | None, bool]:
-        """The joint target and whether it is a conflict (one_of only)."""
+        """SPEC 4: (target, conflict) over "those with priority must or should, or all positions if there are none"."""
         if self.supporters == 0:
             return None, False
         kind = self.item.kind
@@ -128,6 +130,7 @@ class ItemAggregate:
         return self._one_of_target()
 
     def _one_of_target(self) -> tuple[Target, bool]:
+        """SPEC 4, one_of: the intersection of the accepted sets, else a `conflict`: the options of largest Σw."""
         assert self.item.options is not None
         if self.must_count:
             count, option_count, option_weight = self.must_count, self.option_must_count, self.option_must_weight
@@ -140,6 +143,7 @@ class ItemAggregate:
         return tuple(sorted(o for o in self.item.options if option_weight[o] == best)), True
 
     def demand_item(self, total_weight: int, policy: Policy) -> DemandItem:
+        """This item's line of the joint demand (SPEC 4), "computed ... from the current positions"."""
         target, conflict = self.target(policy)
         return DemandItem(
             key=self.item.key,

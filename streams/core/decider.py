@@ -4,6 +4,9 @@ The decider reads the state and never changes it. Checks run in the order a call
 not a party (404), a role that may not act (403), the wrong phase (409), invalid input (422).
 A command id that was already decided is answered as a duplicate and causes nothing new.
 Event ids are derived from the command id, so a command decided twice yields the same events.
+Each handler builds its events as the event models themselves, through a constructor that strict
+mypy checks field by field (see ``_new``), with the envelope (id, sequence, time, actor, command)
+from a :class:`Stamp`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import Any, TypeVar
+from typing import Any, Literal, ParamSpec, TypedDict, TypeVar
 
 from schemas.commands import (
     Abandon,
@@ -32,7 +35,7 @@ from schemas.commands import (
     StatePosition,
     WithdrawPosition,
 )
-from schemas.documents import PublishedItem
+from schemas.documents import SUPPORT_FIGURES, PublishedItem
 from schemas.events import (
     AgreementProposed,
     AgreementReached,
@@ -138,19 +141,62 @@ def event_id(negotiation_id: str, command_id: str, index: int) -> str:
     return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:32]}"
 
 
+class Envelope(TypedDict):
+    """What every event of a decision carries besides its own fields."""
+
+    event_id: str
+    negotiation_id: str
+    sequence: int
+    occurred_at: datetime
+    actor_id: str
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """Gives the ``index``-th event of a command's decision its envelope: a deterministic id,
+    the next sequence after ``last_sequence``, the decision's time, the actor and the command."""
+
+    command: Command
+    context: Context
+    last_sequence: int
+
+    def __call__(self, index: int) -> Envelope:
+        command = self.command
+        return Envelope(
+            event_id=event_id(command.negotiation_id, command.command_id, index),
+            negotiation_id=command.negotiation_id,
+            sequence=self.last_sequence + index + 1,
+            occurred_at=self.context.now,
+            actor_id=command.actor.organisation_id,
+            command_id=command.command_id,
+        )
+
+
+P = ParamSpec("P")
+M = TypeVar("M", bound=EventBase)
+
+
+def _new(construct: Callable[P, M]) -> Callable[P, M]:
+    """The event class of ``construct`` (its ``model_construct``), to be called as itself.
+
+    Called like ``_new(MemberInvited.model_construct)(**stamp(0), name=...)``: the event is built
+    and validated by the class, as any pydantic model, but with the signature of its
+    ``model_construct``, which the pydantic mypy plugin types field by field. The class's own
+    ``__init__`` takes every field as ``Any`` (the plugin's ``init_typed`` is off for the whole
+    project), so without this strict mypy would check the names of an event's fields but none of
+    their types.
+    """
+    return construct.__self__  # type: ignore[attr-defined, no-any-return]
+
+
 C = TypeVar("C")
-_DECIDERS: dict[type[Any], Callable[[NegotiationState, Any, Context], list[dict[str, Any]]]] = {}
+Handler = Callable[[NegotiationState, C, Stamp], list[Event]]
+_DECIDERS: dict[type[Any], Handler[Any]] = {}
 
 
-def _handles(
-    command_type: type[C],
-) -> Callable[
-    [Callable[[NegotiationState, C, Context], list[dict[str, Any]]]],
-    Callable[[NegotiationState, C, Context], list[dict[str, Any]]],
-]:
-    def register(
-        fn: Callable[[NegotiationState, C, Context], list[dict[str, Any]]],
-    ) -> Callable[[NegotiationState, C, Context], list[dict[str, Any]]]:
+def _handles(command_type: type[C]) -> Callable[[Handler[C]], Handler[C]]:
+    def register(fn: Handler[C]) -> Handler[C]:
         _DECIDERS[command_type] = fn
         return fn
 
@@ -166,28 +212,12 @@ def decide(state: NegotiationState | None, command: Command, context: Context) -
     if isinstance(command, OpenNegotiation):
         if state is not None:
             raise _conflict(f"negotiation {command.negotiation_id} already exists")
-        specs = _open(command)
-        sequence = 0
+        events = _open(command, Stamp(command, context, 0))
     else:
         if state is None:
             raise _not_found(f"there is no negotiation {command.negotiation_id}")
-        specs = _DECIDERS[type(command)](state, command, context)
-        sequence = state.sequence
-    events = tuple(_make_event(spec, command, context, sequence + index + 1, index) for index, spec in enumerate(specs))
-    return Decision(command.command_id, command.negotiation_id, events)
-
-
-def _make_event(spec: dict[str, Any], command: Command, context: Context, sequence: int, index: int) -> Event:
-    event_type: type[EventBase] = spec.pop("event")
-    return event_type(  # type: ignore[return-value]
-        event_id=event_id(command.negotiation_id, command.command_id, index),
-        negotiation_id=command.negotiation_id,
-        sequence=sequence,
-        occurred_at=context.now,
-        actor_id=command.actor.organisation_id,
-        command_id=command.command_id,
-        **spec,
-    )
+        events = _DECIDERS[type(command)](state, command, Stamp(command, context, state.sequence))
+    return Decision(command.command_id, command.negotiation_id, tuple(events))
 
 
 # -- guards --------------------------------------------------------------------------------
@@ -264,7 +294,7 @@ def check_position(item: RequirementItem, position: Position) -> None:
 # -- commands ------------------------------------------------------------------------------
 
 
-def _open(command: OpenNegotiation) -> list[dict[str, Any]]:
+def _open(command: OpenNegotiation, stamp: Stamp) -> list[Event]:
     if command.actor.role != "coordinator":
         raise _forbidden(f"a {command.actor.role} may not open negotiations; this needs a coordinator")
     if command.vendor_id == command.actor.organisation_id:
@@ -275,20 +305,20 @@ def _open(command: OpenNegotiation) -> list[dict[str, Any]]:
             raise _invalid(f"items[{index}].key", f"item {item.key!r} appears more than once")
         seen.add(item.key)
     return [
-        {
-            "event": NegotiationOpened,
-            "title": command.title,
-            "coordinator_name": command.actor.name,
-            "vendor_id": command.vendor_id,
-            "vendor_name": command.vendor_name,
-            "items": command.items,
-            "policy": command.policy,
-        }
+        _new(NegotiationOpened.model_construct)(
+            **stamp(0),
+            title=command.title,
+            coordinator_name=command.actor.name,
+            vendor_id=command.vendor_id,
+            vendor_name=command.vendor_name,
+            items=command.items,
+            policy=command.policy,
+        )
     ]
 
 
 @_handles(InviteMember)
-def _invite(state: NegotiationState, command: InviteMember, context: Context) -> list[dict[str, Any]]:
+def _invite(state: NegotiationState, command: InviteMember, stamp: Stamp) -> list[Event]:
     _role(state, command, "coordinator")
     _phase(state, command, "collecting", "negotiating")
     if command.organisation_id in (state.coordinator_id, state.vendor_id):
@@ -296,49 +326,41 @@ def _invite(state: NegotiationState, command: InviteMember, context: Context) ->
     if command.organisation_id in state.members:
         raise _conflict(f"{command.name} is already a member of this negotiation")
     return [
-        {
-            "event": MemberInvited,
-            "organisation_id": command.organisation_id,
-            "name": command.name,
-            "weight": command.weight,
-        }
+        _new(MemberInvited.model_construct)(
+            **stamp(0), organisation_id=command.organisation_id, name=command.name, weight=command.weight
+        )
     ]
 
 
 @_handles(ChangePolicy)
-def _change_policy(state: NegotiationState, command: ChangePolicy, context: Context) -> list[dict[str, Any]]:
+def _change_policy(state: NegotiationState, command: ChangePolicy, stamp: Stamp) -> list[Event]:
     _role(state, command, "coordinator")
     _phase(state, command, "collecting", "negotiating")
-    return [{"event": PolicyChanged, "policy": command.policy}]
+    return [_new(PolicyChanged.model_construct)(**stamp(0), policy=command.policy)]
 
 
 @_handles(StatePosition)
-def _state_position(state: NegotiationState, command: StatePosition, context: Context) -> list[dict[str, Any]]:
+def _state_position(state: NegotiationState, command: StatePosition, stamp: Stamp) -> list[Event]:
     _role(state, command, "member")
     item = _item(state, command.item_key, in_path=True)
     _phase(state, command, "collecting", "negotiating")
     check_position(item, command.position)
-    return [{"event": PositionStated, "item_key": command.item_key, "position": command.position}]
+    return [_new(PositionStated.model_construct)(**stamp(0), item_key=command.item_key, position=command.position)]
 
 
 @_handles(WithdrawPosition)
-def _withdraw(state: NegotiationState, command: WithdrawPosition, context: Context) -> list[dict[str, Any]]:
+def _withdraw(state: NegotiationState, command: WithdrawPosition, stamp: Stamp) -> list[Event]:
     _role(state, command, "member")
     _item(state, command.item_key, in_path=True)
     _phase(state, command, "collecting", "negotiating")
     if command.item_key not in state.positions[command.actor.organisation_id]:
         raise _not_found(f"you have no position on {command.item_key!r}")
-    return [{"event": PositionWithdrawn, "item_key": command.item_key}]
+    return [_new(PositionWithdrawn.model_construct)(**stamp(0), item_key=command.item_key)]
 
 
 def canonical_json(value: Any) -> bytes:
     """Canonical JSON: sorted keys, no spaces, UTF-8 — the text a version's hash is taken of."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-SUPPORT_FIGURES = frozenset({"priority_score", "support_share", "must_share"})
-"""Figures of a published item that the hash leaves out: the vendor may not see them, and from a
-hash over them it could recover them (they are fractions of the total weight: few candidates)."""
 
 
 def version_hash(negotiation_id: str, version: int, items: Iterable[PublishedItem]) -> str:
@@ -381,7 +403,7 @@ def published_items(state: NegotiationState) -> tuple[PublishedItem, ...]:
 
 
 @_handles(PublishDemand)
-def _publish(state: NegotiationState, command: PublishDemand, context: Context) -> list[dict[str, Any]]:
+def _publish(state: NegotiationState, command: PublishDemand, stamp: Stamp) -> list[Event]:
     _role(state, command, "coordinator")
     _phase(state, command, "collecting", "negotiating")
     items = published_items(state)
@@ -389,17 +411,14 @@ def _publish(state: NegotiationState, command: PublishDemand, context: Context) 
         raise _conflict("nothing to publish: no item is included in the joint demand yet")
     version = len(state.versions) + 1
     return [
-        {
-            "event": DemandPublished,
-            "version": version,
-            "hash": version_hash(state.negotiation_id, version, items),
-            "items": items,
-        }
+        _new(DemandPublished.model_construct)(
+            **stamp(0), version=version, hash=version_hash(state.negotiation_id, version, items), items=items
+        )
     ]
 
 
 @_handles(RespondToDemand)
-def _respond(state: NegotiationState, command: RespondToDemand, context: Context) -> list[dict[str, Any]]:
+def _respond(state: NegotiationState, command: RespondToDemand, stamp: Stamp) -> list[Event]:
     _role(state, command, "vendor")
     _phase(state, command, "negotiating")
     latest = state.latest_version
@@ -433,27 +452,29 @@ def _respond(state: NegotiationState, command: RespondToDemand, context: Context
                     f"unknown option {response.option!r} for {response.key}; the options are {list(item.options)}",
                 )
     return [
-        {"event": VendorResponded, "demand_version": latest.version, "round": state.round + 1, "items": command.items}
+        _new(VendorResponded.model_construct)(
+            **stamp(0), demand_version=latest.version, round=state.round + 1, items=command.items
+        )
     ]
 
 
 @_handles(RequestClarification)
-def _ask(state: NegotiationState, command: RequestClarification, context: Context) -> list[dict[str, Any]]:
+def _ask(state: NegotiationState, command: RequestClarification, stamp: Stamp) -> list[Event]:
     _role(state, command, "vendor")
     _phase(state, command, "negotiating")
     _item(state, command.item_key, in_path=False)
     return [
-        {
-            "event": ClarificationRequested,
-            "clarification_id": len(state.clarifications) + 1,
-            "item_key": command.item_key,
-            "question": command.question,
-        }
+        _new(ClarificationRequested.model_construct)(
+            **stamp(0),
+            clarification_id=len(state.clarifications) + 1,
+            item_key=command.item_key,
+            question=command.question,
+        )
     ]
 
 
 @_handles(AnswerClarification)
-def _answer(state: NegotiationState, command: AnswerClarification, context: Context) -> list[dict[str, Any]]:
+def _answer(state: NegotiationState, command: AnswerClarification, stamp: Stamp) -> list[Event]:
     _role(state, command, "coordinator")
     clarification = state.clarifications.get(command.clarification_id)
     if clarification is None:
@@ -461,17 +482,25 @@ def _answer(state: NegotiationState, command: AnswerClarification, context: Cont
     _phase(state, command, "negotiating", "endorsing")
     if clarification.answer is not None:
         raise _conflict(f"clarification {command.clarification_id} is already answered")
-    return [{"event": ClarificationAnswered, "clarification_id": command.clarification_id, "answer": command.answer}]
+    return [
+        _new(ClarificationAnswered.model_construct)(
+            **stamp(0), clarification_id=command.clarification_id, answer=command.answer
+        )
+    ]
 
 
 @_handles(ProposeAgreement)
-def _propose(state: NegotiationState, command: ProposeAgreement, context: Context) -> list[dict[str, Any]]:
+def _propose(state: NegotiationState, command: ProposeAgreement, stamp: Stamp) -> list[Event]:
     _role(state, command, "coordinator")
     _phase(state, command, "negotiating")
     if state.round == 0:
         raise _conflict("the vendor has not responded yet: an agreement needs at least one response")
     assert state.latest_version is not None
-    return [{"event": AgreementProposed, "demand_version": state.latest_version.version, "round": state.round}]
+    return [
+        _new(AgreementProposed.model_construct)(
+            **stamp(0), demand_version=state.latest_version.version, round=state.round
+        )
+    ]
 
 
 def endorsement_shares(state: NegotiationState, endorsements: dict[str, str]) -> tuple[Fraction, Fraction]:
@@ -481,32 +510,47 @@ def endorsement_shares(state: NegotiationState, endorsements: dict[str, str]) ->
     return share(accepting, state.total_weight), share(rejecting, state.total_weight)
 
 
+def endorsement_outcome(
+    accepting: Fraction, rejecting: Fraction, endorsement_share: Fraction
+) -> Literal["agreed", "rejected"] | None:
+    """SPEC 6: "agreed when the accepting weight share reaches" it; rejected when the rejecting share > 1 - it."""
+    if accepting >= endorsement_share:
+        return "agreed"
+    if rejecting > 1 - endorsement_share:
+        return "rejected"
+    return None  # the vote goes on
+
+
 @_handles(Endorse)
-def _endorse(state: NegotiationState, command: Endorse, context: Context) -> list[dict[str, Any]]:
+def _endorse(state: NegotiationState, command: Endorse, stamp: Stamp) -> list[Event]:
     _role(state, command, "member")
     _phase(state, command, "endorsing")
     assert state.proposal is not None
     member_id = command.actor.organisation_id
     if member_id in state.proposal.endorsements:
         raise _conflict(f"you have already decided on this proposal ({state.proposal.endorsements[member_id]})")
-    specs: list[dict[str, Any]] = [
-        {"event": EndorsementGiven, "decision": command.decision, "comment": command.comment}
+    events: list[Event] = [
+        _new(EndorsementGiven.model_construct)(**stamp(0), decision=command.decision, comment=command.comment)
     ]
     accepting, rejecting = endorsement_shares(state, {**state.proposal.endorsements, member_id: command.decision})
-    threshold = state.policy.endorsement_share
-    if accepting >= threshold:
-        specs.append(
-            {"event": AgreementReached, "accepting_share": float(accepting), "rejecting_share": float(rejecting)}
+    outcome = endorsement_outcome(accepting, rejecting, state.policy.endorsement_share)
+    if outcome == "agreed":
+        events.append(
+            _new(AgreementReached.model_construct)(
+                **stamp(1), accepting_share=float(accepting), rejecting_share=float(rejecting)
+            )
         )
-    elif rejecting > 1 - threshold:
-        specs.append(
-            {"event": AgreementRejected, "accepting_share": float(accepting), "rejecting_share": float(rejecting)}
+    elif outcome == "rejected":
+        events.append(
+            _new(AgreementRejected.model_construct)(
+                **stamp(1), accepting_share=float(accepting), rejecting_share=float(rejecting)
+            )
         )
-    return specs
+    return events
 
 
 @_handles(Abandon)
-def _abandon(state: NegotiationState, command: Abandon, context: Context) -> list[dict[str, Any]]:
+def _abandon(state: NegotiationState, command: Abandon, stamp: Stamp) -> list[Event]:
     _role(state, command, "coordinator")
     _phase(state, command, "collecting", "negotiating", "endorsing")
-    return [{"event": NegotiationAbandoned, "reason": command.reason}]
+    return [_new(NegotiationAbandoned.model_construct)(**stamp(0), reason=command.reason)]

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from schemas.documents import Offer
-from schemas.negotiation import Kind, Position
-
-Target = bool | Fraction | tuple[str, ...]
+from schemas.negotiation import Kind, Position, Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +18,7 @@ class CurrentOffer:
 
 
 def satisfies(current: CurrentOffer | None, kind: Kind, position: Position) -> bool:
-    """Whether the offer meets this (current) position. Reject, or no answer, never does."""
+    """SPEC 5: whether the current offer "satisfies a member's position"; "reject or no answer → no"."""
     if current is None:
         return False
     offer = current.offer
@@ -55,6 +53,7 @@ def satisfies(current: CurrentOffer | None, kind: Kind, position: Position) -> b
 
 
 def status_of(current: CurrentOffer | None) -> str:
+    """SPEC 5: "Item `status`: pending | accepted | countered | rejected", from the vendor's latest verdict."""
     if current is None:
         return "pending"
     return {"accept": "accepted", "counter": "countered", "reject": "rejected"}[current.offer.verdict]

@@ -3,7 +3,9 @@
 The state holds the facts (members, positions, published versions, offers, endorsements) and the
 indexes kept beside them so that every event costs O(log k) for the k supporters of the item it
 touches: per-item aggregates for the joint demand, and per-member / per-item sets of unsatisfied
-must positions for cohesion and settled items.
+must positions for cohesion and settled items. Beside them, a log of which rows of the shared
+state document each event touched (:class:`Touches`), which a drawing of the document reads
+without changing it.
 
 ``evolve`` changes the state it is given and returns it: copying a negotiation's state for every
 event would cost what the indexes save. Callers that need the state before an event keep a copy
@@ -37,8 +39,8 @@ from schemas.events import (
     PositionWithdrawn,
     VendorResponded,
 )
-from schemas.negotiation import Decision, Phase, Policy, Position, RequirementItem
-from streams.core.aggregation import ItemAggregate, Target
+from schemas.negotiation import Decision, Phase, Policy, Position, RequirementItem, Target
+from streams.core.aggregation import ItemAggregate
 from streams.core.offers import CurrentOffer, satisfies
 
 
@@ -84,6 +86,40 @@ class Outcome:
 
 
 @dataclass(slots=True)
+class Touches:
+    """Which rows of the shared state document events touched, in order.
+
+    ``evolve`` appends to this log; a drawing of the document remembers the position it read up
+    to (``end``) and next time reads only what came after, so drawing never changes the state.
+    The log keeps about twice as many entries as the document has rows: past that its older half
+    goes, and a reader whose position fell off redraws every row, which costs no more than reading
+    the entries it missed would have.
+    """
+
+    entries: list[tuple[bool, str | None]] = field(default_factory=list)
+    """(whether it is a member's row, the member id or item key); an item key None: every item."""
+    end: int = 0
+    """How many entries were ever appended: the position after the newest."""
+
+    @property
+    def start(self) -> int:
+        """The position of the oldest entry still kept."""
+        return self.end - len(self.entries)
+
+    def since(self, position: int) -> list[tuple[bool, str | None]] | None:
+        """The entries after ``position``, or None when some of them are no longer kept."""
+        if not self.start <= position <= self.end:
+            return None
+        return self.entries[position - self.start :]
+
+    def append(self, member: bool, key: str | None, keep: int) -> None:
+        self.entries.append((member, key))
+        self.end += 1
+        if len(self.entries) > keep:
+            del self.entries[: len(self.entries) // 2]
+
+
+@dataclass(slots=True)
 class NegotiationState:
     negotiation_id: str
     title: str
@@ -119,11 +155,8 @@ class NegotiationState:
     satisfied_weight: int = 0
     item_rank: dict[str, int] = field(default_factory=dict)
     """Each item's place in the negotiation's order, for listing a set of items in that order."""
-    # -- the shared state's rows as last drawn, and which of them events changed since -------
-    item_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
-    member_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
-    changed_items: set[str] = field(default_factory=set)
-    changed_members: set[str] = field(default_factory=set)
+    touches: Touches = field(default_factory=Touches)
+    """Which rows of the shared state document events touched: drawings read it, only evolve writes it."""
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -163,9 +196,11 @@ class NegotiationState:
         }
 
     def satisfied(self, member_id: str) -> bool:
+        """SPEC 5: "when the current offers satisfy every one of its must positions" (none: satisfied)."""
         return not self.unsatisfied[member_id]
 
     def settled(self, item_key: str) -> bool:
+        """SPEC 5: "when the status is accepted or countered and the offer satisfies every must position" on it."""
         current = self.offers.get(item_key)
         return (
             current is not None
@@ -231,7 +266,7 @@ def _opened(event: NegotiationOpened) -> NegotiationState:
     )
     state.aggregates = {item.key: ItemAggregate(item) for item in event.items}
     state.item_rank = {item.key: rank for rank, item in enumerate(event.items)}
-    state.changed_items.update(state.items)
+    _touch_item(state, None)
     state.must_members = {item.key: set() for item in event.items}
     return state
 
@@ -239,7 +274,7 @@ def _opened(event: NegotiationOpened) -> NegotiationState:
 @_on(MemberInvited)
 def _member_invited(state: NegotiationState, event: MemberInvited) -> None:
     state.members[event.organisation_id] = Member(event.organisation_id, event.name, event.weight)
-    state.changed_members.add(event.organisation_id)
+    _touch_member(state, event.organisation_id)
     state.positions[event.organisation_id] = {}
     state.unsatisfied[event.organisation_id] = set()
     state.total_weight += event.weight
@@ -252,9 +287,27 @@ def _policy_changed(state: NegotiationState, event: PolicyChanged) -> None:
     state.policy = event.policy
 
 
+def _touch_item(state: NegotiationState, item_key: str | None) -> None:
+    """The item's row of the shared state may have changed (``None``: every item's row)."""
+    state.touches.append(False, item_key, _touches_kept(state))
+
+
+def _touch_member(state: NegotiationState, member_id: str) -> None:
+    """The member's row of the shared state may have changed."""
+    state.touches.append(True, member_id, _touches_kept(state))
+
+
+def _touches_kept(state: NegotiationState) -> int:
+    # About twice the document's rows: a drawing that falls off the log would rebuild about as
+    # many rows as it had to read entries, so the log needs no more to pay for itself.
+    return 2 * (len(state.items) + len(state.members)) + 16
+
+
 def _mark(state: NegotiationState, member_id: str, item_key: str, satisfied: bool) -> None:
-    state.changed_members.add(member_id)  # its must count or open items may change, and so
-    state.changed_items.add(item_key)  # whether the item is settled
+    """Whether the current offer satisfies the member's must position on the item, kept per member
+    and per item (so ``satisfied``, ``settled`` and cohesion are read in O(1))."""
+    _touch_member(state, member_id)  # its must count or open items may change, and so
+    _touch_item(state, item_key)  # whether the item is settled
     open_items = state.unsatisfied[member_id]
     was_satisfied = not open_items
     if satisfied:
@@ -310,7 +363,7 @@ def _demand_published(state: NegotiationState, event: DemandPublished) -> None:
     )
     state.versions.append(version)
     state.version_targets.append({item.key: item.target for item in event.items})
-    state.changed_items.update(state.items)
+    _touch_item(state, None)  # every item's target is the new version's (or none)
     if state.phase == "collecting":
         state.phase = "negotiating"
 
@@ -331,7 +384,7 @@ def _vendor_responded(state: NegotiationState, event: VendorResponded) -> None:
         )
         current = CurrentOffer(offer=offer, answered_target=targets[key])
         state.offers[key] = current
-        state.changed_items.add(key)
+        _touch_item(state, key)
         kind = state.items[key].kind
         for member_id in state.must_members[key]:
             position = state.positions[member_id][key]

@@ -10,12 +10,14 @@ nothing (the edges answer 404).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
 from schemas.common import number_to_json
 from schemas.documents import (
+    SUPPORT_FIGURES,
     ClarificationView,
     DemandVersion,
     JointDemand,
@@ -30,7 +32,8 @@ from schemas.documents import (
     StateItem,
 )
 from schemas.events import Event
-from streams.core.aggregation import Target, share
+from schemas.negotiation import Target
+from streams.core.aggregation import share
 from streams.core.offers import status_of
 from streams.core.state import NegotiationState
 
@@ -50,7 +53,7 @@ def audience(state: NegotiationState, organisation_id: str) -> Audience | None:
 
 
 def live_demand(state: NegotiationState) -> JointDemand:
-    """The joint demand from the current positions (coordinator and members only)."""
+    """SPEC 4: the joint demand, "computed for every item from the current positions" (never the vendor's)."""
     return JointDemand(
         negotiation_id=state.negotiation_id,
         sequence=state.sequence,
@@ -67,11 +70,12 @@ def included_must_items(state: NegotiationState) -> list[str]:
 
 
 def ready_to_endorse(state: NegotiationState) -> bool:
-    """Every included must item is settled (and the vendor has seen a published version)."""
+    """SPEC 5: "`ready_to_endorse` when every included must item is settled" (and a version is published)."""
     return bool(state.versions) and all(state.settled(key) for key in included_must_items(state))
 
 
 def cohesion(state: NegotiationState) -> float:
+    """SPEC 5: "`cohesion` = Σw(satisfied members) / W: the share of the coalition that the offer serves"."""
     return float(share(state.satisfied_weight, state.total_weight))
 
 
@@ -141,56 +145,122 @@ def _json_offer(offer: Offer) -> dict[str, Any]:
     }
 
 
-def shared_state_data(state: NegotiationState) -> dict[str, Any]:
+def _item_row(state: NegotiationState, key: str) -> dict[str, Any]:
+    targets = state.version_targets[-1] if state.version_targets else {}
+    current = state.offers.get(key)
+    return {
+        "key": key,
+        "target": _json_target(targets.get(key)),
+        "offer": None if current is None else _json_offer(current.offer),
+        "status": status_of(current),
+        "settled": state.settled(key),
+    }
+
+
+def _member_row(state: NegotiationState, member_id: str) -> dict[str, Any]:
+    member, open_items, musts = state.members[member_id], state.unsatisfied[member_id], state.must_count[member_id]
+    return {
+        "organisation_id": member_id,
+        "name": member.name,
+        "weight": member.weight,
+        "satisfied": not open_items,
+        "must_items": musts,
+        "satisfied_must_items": musts - len(open_items),
+        "unsatisfied_items": sorted(open_items, key=state.item_rank.__getitem__),
+    }
+
+
+@dataclass(slots=True)
+class DocumentRows:
+    """One negotiation's state document rows as last drawn, and where its state stood then."""
+
+    sequence: int
+    position: int
+    """The state's ``touches.end`` when drawn: the touches after it are the rows to draw again."""
+    items: dict[str, dict[str, Any]]
+    members: dict[str, dict[str, Any]]
+
+
+class StateDocumentCache:
+    """The rows of the shared state documents as last drawn, per negotiation; the caller owns it.
+
+    Drawing a negotiation's document again builds only the rows that events touched since the
+    last drawing (the state's :class:`~streams.core.state.Touches` say which), so its cost does not
+    grow with the number of members and items. The state is only read. A row is replaced, never
+    changed, so a document drawn before stays as it was.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[str, DocumentRows] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, negotiation_id: object) -> bool:
+        return negotiation_id in self._rows
+
+    def forget(self, negotiation_ids: Iterable[str]) -> None:
+        """Drop the rows of these negotiations (their state went elsewhere)."""
+        for negotiation_id in negotiation_ids:
+            self._rows.pop(negotiation_id, None)
+
+    def draw(self, state: NegotiationState) -> dict[str, Any]:
+        """The full shared state (as ``shared_state(state)``) as JSON-ready data."""
+        rows = self._rows.get(state.negotiation_id)
+        touched = None
+        if rows is not None and rows.sequence <= state.sequence:
+            touched = state.touches.since(rows.position)
+        if rows is None or touched is None:
+            # Never drawn, or the touches since are no longer kept: every row.
+            rows = DocumentRows(
+                sequence=state.sequence,
+                position=state.touches.end,
+                items={key: _item_row(state, key) for key in state.items},
+                members={member_id: _member_row(state, member_id) for member_id in state.members},
+            )
+            self._rows[state.negotiation_id] = rows
+        else:
+            item_keys: set[str] = set()
+            member_ids: set[str] = set()
+            every_item = False
+            for member, key in touched:
+                if member:
+                    assert key is not None
+                    member_ids.add(key)
+                elif key is None:
+                    every_item = True
+                else:
+                    item_keys.add(key)
+            for key in state.items if every_item else item_keys:
+                rows.items[key] = _item_row(state, key)
+            for member_id in member_ids:
+                rows.members[member_id] = _member_row(state, member_id)
+            rows.sequence, rows.position = state.sequence, state.touches.end
+        item_rows, member_rows = rows.items, rows.members
+        return {
+            "negotiation_id": state.negotiation_id,
+            "phase": state.phase,
+            "sequence": state.sequence,
+            "demand_version": state.versions[-1].version if state.versions else None,
+            "round": state.round,
+            "items": [item_rows[key] for key in state.items],
+            "ready_to_endorse": ready_to_endorse(state),
+            "cohesion": cohesion(state),
+            "satisfaction": [member_rows[member_id] for member_id in state.members],
+        }
+
+
+def shared_state_data(state: NegotiationState, cache: StateDocumentCache | None = None) -> dict[str, Any]:
     """The full shared state (as ``shared_state(state)``) as JSON-ready data, for the state topic.
 
-    The worker draws it for every negotiation a batch touched. Only the rows of items and members
-    that events changed since the last drawing are built again (``evolve`` records which), so its
-    cost does not grow with the number of members and items; the property tests check it against
-    the validated document after every step of random negotiations.
+    The worker draws it for every negotiation a batch touched, through its ``cache``, which
+    builds again only the rows that events touched since the last drawing; without a cache every
+    row is built. Either way the state is only read. The property tests check the document against
+    the validated one after every step of random negotiations.
     """
-    if state.changed_items:
-        targets = state.version_targets[-1] if state.version_targets else {}
-        offers = state.offers
-        for key in state.changed_items:
-            state.item_rows[key] = {
-                "key": key,
-                "target": _json_target(targets.get(key)),
-                "offer": _json_offer(offers[key].offer) if key in offers else None,
-                "status": status_of(offers.get(key)),
-                "settled": state.settled(key),
-            }
-        state.changed_items.clear()
-    if state.changed_members:
-        rank = state.item_rank.__getitem__
-        for member_id in state.changed_members:
-            member, open_items, musts = (
-                state.members[member_id],
-                state.unsatisfied[member_id],
-                state.must_count[member_id],
-            )
-            state.member_rows[member_id] = {
-                "organisation_id": member_id,
-                "name": member.name,
-                "weight": member.weight,
-                "satisfied": not open_items,
-                "must_items": musts,
-                "satisfied_must_items": musts - len(open_items),
-                "unsatisfied_items": sorted(open_items, key=rank),
-            }
-        state.changed_members.clear()
-    item_rows, member_rows = state.item_rows, state.member_rows
-    return {
-        "negotiation_id": state.negotiation_id,
-        "phase": state.phase,
-        "sequence": state.sequence,
-        "demand_version": state.versions[-1].version if state.versions else None,
-        "round": state.round,
-        "items": [item_rows[key] for key in state.items],
-        "ready_to_endorse": ready_to_endorse(state),
-        "cohesion": cohesion(state),
-        "satisfaction": [member_rows[member_id] for member_id in state.members],
-    }
+    return (StateDocumentCache() if cache is None else cache).draw(state)
 
 
 def version_view(state: NegotiationState, version: DemandVersion, viewer: Audience) -> DemandVersion:
@@ -200,13 +270,12 @@ def version_view(state: NegotiationState, version: DemandVersion, viewer: Audien
     return version.model_copy(update={"items": tuple(_without_shares(item) for item in version.items)})
 
 
-# The priority score is a weighted support figure too: with only must supporters it equals the
-# support share. The vendor sees the priority (must/should/could), not the score.
-SUPPORT_HIDDEN: dict[str, Any] = {"support_share": None, "must_share": None, "priority_score": None}
+# The vendor sees the priority (must/should/could), not the figures behind it.
+_SUPPORT_HIDDEN: dict[str, Any] = dict.fromkeys(SUPPORT_FIGURES)
 
 
 def _without_shares(item: PublishedItem) -> PublishedItem:
-    return item.model_copy(update=SUPPORT_HIDDEN)
+    return item.model_copy(update=_SUPPORT_HIDDEN)
 
 
 def summary(state: NegotiationState, viewer: Audience) -> NegotiationSummary:
@@ -315,7 +384,7 @@ def event_view(state: NegotiationState, event: Event, viewer: Audience) -> dict[
             data.pop("policy", None)
         elif event.type == "DemandPublished" and not state.policy.disclose_support_to_vendor:
             for item in data["items"]:
-                item.update(SUPPORT_HIDDEN)
+                item.update(_SUPPORT_HIDDEN)
         elif event.type in ("AgreementReached", "AgreementRejected"):
             data.pop("accepting_share", None)
             data.pop("rejecting_share", None)

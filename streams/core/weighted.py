@@ -145,7 +145,7 @@ class WeightedValues:
         self.add(value, -weight)
 
     def largest_with_weight_at_or_above(self, threshold: Fraction | int) -> Fraction | None:
-        """The largest value t with Σ weight(values >= t) >= threshold, or None if there is none."""
+        """SPEC 4, at_most: "the largest stated value t such that Σw(considered with value >= t) >= q·C"."""
         need = _ceil(threshold)
         node, beyond, best = self._root, 0, None
         while node is not None:
@@ -160,7 +160,7 @@ class WeightedValues:
         return None if best is None else best[1]
 
     def smallest_with_weight_at_or_below(self, threshold: Fraction | int) -> Fraction | None:
-        """The smallest value t with Σ weight(values <= t) >= threshold, or None if there is none."""
+        """SPEC 4, at_least: "the smallest stated value t such that Σw(considered with value <= t) >= q·C"."""
         need = _ceil(threshold)
         node, before, best = self._root, 0, None
         while node is not None:

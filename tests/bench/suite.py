@@ -345,13 +345,14 @@ def state_documents(members: list[int], items: int, changes: int = 2_000, seed: 
     before). Drawing stays nearly flat; the document's bytes grow with the members."""
     from streams.codec import encode_state
     from streams.core.decider import Context, decide
-    from streams.core.views import shared_state
+    from streams.core.views import StateDocumentCache, shared_state
 
     figures: dict[int, Any] = {}
     now = datetime.now(UTC)
     for size in members:
         commands = list(workload(1, size, items, changes, seed))
         state: NegotiationState | None = None
+        documents = StateDocumentCache()
         timings_rows, timings_whole, sizes = [], [], []
         for n, command in enumerate(commands):
             decision = decide(state, command, Context(now=now))
@@ -361,7 +362,7 @@ def state_documents(members: list[int], items: int, changes: int = 2_000, seed: 
             if n < len(commands) - changes:
                 continue
             started = time.perf_counter()
-            document = encode_state(state)
+            document = encode_state(state, documents)
             timings_rows.append(time.perf_counter() - started)
             started = time.perf_counter()
             shared_state(state).model_dump_json()

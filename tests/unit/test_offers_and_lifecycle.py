@@ -6,6 +6,7 @@ import copy
 from fractions import Fraction
 
 import pytest
+from pydantic import ValidationError
 
 from schemas.commands import (
     Abandon,
@@ -19,9 +20,9 @@ from schemas.commands import (
     StatePosition,
     WithdrawPosition,
 )
-from schemas.events import AgreementReached, AgreementRejected, EndorsementGiven
+from schemas.events import EVENT_ADAPTER, AgreementReached, AgreementRejected, EndorsementGiven, MemberInvited
 from schemas.negotiation import ItemResponse, Policy, Position
-from streams.core.decider import Context, decide, event_id
+from streams.core.decider import Context, Stamp, _new, decide, event_id
 from streams.core.state import SequenceGap, evolve, replay
 from streams.core.views import cohesion, ready_to_endorse, shared_state
 from tests.unit.builders import (
@@ -612,6 +613,22 @@ def test_event_ids_are_derived_from_the_command_id() -> None:
     assert one.events[-2].event_id == event_id("neg-1", reached.command_id, 0)
     assert reached.event_id == event_id("neg-1", reached.command_id, 1)
     assert len({e.event_id for e in one.events}) == len(one.events)
+
+
+def test_the_decider_builds_events_that_are_validated_like_any_other() -> None:
+    # Given the events of a whole negotiation, as the decider built them
+    n = full_negotiation()
+    # Then each reads back from its JSON as the same event
+    for event in n.events:
+        assert EVENT_ADAPTER.validate_json(event.model_dump_json()) == event
+    # And the constructor the handlers build them with validates each field, as the class does
+    command = n.command(InviteMember, COORDINATOR, organisation_id="m9", name="M9", weight=1)
+    stamp = Stamp(command, Context(NOW), n.s.sequence)
+    invited = _new(MemberInvited.model_construct)(**stamp(0), organisation_id="m9", name="M9", weight=1)
+    assert type(invited) is MemberInvited
+    assert invited.sequence == n.s.sequence + 1
+    with pytest.raises(ValidationError):
+        _new(MemberInvited.model_construct)(**stamp(0), organisation_id="m9", name="M9", weight=0)
 
 
 def test_deciding_the_same_command_on_the_same_state_gives_the_same_events() -> None:

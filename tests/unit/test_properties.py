@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import uuid
 from fractions import Fraction
 from typing import Any
@@ -23,7 +25,14 @@ from streams.codec import encode_state
 from streams.core.decider import EVENT_NAMESPACE, Rejection, event_id
 from streams.core.offers import satisfies, status_of
 from streams.core.state import NegotiationState, replay
-from streams.core.views import Audience, cohesion, live_demand, ready_to_endorse, shared_state
+from streams.core.views import (
+    Audience,
+    StateDocumentCache,
+    cohesion,
+    live_demand,
+    ready_to_endorse,
+    shared_state,
+)
 from tests.unit.builders import Negotiation, accept, item
 
 OPTIONS = ("NL", "EU", "EEA", "US")
@@ -306,6 +315,31 @@ def answer(line_key: str, verdict: str, value: Fraction, option: str) -> ItemRes
     return ItemResponse(key=line_key, verdict="counter", value=value)
 
 
+def take(n: Negotiation, weights: list[int], step: tuple[Any, ...]) -> None:
+    """One step of a random script; a refused command simply changes nothing."""
+    member = f"m{step[1] % len(weights) + 1}" if step[0] in ("state", "withdraw", "endorse") else ""
+    try:
+        if step[0] == "state":
+            n.position(member, step[2], step[3].priority, step[3].value, step[3].accepted)
+        elif step[0] == "withdraw":
+            n.withdraw(member, step[2])
+        elif step[0] == "policy":
+            n.policy(coverage=step[1], inclusion_share=step[2])
+        elif step[0] == "publish":
+            n.publish()
+        elif step[0] == "respond":
+            if n.s.latest_version is None:
+                return
+            lines = n.s.latest_version.items
+            n.respond(*(answer(line.key, *choice) for line, choice in zip(lines, step[1], strict=False)))
+        elif step[0] == "propose":
+            n.propose()
+        else:
+            n.endorse(member, step[2])
+    except Rejection:
+        pass
+
+
 @FAST
 @given(coalition=coalitions(), script=st.lists(steps, min_size=4, max_size=25), finish=st.booleans())
 def test_replaying_the_events_from_scratch_gives_the_same_state(
@@ -323,30 +357,11 @@ def test_replaying_the_events_from_scratch_gives_the_same_state(
             ("propose",),
             *(("endorse", index, "accept") for index in range(len(weights))),
         ]
+    documents = StateDocumentCache()
     for step in script:
-        member = f"m{step[1] % len(weights) + 1}" if step[0] in ("state", "withdraw", "endorse") else ""
-        try:
-            if step[0] == "state":
-                n.position(member, step[2], step[3].priority, step[3].value, step[3].accepted)
-            elif step[0] == "withdraw":
-                n.withdraw(member, step[2])
-            elif step[0] == "policy":
-                n.policy(coverage=step[1], inclusion_share=step[2])
-            elif step[0] == "publish":
-                n.publish()
-            elif step[0] == "respond":
-                if n.s.latest_version is None:
-                    continue
-                lines = n.s.latest_version.items
-                n.respond(*(answer(line.key, *choice) for line, choice in zip(lines, step[1], strict=False)))
-            elif step[0] == "propose":
-                n.propose()
-            else:
-                n.endorse(member, step[2])
-        except Rejection:
-            pass
+        take(n, weights, step)
         # the state topic's document, whose rows are drawn again only where events changed them
-        topic_document = orjson.loads(encode_state(n.s))
+        topic_document = orjson.loads(encode_state(n.s, documents))
         assert topic_document == json.loads(reference_shared_state(n.s, None).model_dump_json())
     event(f"phase {n.s.phase}, round {min(n.s.round, 2)}")
     # When the events are replayed from nothing
@@ -365,8 +380,30 @@ def test_replaying_the_events_from_scratch_gives_the_same_state(
         assert fast == reference_shared_state(n.s, viewer).model_dump_json()
         assert SharedState.model_validate_json(fast).model_dump_json() == fast
     # And the state topic's document, built as plain data, is that same document, fresh or not
-    for state in (n.s, again):
-        assert SharedState.model_validate_json(encode_state(state)) == shared_state(n.s)
+    for state, cache in ((n.s, documents), (again, None), (again, StateDocumentCache())):
+        assert SharedState.model_validate_json(encode_state(state, cache)) == shared_state(n.s)
+
+
+@FAST
+@given(coalition=coalitions(), script=st.lists(steps, min_size=4, max_size=25))
+def test_drawing_the_state_document_changes_nothing(
+    coalition: tuple[list[int], list[tuple[str, str, Position]]], script: list[tuple[Any, ...]]
+) -> None:
+    # Given any negotiation driven by a random script, its document drawn through a cache after every step
+    weights, stated = coalition
+    n = build(weights, stated)
+    documents = StateDocumentCache()
+    for step in script:
+        take(n, weights, step)
+        facts = copy.deepcopy(n.s.facts())
+        before = pickle.dumps(n.s)
+        # When the document is drawn twice through the cache, and once whole
+        first, second, whole = encode_state(n.s, documents), encode_state(n.s, documents), encode_state(n.s)
+        # Then each drawing gives the same bytes
+        assert first == second == whole
+        # And the state is as it was: its facts, and every index beside them
+        assert n.s.facts() == facts
+        assert pickle.dumps(n.s) == before
 
 
 def reference_shared_state(state: NegotiationState, viewer: Audience | None) -> SharedState:

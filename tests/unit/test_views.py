@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 
+from schemas.documents import SUPPORT_FIGURES, PublishedItem, SharedState
 from schemas.events import EVENT_TYPES, Event
 from schemas.negotiation import Policy
+from streams.codec import encode_state
+from streams.core.decider import version_hash
 from streams.core.views import (
     Audience,
+    StateDocumentCache,
     event_view,
     positions,
     shared_state,
@@ -154,6 +158,19 @@ def test_the_vendors_documents_hold_no_member_secrets(negotiations: tuple[Negoti
     assert positions(n.s, VENDOR_SEES) == []
 
 
+def test_the_vendor_can_check_each_version_hash_from_what_it_sees(
+    negotiations: tuple[Negotiation, Negotiation],
+) -> None:
+    # Given the published versions as the vendor sees them, support figures hidden
+    n, _ = negotiations
+    for version in n.s.versions:
+        view = version_view(n.s, version, VENDOR_SEES)
+        hidden = {name for name in PublishedItem.model_fields if getattr(view.items[0], name) is None}
+        assert hidden >= SUPPORT_FIGURES
+        # Then the hash over what it sees is the version's hash: exactly the hidden figures are left out
+        assert version_hash(n.s.negotiation_id, version.version, view.items) == version.hash
+
+
 def test_the_vendor_sees_support_shares_when_the_policy_discloses_them() -> None:
     # Given the coalition discloses support to the vendor
     n = full_negotiation(Policy(disclose_support_to_vendor=True))
@@ -283,3 +300,27 @@ def test_events_in_the_feed_keep_their_data(negotiations: tuple[Negotiation, Neg
     assert view is not None
     assert view["position"]["rationale"] == RATIONALES[ZWANENBURG]
     assert {"event_id", "sequence", "occurred_at", "type"}.isdisjoint(view)
+
+
+# -- the state topic's document --------------------------------------------------------------------
+
+
+def test_a_document_drawn_long_after_the_last_still_shows_every_change() -> None:
+    # Given a negotiation whose state document was drawn once, early, through a cache
+    n = Negotiation(*ITEMS)
+    n.invite(ZWANENBURG, WEIGHTS[ZWANENBURG], NAMES[ZWANENBURG])
+    documents = StateDocumentCache()
+    early = SharedState.model_validate_json(encode_state(n.s, documents))
+    drawn_at = n.s.touches.end
+    # When more changes follow than the state's touch log keeps
+    for days in range(30, 50):
+        n.position(ZWANENBURG, "retention-days", "must", days)
+    n.position(ZWANENBURG, "audit-rights", "must").publish().respond(counter("retention-days", value=49))
+    assert n.s.touches.since(drawn_at) is None
+    # Then the document drawn through the cache is the whole document, every change in it
+    again = SharedState.model_validate_json(encode_state(n.s, documents))
+    assert again == shared_state(n.s)
+    assert again != early
+    assert again.satisfaction is not None
+    assert [(s.must_items, s.satisfied_must_items) for s in again.satisfaction] == [(2, 1)]
+    assert next(i for i in again.items if i.key == "retention-days").status == "countered"

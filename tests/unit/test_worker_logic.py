@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime
 
 from schemas.commands import Endorse, PublishDemand, RespondToDemand
 from schemas.deadletters import DeadLetter
 from schemas.results import CommandAccepted
-from streams.app import NegotiationTable, Outbox, process_command
+from streams.app import NegotiationTable, NegotiationWorker, Outbox, WorkerConfig, process_command
 from streams.codec import DEAD_LETTER_VALUE_LIMIT, decode_result, encode_command, encode_event
 from streams.core.decider import Context, decide
 from tests.unit.builders import COORDINATOR, VENDOR, Negotiation, accept, item
@@ -139,3 +140,19 @@ def test_a_huge_undecodable_command_is_dead_lettered_within_a_message_size() -> 
     assert base64.b64decode(letter.value_base64 or "") == value[:DEAD_LETTER_VALUE_LIMIT]
     assert str(len(value)) in letter.reason
     assert (letter.partition, letter.offset, key) == (2, 7, b"n")
+
+
+def test_a_released_partition_takes_its_drawn_documents_with_it() -> None:
+    # Given a worker that drew the state document of a negotiation in partition 0
+    worker = NegotiationWorker(WorkerConfig(bootstrap="unused:9092"))
+    n = endorsing()
+    worker.tables[0] = table_with(n, [], replay_from=2)
+    state = worker.tables[0].state(n.s.negotiation_id)
+    assert state is not None
+    worker.documents.draw(state)
+    assert n.s.negotiation_id in worker.documents
+    # When the partition is released (another worker takes it over)
+    asyncio.run(worker._release({0}))
+    # Then its table and its drawn rows are gone: a later owner starts from its own state
+    assert worker.tables == {}
+    assert n.s.negotiation_id not in worker.documents
