@@ -15,7 +15,9 @@ Measures, in this order, and prints one table (``--json FILE`` writes the figure
 5. **replay** — events/s of a pure replay of the events topic; and the recovery of one partition
    with ``--recovery-events`` events behind it (``tests/bench/recovery.py``): from the log alone,
    and from snapshots with ``--recovery-after`` events after their checkpoint;
-6. **memory** — peak resident memory (VmHWM) of the worker (after 2) and of the API (after 3).
+6. **memory** — peak resident memory (VmHWM) of the worker (after 2) and of the API (after 3);
+7. **faults** — the fault suite's scenarios (``tests/reliability/faults.py``, on a 3-broker
+   Kafka): p50/p99 of the writes acknowledged during each fault, and how long it took to heal.
 
 It starts its own Kafka (in a temporary folder, free loopback ports) unless ``--bootstrap`` names one.
 """
@@ -462,6 +464,14 @@ def table(figures: dict[str, Any]) -> str:
         f"| memory: worker / API peak RSS | {p['worker_peak_rss_mb']:.0f} / "
         f"{figures['latency']['api_peak_rss_mb']:.0f} MB | |",
     ]
+    for outcome in figures.get("faults", []):
+        f = outcome["figures"] or {}
+        healed = f.get("healed_after_fault_s")
+        lines.append(
+            f"| fault {outcome['fault']}: acknowledged writes during it, p50 / p99 (healed after) | "
+            f"{f.get('p50_ms') or 0:,.0f} / {f.get('p99_ms') or 0:,.0f} ms "
+            f"({'-' if healed is None else f'{healed:.1f} s'}){'' if outcome['ok'] else ' FAILED'} | |"
+        )
     return "\n".join(lines)
 
 
@@ -479,6 +489,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="offered HTTP writes per second")
     parser.add_argument("--writes", type=int, default=2_000, help="HTTP writes per latency run")
     parser.add_argument("--json", dest="json_path", default="bench-results.json")
+    parser.add_argument("--no-faults", dest="faults", action="store_false", help="skip the fault scenarios")
     args = parser.parse_args()
     with kafka(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as folder:
         figures = asyncio.run(run(args, bootstrap, Path(folder)))
@@ -489,6 +500,14 @@ def main() -> None:
     say("aggregation: one PositionStated as supporters grow")
     rng = random.Random(3)
     figures["aggregation"] = {n: aggregation.measure(n, 200, rng) for n in (10, 100, 1_000, 10_000)}
+    if args.faults:
+        say("faults: each fault of the fault suite under twelve members' load (tests/reliability)")
+        from tests.reliability import faults
+
+        with tempfile.TemporaryDirectory() as folder:
+            outcomes = Path(folder) / "faults.json"
+            faults.main(["--json", str(outcomes)])
+            figures["faults"] = json.loads(outcomes.read_text())
     Path(args.json_path).write_text(json.dumps(figures, indent=2, default=str))
     print(table(figures))
     print(f"\n(figures in {args.json_path})")
