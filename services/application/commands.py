@@ -1,0 +1,270 @@
+"""The commands a party may send, each as an :class:`Action`: how to build it, and the answer
+document it renders from the events it caused. Both doors build their commands here.
+
+Whether the party may send it is not decided here but by the pure core's decider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.commands import (
+    Abandon,
+    AnswerClarification,
+    ChangePolicy,
+    Endorse,
+    InviteMember,
+    OpenNegotiation,
+    ProposeAgreement,
+    PublishDemand,
+    RequestClarification,
+    RespondToDemand,
+    StatePosition,
+    WithdrawPosition,
+)
+from schemas.documents import ClarificationView, MemberView, NegotiationSummary, PositionView
+from schemas.events import (
+    AgreementProposed,
+    AgreementReached,
+    AgreementRejected,
+    ClarificationAnswered,
+    ClarificationRequested,
+    DemandPublished,
+    EndorsementGiven,
+    Event,
+    MemberInvited,
+    NegotiationAbandoned,
+    PolicyChanged,
+    PositionStated,
+    VendorResponded,
+)
+from schemas.negotiation import Decision, ItemResponse, Policy, Position, RequirementItem
+from services.application.actions import Action
+from services.application.documents import Abandonment, AgreementProposal, EndorsementResult, VendorResponse
+from services.application.hub import negotiation_id_for
+from services.application.security import Caller
+from services.readmodel.tables import Organisation
+from streams.core import views
+from streams.core.state import NegotiationState, replay
+from streams.core.views import Audience
+
+
+def open_negotiation(
+    caller: Caller,
+    title: str,
+    vendor: Organisation,
+    items: tuple[RequirementItem, ...],
+    policy: Policy | None,
+) -> Action:
+    def build(command_id: str) -> OpenNegotiation:
+        return OpenNegotiation(
+            command_id=command_id,
+            negotiation_id=negotiation_id_for(command_id),
+            actor=caller.actor(),
+            title=title,
+            vendor_id=vendor.id,
+            vendor_name=vendor.name,
+            items=items,
+            policy=policy or Policy(),
+        )
+
+    def render(events: Sequence[Event], state: NegotiationState) -> NegotiationSummary:
+        opened = replay(events[:1])
+        assert opened is not None
+        return views.summary(opened, Audience("coordinator", caller.organisation_id))
+
+    return Action(build, render, 201)
+
+
+def invite_member(caller: Caller, negotiation_id: str, member: Organisation, weight: int) -> Action:
+    def render(events: Sequence[Event], state: NegotiationState) -> MemberView:
+        event = _only(events, MemberInvited)
+        return MemberView(organisation_id=event.organisation_id, name=event.name, weight=event.weight)
+
+    return Action(
+        lambda cid: InviteMember(
+            command_id=cid,
+            negotiation_id=negotiation_id,
+            actor=caller.actor(),
+            organisation_id=member.id,
+            name=member.name,
+            weight=weight,
+        ),
+        render,
+        201,
+    )
+
+
+def change_policy(caller: Caller, negotiation_id: str, policy: Policy) -> Action:
+    return Action(
+        lambda cid: ChangePolicy(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), policy=policy),
+        lambda events, state: _only(events, PolicyChanged).policy,
+    )
+
+
+def publish_demand(caller: Caller, negotiation_id: str) -> Action:
+    return Action(
+        lambda cid: PublishDemand(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()),
+        lambda events, state: state.versions[_only(events, DemandPublished).version - 1],
+        201,
+    )
+
+
+def answer_clarification(caller: Caller, negotiation_id: str, clarification_id: int, answer: str) -> Action:
+    def render(events: Sequence[Event], state: NegotiationState) -> ClarificationView:
+        event = _only(events, ClarificationAnswered)
+        asked = state.clarifications[event.clarification_id]
+        return ClarificationView(
+            clarification_id=event.clarification_id,
+            item_key=asked.item_key,
+            question=asked.question,
+            answer=event.answer,
+            asked_at=asked.asked_at,
+            answered_at=event.occurred_at,
+        )
+
+    return Action(
+        lambda cid: AnswerClarification(
+            command_id=cid,
+            negotiation_id=negotiation_id,
+            actor=caller.actor(),
+            clarification_id=clarification_id,
+            answer=answer,
+        ),
+        render,
+    )
+
+
+def propose_agreement(caller: Caller, negotiation_id: str) -> Action:
+    def render(events: Sequence[Event], state: NegotiationState) -> AgreementProposal:
+        event = _only(events, AgreementProposed)
+        return AgreementProposal(
+            negotiation_id=event.negotiation_id,
+            phase="endorsing",
+            demand_version=event.demand_version,
+            round=event.round,
+            proposed_at=event.occurred_at,
+        )
+
+    return Action(
+        lambda cid: ProposeAgreement(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()), render
+    )
+
+
+def abandon(caller: Caller, negotiation_id: str, reason: str | None) -> Action:
+    def render(events: Sequence[Event], state: NegotiationState) -> Abandonment:
+        event = _only(events, NegotiationAbandoned)
+        return Abandonment(
+            negotiation_id=event.negotiation_id, phase="abandoned", reason=event.reason, abandoned_at=event.occurred_at
+        )
+
+    return Action(
+        lambda cid: Abandon(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), reason=reason),
+        render,
+    )
+
+
+def state_position(caller: Caller, negotiation_id: str, item_key: str, position: Position) -> Action:
+    def render(events: Sequence[Event], state: NegotiationState) -> PositionView:
+        event = _only(events, PositionStated)
+        return PositionView(
+            member_id=event.actor_id,
+            member_name=state.members[event.actor_id].name,
+            item_key=event.item_key,
+            priority=event.position.priority,
+            value=event.position.value,
+            accepted=event.position.accepted,
+            rationale=event.position.rationale,
+        )
+
+    return Action(
+        lambda cid: StatePosition(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key, position=position
+        ),
+        render,
+    )
+
+
+def withdraw_position(caller: Caller, negotiation_id: str, item_key: str) -> Action:
+    return Action(
+        lambda cid: WithdrawPosition(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key
+        ),
+        lambda events, state: None,
+        204,
+    )
+
+
+def endorse(caller: Caller, negotiation_id: str, decision: Decision, comment: str | None) -> Action:
+    def render(events: Sequence[Event], state: NegotiationState) -> EndorsementResult:
+        event = _only(events, EndorsementGiven)
+        kinds = {type(e) for e in events}
+        outcome = "agreed" if AgreementReached in kinds else "rejected" if AgreementRejected in kinds else None
+        return EndorsementResult(
+            negotiation_id=event.negotiation_id,
+            decision=event.decision,
+            comment=event.comment,
+            given_at=event.occurred_at,
+            outcome=outcome,
+        )
+
+    return Action(
+        lambda cid: Endorse(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), decision=decision, comment=comment
+        ),
+        render,
+        201,
+    )
+
+
+def respond(caller: Caller, negotiation_id: str, demand_version: int, items: Sequence[ItemResponse]) -> Action:
+    def render(events: Sequence[Event], state: NegotiationState) -> VendorResponse:
+        event = _only(events, VendorResponded)
+        return VendorResponse(
+            negotiation_id=event.negotiation_id,
+            round=event.round,
+            demand_version=event.demand_version,
+            responded_at=event.occurred_at,
+            items=event.items,
+        )
+
+    return Action(
+        lambda cid: RespondToDemand(
+            command_id=cid,
+            negotiation_id=negotiation_id,
+            actor=caller.actor(),
+            demand_version=demand_version,
+            items=tuple(items),
+        ),
+        render,
+        201,
+    )
+
+
+def request_clarification(caller: Caller, negotiation_id: str, item_key: str, question: str) -> Action:
+    def render(events: Sequence[Event], state: NegotiationState) -> ClarificationView:
+        event = _only(events, ClarificationRequested)
+        return ClarificationView(
+            clarification_id=event.clarification_id,
+            item_key=event.item_key,
+            question=event.question,
+            answer=None,
+            asked_at=event.occurred_at,
+            answered_at=None,
+        )
+
+    return Action(
+        lambda cid: RequestClarification(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key, question=question
+        ),
+        render,
+        201,
+    )
+
+
+def _only(events: Sequence[Event], event_type: type[Any]) -> Any:
+    for event in events:
+        if isinstance(event, event_type):
+            return event
+    raise LookupError(f"the command caused no {event_type.__name__}")
