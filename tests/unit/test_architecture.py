@@ -54,3 +54,21 @@ def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     module.write_text("import aiokafka\nfrom schemas.events import Event\nimport json\n")
     assert imported_modules(module) == {"aiokafka", "schemas.events", "json"}
     assert {m for m in imported_modules(module) if m.split(".")[0] not in STDLIB | {"schemas"}} == {"aiokafka"}
+
+
+def test_the_doors_meet_only_in_the_application_service() -> None:
+    # The dashboard calls no function of the API, and the application service knows neither door.
+    assert {m for path in (ROOT / "services/dashboard").rglob("*.py") for m in imported_modules(path)} & _modules_under(
+        "services.api"
+    ) == set()
+    for path in (ROOT / "services/application").rglob("*.py"):
+        for module in imported_modules(path):
+            assert not module.startswith(("services.api", "services.dashboard")), f"{path.name} imports {module}"
+
+
+def _modules_under(package: str) -> set[str]:
+    folder = ROOT / package.replace(".", "/")
+    return {package} | {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in folder.rglob("*.py")
+    }
