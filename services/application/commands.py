@@ -112,18 +112,6 @@ def publish_demand(caller: Caller, negotiation_id: str) -> Action:
 
 
 def answer_clarification(caller: Caller, negotiation_id: str, clarification_id: int, answer: str) -> Action:
-    def render(events: Sequence[Event], state: NegotiationState) -> ClarificationView:
-        event = _only(events, ClarificationAnswered)
-        asked = state.clarifications[event.clarification_id]
-        return ClarificationView(
-            clarification_id=event.clarification_id,
-            item_key=asked.item_key,
-            question=asked.question,
-            answer=event.answer,
-            asked_at=asked.asked_at,
-            answered_at=event.occurred_at,
-        )
-
     return Action(
         lambda cid: AnswerClarification(
             command_id=cid,
@@ -132,7 +120,7 @@ def answer_clarification(caller: Caller, negotiation_id: str, clarification_id: 
             clarification_id=clarification_id,
             answer=answer,
         ),
-        render,
+        lambda events, state: _clarification(state, _only(events, ClarificationAnswered).clarification_id),
     )
 
 
@@ -243,23 +231,25 @@ def respond(caller: Caller, negotiation_id: str, demand_version: int, items: Seq
 
 
 def request_clarification(caller: Caller, negotiation_id: str, item_key: str, question: str) -> Action:
-    def render(events: Sequence[Event], state: NegotiationState) -> ClarificationView:
-        event = _only(events, ClarificationRequested)
-        return ClarificationView(
-            clarification_id=event.clarification_id,
-            item_key=event.item_key,
-            question=event.question,
-            answer=None,
-            asked_at=event.occurred_at,
-            answered_at=None,
-        )
-
     return Action(
         lambda cid: RequestClarification(
             command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key, question=question
         ),
-        render,
+        lambda events, state: _clarification(state, _only(events, ClarificationRequested).clarification_id, False),
         201,
+    )
+
+
+def _clarification(state: NegotiationState, clarification_id: int, answered: bool = True) -> ClarificationView:
+    """The clarification; not ``answered``: as it was asked (an answer may have followed since)."""
+    c = state.clarifications[clarification_id]
+    return ClarificationView(
+        clarification_id=c.clarification_id,
+        item_key=c.item_key,
+        question=c.question,
+        answer=c.answer if answered else None,
+        asked_at=c.asked_at,
+        answered_at=c.answered_at if answered else None,
     )
 
 

@@ -12,7 +12,7 @@ Kafka and the decider's tables are the message bus: nothing here dispatches in-p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ from services.application.security import Caller, new_key
 from services.catalogue import load_catalogue
 from services.readmodel.store import load_events
 from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
+from services.subscriptions.live import live_messages
 from streams.core import views
 from streams.core.decider import Context, Rejection, decide
 from streams.core.state import NegotiationState
@@ -103,6 +104,20 @@ class Application:
     def viewer(self, caller: Caller, negotiation_id: str) -> Audience:
         """Who the caller is in the negotiation; 404 when not a party."""
         return self.read(caller, negotiation_id, lambda state, viewer: viewer)
+
+    def live(
+        self,
+        viewer: Audience,
+        negotiation_id: str,
+        cursor: int,
+        board: bool = False,
+        alive: Callable[[], Awaitable[bool]] | None = None,
+    ) -> AsyncIterator[dict[str, str]]:
+        """The viewer's live messages after ``cursor`` (``services.subscriptions.live``). A
+        ``board`` (the dashboard's) also hears of changes the viewer may not see, to redraw the
+        joint demand; not a vendor's: that would tell it when members act."""
+        announce = board and viewer.role != "vendor"
+        return live_messages(self.hub, negotiation_id, viewer, cursor, announce_hidden=announce, alive=alive)
 
     def summary(self, caller: Caller, negotiation_id: str) -> NegotiationSummary:
         return self.read(caller, negotiation_id, views.summary)

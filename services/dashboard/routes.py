@@ -39,7 +39,6 @@ from services.application.security import Caller, authenticate
 from services.application.service import Application
 from services.dashboard.i18n import choose, translator
 from services.readmodel.tables import DashboardSession, Organisation
-from services.subscriptions.live import live_messages
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -262,15 +261,9 @@ async def live(request: Request, negotiation_id: str) -> Response:
     )
     last = request.headers.get("last-event-id") or request.query_params.get("after") or ""
     cursor = int(last) if re.fullmatch(r"[0-9]{1,10}", last) else sequence
-    # The vendor's board changes only with what it may see; announcing more would tell it when
-    # members act.
-    announce = viewer.role != "vendor"
-    hub = application.hub
     return EventSourceResponse(
-        live_messages(
-            hub, negotiation_id, viewer, cursor, announce_hidden=announce, alive=lambda: _still_signed_in(request)
-        ),
-        ping=max(1, int(hub.settings.sse_heartbeat_s)),
+        application.live(viewer, negotiation_id, cursor, board=True, alive=lambda: _still_signed_in(request)),
+        ping=max(1, int(application.hub.settings.sse_heartbeat_s)),
     )
 
 

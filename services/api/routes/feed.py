@@ -14,7 +14,6 @@ from services.api.dependencies import ApplicationDep, NegotiationId, PartyDep
 from services.api.problems import problems
 from services.api.routes.shared import READ
 from services.application.documents import ChangeFeed
-from services.subscriptions.live import live_messages
 
 router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"])
 
@@ -75,7 +74,6 @@ async def live_stream(
     resumes with nothing lost and nothing repeated; comment lines keep idle connections open."""
     viewer = await to_thread.run_sync(application.viewer, caller, negotiation_id)
     cursor = int(last_event_id) if last_event_id is not None else (after or 0)
-    hub = application.hub
     return EventSourceResponse(
-        live_messages(hub, negotiation_id, viewer, cursor), ping=max(1, int(hub.settings.sse_heartbeat_s))
+        application.live(viewer, negotiation_id, cursor), ping=max(1, int(application.hub.settings.sse_heartbeat_s))
     )
