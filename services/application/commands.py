@@ -9,36 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from schemas.commands import (
-    Abandon,
-    AnswerClarification,
-    ChangePolicy,
-    Endorse,
-    InviteMember,
-    OpenNegotiation,
-    ProposeAgreement,
-    PublishDemand,
-    RequestClarification,
-    RespondToDemand,
-    StatePosition,
-    WithdrawPosition,
-)
+from schemas import commands as cmd
+from schemas import events as ev
 from schemas.documents import ClarificationView, MemberView, NegotiationSummary, PositionView
-from schemas.events import (
-    AgreementProposed,
-    AgreementReached,
-    AgreementRejected,
-    ClarificationAnswered,
-    ClarificationRequested,
-    DemandPublished,
-    EndorsementGiven,
-    Event,
-    MemberInvited,
-    NegotiationAbandoned,
-    PolicyChanged,
-    PositionStated,
-    VendorResponded,
-)
 from schemas.negotiation import Decision, ItemResponse, Policy, Position, RequirementItem
 from services.application.actions import Action
 from services.application.documents import Abandonment, AgreementProposal, EndorsementResult, VendorResponse
@@ -57,8 +30,8 @@ def open_negotiation(
     items: tuple[RequirementItem, ...],
     policy: Policy | None,
 ) -> Action:
-    def build(command_id: str) -> OpenNegotiation:
-        return OpenNegotiation(
+    def build(command_id: str) -> cmd.OpenNegotiation:
+        return cmd.OpenNegotiation(
             command_id=command_id,
             negotiation_id=negotiation_id_for(command_id),
             actor=caller.actor(),
@@ -69,7 +42,7 @@ def open_negotiation(
             policy=policy or Policy(),
         )
 
-    def render(events: Sequence[Event], state: NegotiationState) -> NegotiationSummary:
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> NegotiationSummary:
         opened = replay(events[:1])
         assert opened is not None
         return views.summary(opened, Audience("coordinator", caller.organisation_id))
@@ -78,12 +51,12 @@ def open_negotiation(
 
 
 def invite_member(caller: Caller, negotiation_id: str, member: Organisation, weight: int) -> Action:
-    def render(events: Sequence[Event], state: NegotiationState) -> MemberView:
-        event = _only(events, MemberInvited)
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> MemberView:
+        event = _only(events, ev.MemberInvited)
         return MemberView(organisation_id=event.organisation_id, name=event.name, weight=event.weight)
 
     return Action(
-        lambda cid: InviteMember(
+        lambda cid: cmd.InviteMember(
             command_id=cid,
             negotiation_id=negotiation_id,
             actor=caller.actor(),
@@ -98,35 +71,37 @@ def invite_member(caller: Caller, negotiation_id: str, member: Organisation, wei
 
 def change_policy(caller: Caller, negotiation_id: str, policy: Policy) -> Action:
     return Action(
-        lambda cid: ChangePolicy(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), policy=policy),
-        lambda events, state: _only(events, PolicyChanged).policy,
+        lambda cid: cmd.ChangePolicy(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), policy=policy
+        ),
+        lambda events, state: _only(events, ev.PolicyChanged).policy,
     )
 
 
 def publish_demand(caller: Caller, negotiation_id: str) -> Action:
     return Action(
-        lambda cid: PublishDemand(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()),
-        lambda events, state: state.versions[_only(events, DemandPublished).version - 1],
+        lambda cid: cmd.PublishDemand(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()),
+        lambda events, state: state.versions[_only(events, ev.DemandPublished).version - 1],
         201,
     )
 
 
 def answer_clarification(caller: Caller, negotiation_id: str, clarification_id: int, answer: str) -> Action:
     return Action(
-        lambda cid: AnswerClarification(
+        lambda cid: cmd.AnswerClarification(
             command_id=cid,
             negotiation_id=negotiation_id,
             actor=caller.actor(),
             clarification_id=clarification_id,
             answer=answer,
         ),
-        lambda events, state: _clarification(state, _only(events, ClarificationAnswered).clarification_id),
+        lambda events, state: _clarification(state, _only(events, ev.ClarificationAnswered).clarification_id),
     )
 
 
 def propose_agreement(caller: Caller, negotiation_id: str) -> Action:
-    def render(events: Sequence[Event], state: NegotiationState) -> AgreementProposal:
-        event = _only(events, AgreementProposed)
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> AgreementProposal:
+        event = _only(events, ev.AgreementProposed)
         return AgreementProposal(
             negotiation_id=event.negotiation_id,
             phase="endorsing",
@@ -136,26 +111,26 @@ def propose_agreement(caller: Caller, negotiation_id: str) -> Action:
         )
 
     return Action(
-        lambda cid: ProposeAgreement(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()), render
+        lambda cid: cmd.ProposeAgreement(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()), render
     )
 
 
 def abandon(caller: Caller, negotiation_id: str, reason: str | None) -> Action:
-    def render(events: Sequence[Event], state: NegotiationState) -> Abandonment:
-        event = _only(events, NegotiationAbandoned)
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> Abandonment:
+        event = _only(events, ev.NegotiationAbandoned)
         return Abandonment(
             negotiation_id=event.negotiation_id, phase="abandoned", reason=event.reason, abandoned_at=event.occurred_at
         )
 
     return Action(
-        lambda cid: Abandon(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), reason=reason),
+        lambda cid: cmd.Abandon(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), reason=reason),
         render,
     )
 
 
 def state_position(caller: Caller, negotiation_id: str, item_key: str, position: Position) -> Action:
-    def render(events: Sequence[Event], state: NegotiationState) -> PositionView:
-        event = _only(events, PositionStated)
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> PositionView:
+        event = _only(events, ev.PositionStated)
         return PositionView(
             member_id=event.actor_id,
             member_name=state.members[event.actor_id].name,
@@ -167,7 +142,7 @@ def state_position(caller: Caller, negotiation_id: str, item_key: str, position:
         )
 
     return Action(
-        lambda cid: StatePosition(
+        lambda cid: cmd.StatePosition(
             command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key, position=position
         ),
         render,
@@ -176,7 +151,7 @@ def state_position(caller: Caller, negotiation_id: str, item_key: str, position:
 
 def withdraw_position(caller: Caller, negotiation_id: str, item_key: str) -> Action:
     return Action(
-        lambda cid: WithdrawPosition(
+        lambda cid: cmd.WithdrawPosition(
             command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key
         ),
         lambda events, state: None,
@@ -185,10 +160,10 @@ def withdraw_position(caller: Caller, negotiation_id: str, item_key: str) -> Act
 
 
 def endorse(caller: Caller, negotiation_id: str, decision: Decision, comment: str | None) -> Action:
-    def render(events: Sequence[Event], state: NegotiationState) -> EndorsementResult:
-        event = _only(events, EndorsementGiven)
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> EndorsementResult:
+        event = _only(events, ev.EndorsementGiven)
         kinds = {type(e) for e in events}
-        outcome = "agreed" if AgreementReached in kinds else "rejected" if AgreementRejected in kinds else None
+        outcome = "agreed" if ev.AgreementReached in kinds else "rejected" if ev.AgreementRejected in kinds else None
         return EndorsementResult(
             negotiation_id=event.negotiation_id,
             decision=event.decision,
@@ -198,7 +173,7 @@ def endorse(caller: Caller, negotiation_id: str, decision: Decision, comment: st
         )
 
     return Action(
-        lambda cid: Endorse(
+        lambda cid: cmd.Endorse(
             command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), decision=decision, comment=comment
         ),
         render,
@@ -207,8 +182,8 @@ def endorse(caller: Caller, negotiation_id: str, decision: Decision, comment: st
 
 
 def respond(caller: Caller, negotiation_id: str, demand_version: int, items: Sequence[ItemResponse]) -> Action:
-    def render(events: Sequence[Event], state: NegotiationState) -> VendorResponse:
-        event = _only(events, VendorResponded)
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> VendorResponse:
+        event = _only(events, ev.VendorResponded)
         return VendorResponse(
             negotiation_id=event.negotiation_id,
             round=event.round,
@@ -218,7 +193,7 @@ def respond(caller: Caller, negotiation_id: str, demand_version: int, items: Seq
         )
 
     return Action(
-        lambda cid: RespondToDemand(
+        lambda cid: cmd.RespondToDemand(
             command_id=cid,
             negotiation_id=negotiation_id,
             actor=caller.actor(),
@@ -232,10 +207,10 @@ def respond(caller: Caller, negotiation_id: str, demand_version: int, items: Seq
 
 def request_clarification(caller: Caller, negotiation_id: str, item_key: str, question: str) -> Action:
     return Action(
-        lambda cid: RequestClarification(
+        lambda cid: cmd.RequestClarification(
             command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key, question=question
         ),
-        lambda events, state: _clarification(state, _only(events, ClarificationRequested).clarification_id, False),
+        lambda events, state: _clarification(state, _only(events, ev.ClarificationRequested).clarification_id, False),
         201,
     )
 
@@ -253,7 +228,7 @@ def _clarification(state: NegotiationState, clarification_id: int, answered: boo
     )
 
 
-def _only(events: Sequence[Event], event_type: type[Any]) -> Any:
+def _only(events: Sequence[ev.Event], event_type: type[Any]) -> Any:
     for event in events:
         if isinstance(event, event_type):
             return event
