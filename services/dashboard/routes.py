@@ -279,13 +279,13 @@ async def _act(request: Request, negotiation_id: str, action: Callable[[Caller],
     back = f"/dashboard/n/{quote(negotiation_id)}"
     t = translator(_language(request))
     form = await _form(request)
-    once = str(form.get("once", ""))
+    drawn = str(form.get("once", ""))
     # A page's form sent twice (a double click) is one command: its Idempotency-Key.
-    key = f"{once}:{request.url.path}" if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", once) else None
+    key = f"{drawn}:{request.url.path}" if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", drawn) else None
     try:
         _check_csrf(row, str(form.get("csrf", "")))
-        fingerprint = None if key is None else Once.of(key, request.method, request.url.path, await request.body())
-        answer = await _application(request).execute(caller, action(caller), fingerprint, request.url.path)
+        once = None if key is None else Once.of(key, request.method, request.url.path, await request.body())
+        answer = await _application(request).execute(caller, action(caller), once, request.url.path)
     except Refusal as problem:
         return RedirectResponse(f"{back}?error={quote(problem.detail)}", status_code=303)
     except ValueError as exc:  # includes pydantic's ValidationError: a form field that is not valid
