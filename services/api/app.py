@@ -28,14 +28,16 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.bodies import Readiness, SupervisedProcess
-from services.api.hub import Hub
-from services.api.metrics import Metrics, MetricsMiddleware
-from services.api.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, Problem, ProblemDetail, problem_body, problems
-from services.api.routes import negotiations, organisations
+from services.api.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, ProblemDetail, problems
+from services.api.routes import ROUTERS
 from services.api.subscriptions import subscriptions
-from services.api.watch import ProjectionWatch
+from services.application.errors import Refusal, refusal_document
+from services.application.hub import Hub
+from services.application.service import Application
+from services.application.watch import ProjectionWatch
 from services.dashboard.routes import HERE as DASHBOARD
 from services.dashboard.routes import dashboard
+from services.metrics import Metrics, MetricsMiddleware
 from services.readmodel.store import create_db_engine, ping
 from services.readmodel.tables import Heartbeat, utc
 from services.settings import Settings
@@ -61,8 +63,8 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            problem = Problem(413, f"the body is larger than {self.limit} bytes", title="Content Too Large")
-            body = json.dumps(problem_body(problem, scope["path"])).encode()
+            problem = Refusal(413, f"the body is larger than {self.limit} bytes", title="Content Too Large")
+            body = json.dumps(refusal_document(problem, scope["path"])).encode()
             await send(
                 {
                     "type": "http.response.start",
@@ -187,6 +189,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             hub = Hub(settings=settings, engine=engine, client=client, metrics=metrics, watch=watch)
             hub.readiness = lambda: readiness(hub, admin)
             app.state.hub = hub
+            app.state.application = Application(hub)
             log.info("api.ready", host=settings.api_host, port=settings.api_port)
             yield
         finally:
@@ -208,8 +211,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
     )
-    app.include_router(organisations)
-    app.include_router(negotiations)
+    for router in ROUTERS:
+        app.include_router(router)
     app.include_router(subscriptions)
     app.include_router(dashboard)
     app.mount("/static", StaticFiles(directory=str(DASHBOARD / "static")), name="static")

@@ -1,4 +1,7 @@
-"""Errors as RFC 9457 problem details (``application/problem+json``), and their OpenAPI entries."""
+"""Errors as RFC 9457 problem details (``application/problem+json``), and their OpenAPI entries.
+
+The one place where the API turns a refusal of the application service into problem+json.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.application.errors import Refusal, refusal_document
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("koopkracht.api")
@@ -30,48 +35,17 @@ class ProblemDetail(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-class Problem(Exception):
-    """Raise to answer with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        title: str | None = None,
-        field: str | None = None,
-        headers: dict[str, str] | None = None,
-        errors: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title or HTTPStatus(status).phrase
-        self.detail = detail
-        self.field = field
-        self.headers = headers or {}
-        self.errors = errors
-
-
-def problem_body(problem: Problem, instance: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "about:blank", "title": problem.title, "status": problem.status}
-    body["detail"] = problem.detail
-    if instance is not None:
-        body["instance"] = instance
-    if problem.field is not None:
-        body["field"] = problem.field
-    if problem.errors is not None:
-        body["errors"] = problem.errors
-    return body
-
-
-def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+def problem_response(problem: Refusal, instance: str | None = None) -> JSONResponse:
     return JSONResponse(
-        problem_body(problem, instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
+        refusal_document(problem, instance),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
     )
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Problem)
+    assert isinstance(exc, Refusal)
     return problem_response(exc, request.url.path)
 
 
@@ -80,7 +54,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"there is no {request.url.path}"
-    return problem_response(Problem(exc.status_code, detail, headers=dict(exc.headers or {})), request.url.path)
+    return problem_response(Refusal(exc.status_code, detail, headers=dict(exc.headers or {})), request.url.path)
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -95,7 +69,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         for error in exc.errors()
     ]
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
-    problem = Problem(
+    problem = Refusal(
         422, f"{first['field']}: {first['message']}", title="Invalid input", field=first["field"], errors=errors
     )
     return problem_response(problem, request.url.path)
@@ -103,13 +77,13 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error", path=request.url.path, exc_info=exc)
-    problem = Problem(500, "the hub failed on this request; it has been logged", title="Internal Server Error")
+    problem = Refusal(500, "the hub failed on this request; it has been logged", title="Internal Server Error")
     return problem_response(problem, request.url.path)
 
 
 EXCEPTION_HANDLERS = {
     Exception: _on_unexpected,
-    Problem: _on_problem,
+    Refusal: _on_problem,
     StarletteHTTPException: _on_http_exception,
     RequestValidationError: _on_validation_error,
 }

@@ -23,9 +23,10 @@ from services.api.bodies import (
     SubscriptionCreated,
     SubscriptionPublic,
 )
-from services.api.problems import Problem, problems
-from services.api.routes import CallerDep, HubDep
-from services.api.security import Caller
+from services.api.dependencies import ApplicationDep, PartyDep
+from services.api.problems import problems
+from services.application.errors import not_found
+from services.application.security import Caller
 from services.readmodel.tables import Delivery, DeliveryAttempt, Subscription, utc
 
 subscriptions = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
@@ -46,27 +47,21 @@ def _public(row: Subscription) -> SubscriptionPublic:
     )
 
 
-def _not_admin(caller: Caller) -> None:
-    if caller.role == "admin":
-        raise Problem(403, "the admin manages organisations and takes no part in negotiations")
-
-
 def _own(session: Session, caller: Caller, subscription_id: str) -> Subscription:
     row = session.get(Subscription, subscription_id)
     if row is None or row.organisation_id != caller.organisation_id:
-        raise Problem(404, f"there is no subscription {subscription_id}", title="Not found")
+        raise not_found(f"there is no subscription {subscription_id}")
     return row
 
 
 @subscriptions.post("", status_code=201, response_model=SubscriptionCreated, responses=problems(401, 403, 404, 422))
-def create_subscription(body: SubscriptionCreate, caller: CallerDep, hub: HubDep) -> SubscriptionCreated:
+def create_subscription(body: SubscriptionCreate, caller: PartyDep, application: ApplicationDep) -> SubscriptionCreated:
     """Subscribe a URL to the events the caller may see: of one negotiation, or of all it is party to.
 
     Deliveries are signed per Standard Webhooks with the ``secret`` answered here, once.
     """
-    _not_admin(caller)
     if body.negotiation_id is not None:
-        hub.read(caller, body.negotiation_id, lambda state, viewer: viewer)  # 404 unless a party
+        application.viewer(caller, body.negotiation_id)  # 404 unless a party
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     row = Subscription(
         id=f"sub_{uuid.uuid4().hex}",
@@ -77,17 +72,16 @@ def create_subscription(body: SubscriptionCreate, caller: CallerDep, hub: HubDep
         secret=secret,
         created_at=datetime.now(UTC),
     )
-    with Session(hub.engine, expire_on_commit=False) as session:
+    with Session(application.hub.engine, expire_on_commit=False) as session:
         session.add(row)
         session.commit()
     return SubscriptionCreated(**_public(row).model_dump(), secret=secret)
 
 
 @subscriptions.get("", response_model=list[SubscriptionPublic], responses=problems(401, 403))
-def list_subscriptions(caller: CallerDep, hub: HubDep) -> list[SubscriptionPublic]:
+def list_subscriptions(caller: PartyDep, application: ApplicationDep) -> list[SubscriptionPublic]:
     """The caller's subscriptions (without their secrets)."""
-    _not_admin(caller)
-    with Session(hub.engine) as session:
+    with Session(application.hub.engine) as session:
         rows = session.exec(
             select(Subscription)
             .where(Subscription.organisation_id == caller.organisation_id)
@@ -97,20 +91,20 @@ def list_subscriptions(caller: CallerDep, hub: HubDep) -> list[SubscriptionPubli
 
 
 @subscriptions.get("/{subscription_id}", response_model=SubscriptionPublic, responses=problems(401, 403, 404, 422))
-def get_subscription(subscription_id: SubscriptionId, caller: CallerDep, hub: HubDep) -> SubscriptionPublic:
+def get_subscription(
+    subscription_id: SubscriptionId, caller: PartyDep, application: ApplicationDep
+) -> SubscriptionPublic:
     """One of the caller's subscriptions: its status, and why it was disabled if it was."""
-    _not_admin(caller)
-    with Session(hub.engine) as session:
+    with Session(application.hub.engine) as session:
         return _public(_own(session, caller, subscription_id))
 
 
 @subscriptions.delete(
     "/{subscription_id}", status_code=204, response_class=Response, responses=problems(401, 403, 404, 422)
 )
-def delete_subscription(subscription_id: SubscriptionId, caller: CallerDep, hub: HubDep) -> Response:
+def delete_subscription(subscription_id: SubscriptionId, caller: PartyDep, application: ApplicationDep) -> Response:
     """Stop deliveries and forget the subscription, its pending deliveries and its log."""
-    _not_admin(caller)
-    with Session(hub.engine) as session, session.begin():
+    with Session(application.hub.engine) as session, session.begin():
         row = _own(session, caller, subscription_id)
         session.execute(delete(DeliveryAttempt).where(col(DeliveryAttempt.subscription_id) == row.id))
         session.execute(delete(Delivery).where(col(Delivery.subscription_id) == row.id))
@@ -121,15 +115,16 @@ def delete_subscription(subscription_id: SubscriptionId, caller: CallerDep, hub:
 @subscriptions.post(
     "/{subscription_id}/enable", response_model=SubscriptionPublic, responses=problems(401, 403, 404, 422)
 )
-def enable_subscription(subscription_id: SubscriptionId, caller: CallerDep, hub: HubDep) -> SubscriptionPublic:
+def enable_subscription(
+    subscription_id: SubscriptionId, caller: PartyDep, application: ApplicationDep
+) -> SubscriptionPublic:
     """Enable a disabled subscription: its pending deliveries are tried again at once.
 
     Events that happened while it was disabled were not queued for it; read them from the
     change feed.
     """
-    _not_admin(caller)
     now = datetime.now(UTC)
-    with Session(hub.engine, expire_on_commit=False) as session, session.begin():
+    with Session(application.hub.engine, expire_on_commit=False) as session, session.begin():
         row = _own(session, caller, subscription_id)
         row.status, row.disabled_reason, row.disabled_at, row.failing_since = "active", None, None, None
         pending = session.exec(
@@ -145,13 +140,12 @@ def enable_subscription(subscription_id: SubscriptionId, caller: CallerDep, hub:
 )
 def delivery_log(
     subscription_id: SubscriptionId,
-    caller: CallerDep,
-    hub: HubDep,
+    caller: PartyDep,
+    application: ApplicationDep,
     limit: Annotated[int, Query(ge=1, le=500, description="The newest deliveries first, at most this many.")] = 50,
 ) -> list[DeliveryView]:
     """The subscription's delivery log: each delivery, its status, and every attempt."""
-    _not_admin(caller)
-    with Session(hub.engine) as session:
+    with Session(application.hub.engine) as session:
         row = _own(session, caller, subscription_id)
         deliveries = session.exec(
             select(Delivery).where(Delivery.subscription_id == row.id).order_by(col(Delivery.id).desc()).limit(limit)

@@ -1,5 +1,6 @@
-"""The dashboard's pages and forms. Reads use the core's audience views, like the API; every form
-calls the API's own route function, so a form does exactly what the HTTP API does.
+"""The dashboard's pages and forms. Like the API, each page asks the application service for a
+read and each form builds a command and hands it to the same service, so a form does exactly
+what the HTTP API does; a refusal comes back as a notice on the board.
 
 Sign-in takes an organisation's API key once; the browser then holds only a random session token
 in an HttpOnly, SameSite=Strict cookie (the table keeps its SHA-256). Every form carries the
@@ -11,10 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
-import json
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -31,16 +31,14 @@ from sse_starlette import EventSourceResponse
 
 from schemas.events import EVENT_TYPES
 from schemas.negotiation import ItemResponse, Position
-from services.api import routes as api
-from services.api.bodies import ClarificationAnswer, ClarificationCreate, EndorsementCreate, VendorResponseCreate
-from services.api.hub import Hub
-from services.api.problems import Problem
-from services.api.security import Caller, authenticate
+from services.application import commands
+from services.application.actions import Action, Once
+from services.application.documents import EndorsementCreate
+from services.application.errors import Refusal
+from services.application.security import Caller, authenticate
+from services.application.service import Application
 from services.dashboard.i18n import choose, translator
 from services.readmodel.tables import DashboardSession, Organisation
-from streams.core import views
-from streams.core.state import NegotiationState
-from streams.core.views import Audience
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -61,8 +59,7 @@ def _session(request: Request) -> tuple[Caller, DashboardSession] | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    hub: Hub = request.app.state.hub
-    with Session(hub.engine) as session:
+    with Session(_application(request).hub.engine) as session:
         row = session.get(DashboardSession, _hash(token))
         if row is None or row.expires_at.replace(tzinfo=row.expires_at.tzinfo or UTC) < datetime.now(UTC):
             return None
@@ -70,6 +67,11 @@ def _session(request: Request) -> tuple[Caller, DashboardSession] | None:
         if organisation is None:
             return None
         return Caller(organisation.id, organisation.name, organisation.role), row  # type: ignore[arg-type]
+
+
+def _application(request: Request) -> Application:
+    application: Application = request.app.state.application
+    return application
 
 
 async def signed_in(request: Request) -> tuple[Caller, DashboardSession] | None:
@@ -113,7 +115,7 @@ def _to_signin() -> RedirectResponse:
 
 def _check_csrf(row: DashboardSession, token: str) -> None:
     if not hmac.compare_digest(row.csrf_token.encode(), token.encode()):
-        raise Problem(403, "the form is stale or forged (CSRF token mismatch): reload the page")
+        raise Refusal(403, "the form is stale or forged (CSRF token mismatch): reload the page")
 
 
 # -- sign in and out -----------------------------------------------------------------------------
@@ -139,13 +141,13 @@ def _same_origin(request: Request) -> bool:
 
 @dashboard.post("/signin")
 async def signin(request: Request, api_key: Annotated[str, Form()]) -> Response:
-    hub: Hub = request.app.state.hub
+    hub = _application(request).hub
     t = translator(_language(request))
     if not _same_origin(request):  # no signing a victim in to somebody else's account from another site
         return page(request, "signin.html", status=403, error=t("That API key is not valid."))
     try:
         caller = await to_thread.run_sync(authenticate, hub.engine, None, api_key.strip())
-    except Problem:
+    except Refusal:
         return page(request, "signin.html", status=401, error=t("That API key is not valid."))
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
@@ -181,7 +183,7 @@ async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Respon
     if found is not None:
         _caller, row = found
         _check_csrf(row, csrf)
-        hub: Hub = request.app.state.hub
+        hub = _application(request).hub
 
         def forget() -> None:
             with Session(hub.engine) as session:
@@ -205,46 +207,8 @@ async def negotiations_page(request: Request) -> Response:
     if found is None:
         return _to_signin()
     caller, row = found
-    hub: Hub = request.app.state.hub
-    listed = await to_thread.run_sync(api.list_negotiations, caller, hub)
+    listed = await to_thread.run_sync(_application(request).negotiations, caller)
     return page(request, "negotiations.html", caller=caller, csrf=row.csrf_token, negotiations=listed)
-
-
-def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
-    """Everything the board shows, cut for the viewer by the core's views."""
-    shared = views.shared_state(state, viewer)
-    summary = views.summary(state, viewer)
-    versions = [views.version_view(state, version, viewer) for version in state.versions]
-    demand = {i.key: i for i in views.live_demand(state).items} if viewer.role != "vendor" else {}
-    published = {i.key: i for i in versions[-1].items} if versions else {}
-    positions = views.positions(state, viewer) if viewer.role != "vendor" else []
-    own = {p.item_key: p for p in positions if p.member_id == viewer.organisation_id}
-    changes = []
-    for before, after in itertools.pairwise(versions):
-        old = {i.key: i for i in before.items}
-        new = {i.key: i for i in after.items}
-        changes.append(
-            {
-                "version": after.version,
-                "added": [k for k in new if k not in old],
-                "dropped": [k for k in old if k not in new],
-                "retargeted": [
-                    (k, old[k].target, new[k].target) for k in new if k in old and old[k].target != new[k].target
-                ],
-            }
-        )
-    return {
-        "state": shared,
-        "summary": summary,
-        "versions": versions,
-        "changes": changes,
-        "demand": demand,
-        "published": published,
-        "positions": positions,
-        "own": own,
-        "role": viewer.role,
-        "endorsed": state.proposal.endorsements.get(viewer.organisation_id) if state.proposal else None,
-    }
 
 
 async def _board(request: Request, negotiation_id: str) -> tuple[Caller, DashboardSession, dict[str, Any]] | None:
@@ -252,11 +216,7 @@ async def _board(request: Request, negotiation_id: str) -> tuple[Caller, Dashboa
     if found is None:
         return None
     caller, row = found
-    hub: Hub = request.app.state.hub
-    data = await to_thread.run_sync(hub.read, caller, negotiation_id, board)
-    after = max(0, data["state"].sequence - 25)
-    feed = await to_thread.run_sync(lambda: api.change_feed(negotiation_id, caller, hub, after=after, limit=25))
-    data["timeline"] = feed.events
+    data = await to_thread.run_sync(_application(request).board, caller, negotiation_id)
     return caller, row, data
 
 
@@ -264,7 +224,7 @@ async def _board(request: Request, negotiation_id: str) -> tuple[Caller, Dashboa
 async def board_page(request: Request, negotiation_id: str) -> Response:
     try:
         loaded = await _board(request, negotiation_id)
-    except Problem as problem:  # not a party, or no such negotiation: a page, not a JSON problem
+    except Refusal as problem:  # not a party, or no such negotiation: a page, not a JSON problem
         return page(request, "error.html", status=problem.status, title=problem.title, detail=problem.detail)
     if loaded is None:
         return _to_signin()
@@ -295,27 +255,23 @@ async def live(request: Request, negotiation_id: str) -> Response:
     if found is None:
         return Response(status_code=401)
     caller, _ = found
-    hub: Hub = request.app.state.hub
-    viewer = await to_thread.run_sync(hub.read, caller, negotiation_id, lambda state, viewer: viewer)
-    sequence = await to_thread.run_sync(hub.read, caller, negotiation_id, lambda state, viewer: state.sequence)
+    application = _application(request)
+    viewer, sequence = await to_thread.run_sync(
+        application.read, caller, negotiation_id, lambda state, viewer: (viewer, state.sequence)
+    )
     last = request.headers.get("last-event-id") or request.query_params.get("after") or ""
     cursor = int(last) if re.fullmatch(r"[0-9]{1,10}", last) else sequence
-    # The vendor's board changes only with what it may see; announcing more would tell it when
-    # members act.
-    announce = viewer.role != "vendor"
     return EventSourceResponse(
-        api.live_messages(
-            hub, negotiation_id, viewer, cursor, announce_hidden=announce, alive=lambda: _still_signed_in(request)
-        ),
-        ping=max(1, int(hub.settings.sse_heartbeat_s)),
+        application.live(viewer, negotiation_id, cursor, board=True, alive=lambda: _still_signed_in(request)),
+        ping=max(1, int(application.hub.settings.sse_heartbeat_s)),
     )
 
 
-# -- forms: each calls the API's route ----------------------------------------------------------
+# -- forms: each builds a command and hands it to the application service -----------------------
 
 
-async def _act(request: Request, negotiation_id: str, csrf: str, action: Any) -> Response:
-    """Run ``action(caller, hub)`` (an API route call) and go back to the board with its outcome."""
+async def _act(request: Request, negotiation_id: str, action: Callable[[Caller], Action]) -> Response:
+    """Send the command ``action(caller)`` builds and go back to the board with its outcome."""
     found = await signed_in(request)
     if found is None:
         return _to_signin()
@@ -323,13 +279,14 @@ async def _act(request: Request, negotiation_id: str, csrf: str, action: Any) ->
     back = f"/dashboard/n/{quote(negotiation_id)}"
     t = translator(_language(request))
     form = await _form(request)
-    once = str(form.get("once", ""))
-    # A page's form sent twice (a double click) is one command: the API's Idempotency-Key.
-    request.state.once = f"{once}:{request.url.path}" if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", once) else None
+    drawn = str(form.get("once", ""))
+    # A page's form sent twice (a double click) is one command: its Idempotency-Key.
+    key = f"{drawn}:{request.url.path}" if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", drawn) else None
     try:
-        _check_csrf(row, csrf)
-        answer = await action(caller, request.app.state.hub)
-    except Problem as problem:
+        _check_csrf(row, str(form.get("csrf", "")))
+        once = None if key is None else Once.of(key, request.method, request.url.path, await request.body())
+        answer = await _application(request).execute(caller, action(caller), once, request.url.path)
+    except Refusal as problem:
         return RedirectResponse(f"{back}?error={quote(problem.detail)}", status_code=303)
     except ValueError as exc:  # includes pydantic's ValidationError: a form field that is not valid
         if not isinstance(exc, ValidationError):
@@ -337,22 +294,16 @@ async def _act(request: Request, negotiation_id: str, csrf: str, action: Any) ->
         first = exc.errors()[0]
         message = ".".join(str(p) for p in first["loc"]) + ": " + str(first["msg"])
         return RedirectResponse(f"{back}?error={quote(message)}", status_code=303)
-    if answer.status_code >= 400:
-        detail = json.loads(answer.body).get("detail", "refused")
-        return RedirectResponse(f"{back}?error={quote(detail)}", status_code=303)
+    if answer.refused:
+        return RedirectResponse(f"{back}?error={quote(answer.detail)}", status_code=303)
     return RedirectResponse(f"{back}?notice={quote(t('Done.'))}", status_code=303)
 
 
 async def _form(request: Request) -> Any:
-    """The posted form. The raw body is read first, so that the API's routes can fingerprint it
-    (Starlette's form parser would consume it)."""
+    """The posted form. The raw body is read first, so that it can be fingerprinted for the
+    form's idempotency key (Starlette's form parser would consume it)."""
     await request.body()
     return await request.form()
-
-
-def _once(request: Request) -> str | None:
-    once: str | None = getattr(request.state, "once", None)
-    return once
 
 
 def _number(text: str) -> Decimal | None:
@@ -373,67 +324,45 @@ async def state_position(request: Request, negotiation_id: str, item_key: str) -
     value = str(form.get("value", ""))
     rationale = str(form.get("rationale", "")).strip()
 
-    async def action(caller: Caller, hub: Hub) -> Response:
+    def action(caller: Caller) -> Action:
         position = Position(
             priority=str(form.get("priority", "must")),
             value=_number(value) if value.strip() else None,
             accepted=tuple(accepted) or None,
             rationale=rationale or None,
         )
-        return await api.state_position(negotiation_id, item_key, position, request, caller, hub, _once(request))
+        return commands.state_position(caller, negotiation_id, item_key, position)
 
-    return await _act(request, negotiation_id, str(form.get("csrf", "")), action)
+    return await _act(request, negotiation_id, action)
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/positions/{item_key}/withdraw")
 async def withdraw_position(request: Request, negotiation_id: str, item_key: str) -> Response:
-    form = await _form(request)
     return await _act(
-        request,
-        negotiation_id,
-        str(form.get("csrf", "")),
-        lambda caller, hub: api.withdraw_position(negotiation_id, item_key, request, caller, hub, _once(request)),
+        request, negotiation_id, lambda caller: commands.withdraw_position(caller, negotiation_id, item_key)
     )
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/publish")
 async def publish(request: Request, negotiation_id: str) -> Response:
-    form = await _form(request)
-    return await _act(
-        request,
-        negotiation_id,
-        str(form.get("csrf", "")),
-        lambda caller, hub: api.publish_demand(negotiation_id, request, caller, hub, _once(request)),
-    )
+    return await _act(request, negotiation_id, lambda caller: commands.publish_demand(caller, negotiation_id))
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/propose")
 async def propose(request: Request, negotiation_id: str) -> Response:
-    form = await _form(request)
-    return await _act(
-        request,
-        negotiation_id,
-        str(form.get("csrf", "")),
-        lambda caller, hub: api.propose_agreement(negotiation_id, request, caller, hub, _once(request)),
-    )
+    return await _act(request, negotiation_id, lambda caller: commands.propose_agreement(caller, negotiation_id))
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/abandon")
 async def abandon(request: Request, negotiation_id: str) -> Response:
-    form = await _form(request)
-    return await _act(
-        request,
-        negotiation_id,
-        str(form.get("csrf", "")),
-        lambda caller, hub: api.abandon(negotiation_id, request, caller, hub, None, _once(request)),
-    )
+    return await _act(request, negotiation_id, lambda caller: commands.abandon(caller, negotiation_id, None))
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/responses")
 async def respond(request: Request, negotiation_id: str) -> Response:
     form = await _form(request)
 
-    async def action(caller: Caller, hub: Hub) -> Response:
+    def action(caller: Caller) -> Action:
         answers = []
         for key in [str(k)[len("verdict-") :] for k in form if str(k).startswith("verdict-")]:
             verdict = str(form.get(f"verdict-{key}", ""))
@@ -452,42 +381,39 @@ async def respond(request: Request, negotiation_id: str) -> Response:
         version = str(form.get("demand_version", ""))
         if not re.fullmatch(r"[0-9]{1,9}", version):
             raise ValueError("demand_version is missing")
-        body = VendorResponseCreate(demand_version=int(version), items=answers)
-        return await api.respond(negotiation_id, body, request, caller, hub, _once(request))
+        return commands.respond(caller, negotiation_id, int(version), answers)
 
-    return await _act(request, negotiation_id, str(form.get("csrf", "")), action)
+    return await _act(request, negotiation_id, action)
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/clarifications")
 async def ask(request: Request, negotiation_id: str) -> Response:
     form = await _form(request)
-
-    async def action(caller: Caller, hub: Hub) -> Response:
-        body = ClarificationCreate(item_key=str(form.get("item_key", "")), question=str(form.get("question", "")))
-        return await api.request_clarification(negotiation_id, body, request, caller, hub, _once(request))
-
-    return await _act(request, negotiation_id, str(form.get("csrf", "")), action)
+    item_key, question = str(form.get("item_key", "")), str(form.get("question", ""))
+    return await _act(
+        request,
+        negotiation_id,
+        lambda caller: commands.request_clarification(caller, negotiation_id, item_key, question),
+    )
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/clarifications/{clarification_id}/answer")
 async def answer(request: Request, negotiation_id: str, clarification_id: int) -> Response:
     form = await _form(request)
-
-    async def action(caller: Caller, hub: Hub) -> Response:
-        body = ClarificationAnswer(answer=str(form.get("answer", "")))
-        return await api.answer_clarification(
-            negotiation_id, clarification_id, body, request, caller, hub, _once(request)
-        )
-
-    return await _act(request, negotiation_id, str(form.get("csrf", "")), action)
+    text = str(form.get("answer", ""))
+    return await _act(
+        request,
+        negotiation_id,
+        lambda caller: commands.answer_clarification(caller, negotiation_id, clarification_id, text),
+    )
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/endorse")
 async def endorse(request: Request, negotiation_id: str) -> Response:
     form = await _form(request)
 
-    async def action(caller: Caller, hub: Hub) -> Response:
+    def action(caller: Caller) -> Action:
         body = EndorsementCreate(decision=str(form.get("decision", "")))
-        return await api.endorse(negotiation_id, body, request, caller, hub, _once(request))
+        return commands.endorse(caller, negotiation_id, body.decision, body.comment)
 
-    return await _act(request, negotiation_id, str(form.get("csrf", "")), action)
+    return await _act(request, negotiation_id, action)

@@ -179,3 +179,51 @@ def test_forms_need_the_sessions_csrf_token_and_sign_out_ends_the_session(stack:
         assert '<html lang="nl">' in dutch.text
         assert "Inloggen" in dutch.text
         assert "kk_lang=nl" in dutch.headers["set-cookie"]
+
+
+def _signed_in(stack: RunningStack, key: str, nid: str) -> tuple[httpx.Client, str]:
+    """A browser-like client signed in with ``key``, and its session's CSRF token."""
+    client = httpx.Client(base_url=stack.base_url, follow_redirects=False)
+    stack.clients.append(client)
+    assert client.post("/signin", data={"api_key": key}).status_code == 303
+    page = client.get(f"/dashboard/n/{nid}").text
+    return client, re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+
+def test_forms_send_what_the_api_sends_and_refusals_come_back_as_notices(stack: RunningStack) -> None:
+    # Given a negotiation on two catalogue items with one member, both signed in to the dashboard
+    _, coordinator_key = stack.organisation("Coop", "coordinator")
+    vendor_id, _ = stack.organisation("Vendor", "vendor")
+    member_id, member_key = stack.organisation("Member", "member")
+    coordinator = stack.client(coordinator_key)
+    body = {"title": "Forms", "vendor_id": vendor_id, "items": [{"key": "no-ai-training"}, {"key": "processor-only"}]}
+    nid = coordinator.post("/v1/negotiations", json=body).json()["id"]
+    assert coordinator.post(f"/v1/negotiations/{nid}/members", json={"organisation_id": member_id}).status_code == 201
+    member_page, member_csrf = _signed_in(stack, member_key, nid)
+    coordinator_page, coordinator_csrf = _signed_in(stack, coordinator_key, nid)
+
+    # When the member states a position through its form, with a rationale
+    form = {"csrf": member_csrf, "once": "position-form-1", "priority": "must", "rationale": "our board asks"}
+    stated = member_page.post(f"/dashboard/n/{nid}/positions/no-ai-training", data=form)
+    # Then the board says it is done, and the API reads the very position
+    assert "notice=" in stated.headers["location"], stated.headers["location"]
+    own = stack.client(member_key).get(f"/v1/negotiations/{nid}/positions").json()
+    assert [(p["item_key"], p["priority"], p["rationale"]) for p in own] == [
+        ("no-ai-training", "must", "our board asks")
+    ]
+
+    # When the member tries a coordinator's command through a form
+    refused = member_page.post(f"/dashboard/n/{nid}/publish", data={"csrf": member_csrf, "once": "publish-form-1"})
+    # Then the core's refusal comes back as the board's notice, and nothing was published
+    assert "error=" in refused.headers["location"] and "publish" in refused.headers["location"]
+    assert coordinator.get(f"/v1/negotiations/{nid}").json()["demand_version"] is None
+
+    # When the coordinator publishes, the member adds a position, and the coordinator publishes again
+    publish = {"csrf": coordinator_csrf}
+    assert "notice=" in coordinator_page.post(f"/dashboard/n/{nid}/publish", data=publish).headers["location"]
+    form = {"csrf": member_csrf, "once": "position-form-2", "priority": "must"}
+    assert "notice=" in member_page.post(f"/dashboard/n/{nid}/positions/processor-only", data=form).headers["location"]
+    assert "notice=" in coordinator_page.post(f"/dashboard/n/{nid}/publish", data=publish).headers["location"]
+    # Then the coordinator's board says what version 2 added
+    board = coordinator_page.get(f"/dashboard/n/{nid}", params={"lang": "en"}).text
+    assert re.search(r"new\s+processor-only;", board), "version 2's change is not on the board"

@@ -200,8 +200,8 @@ def test_a_key_is_read_once_and_then_checked_without_the_database(database: str)
 
     import pytest
 
-    from services.api.problems import Problem
-    from services.api.security import authenticate, authenticate_known, new_key
+    from services.application.errors import Refusal
+    from services.application.security import authenticate, authenticate_known, new_key
     from services.readmodel.tables import Organisation
 
     upgrade(database)
@@ -221,5 +221,5 @@ def test_a_key_is_read_once_and_then_checked_without_the_database(database: str)
     known = authenticate_known(engine, None, key.api_key)
     assert known is not None and known.role == "member"
     assert authenticate_known(engine, None, wrong) is None
-    with pytest.raises(Problem):
+    with pytest.raises(Refusal):
         authenticate(engine, None, wrong)

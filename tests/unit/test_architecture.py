@@ -73,3 +73,21 @@ def test_every_function_the_design_index_names_exists_and_says_what_it_computes(
             target = getattr(target, part)
         if callable(target) or isinstance(target, property):
             assert (target.__doc__ or "").strip(), f"{module_name}:{qualified} has no docstring"
+
+
+def test_the_doors_meet_only_in_the_application_service() -> None:
+    # The dashboard calls no function of the API, and the application service knows neither door.
+    assert {m for path in (ROOT / "services/dashboard").rglob("*.py") for m in imported_modules(path)} & _modules_under(
+        "services.api"
+    ) == set()
+    for path in (ROOT / "services/application").rglob("*.py"):
+        for module in imported_modules(path):
+            assert not module.startswith(("services.api", "services.dashboard")), f"{path.name} imports {module}"
+
+
+def _modules_under(package: str) -> set[str]:
+    folder = ROOT / package.replace(".", "/")
+    return {package} | {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in folder.rglob("*.py")
+    }

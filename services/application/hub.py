@@ -1,8 +1,9 @@
-"""What the routes work with: the read model, the command client, and the command path.
+"""The command path and the reads under the application service: the read model, the command
+client, the idempotency records.
 
-``Hub.execute`` is the one way a route sends a command. It maps the worker's refusal to a
-problem, and returns only once the read model holds the command's events — so every read after a
-2xx, by any party and through any API process, reflects it.
+``Hub.execute`` is the one way a command is sent, whichever door it came through. It answers the
+worker's refusal as a refusal document, and returns only once the read model holds the command's
+events — so every read after a 2xx, by any party and through any API process, reflects it.
 
 ``Idempotency-Key``: a record is written *before* the command is sent (the key, a fingerprint of
 the request, the command id derived from the key). A retry with another request is refused; a
@@ -22,34 +23,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
 from anyio import to_thread
-from fastapi import Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Engine, and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from schemas.commands import Command
-from schemas.events import Event
 from schemas.results import CommandAccepted, CommandRejected, CommandResult
-from services.api.metrics import Metrics
-from services.api.problems import PROBLEM_JSON, Problem, problem_body
-from services.api.security import Caller
-from services.api.watch import ProjectionWatch
+from services.application.actions import Action, Answer, Once, Render
+from services.application.errors import Refusal, not_found, refusal_document, refused
+from services.application.security import Caller
+from services.application.watch import ProjectionWatch
+from services.metrics import Metrics
 from services.readmodel.store import StateCache, load_events
 from services.readmodel.tables import CommandRefusal, EventRow, IdempotencyRecord
 from services.settings import Settings
 from streams.client import CommandClient, CommandTimeout
+from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
 from streams.core.views import Audience, audience
 
@@ -59,7 +59,6 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("2d6b8a3e-51c4-5f0e-8a7d-9e3c1b4f6a20")
 RETRY_AFTER_S = "2"
 
 T = TypeVar("T")
-Render = Callable[[Sequence[Event], NegotiationState], BaseModel | None]
 
 
 def command_id_for(organisation_id: str, idempotency_key: str | None) -> str:
@@ -89,52 +88,44 @@ class Hub:
 
     # -- reads -----------------------------------------------------------------------------
     def read(self, caller: Caller, negotiation_id: str, view: Callable[[NegotiationState, Audience], T]) -> T:
-        """``view`` of the negotiation for the caller; 404 when the caller is not a party."""
-        if caller.role == "admin":
-            raise Problem(403, "the admin manages organisations and takes no part in negotiations")
+        """``view`` of the negotiation for the caller; 404 when the caller is not a party. A read the
+        core refuses raises its rejection, as a refusal."""
         with self.states.use(negotiation_id) as state:
             viewer = audience(state, caller.organisation_id) if state is not None else None
             if state is None or viewer is None:
-                raise Problem(404, f"there is no negotiation {negotiation_id}", title="Not found")
-            return view(state, viewer)
+                raise not_found(f"there is no negotiation {negotiation_id}")
+            try:
+                return view(state, viewer)
+            except Rejection as rejection:
+                raise refused(rejection) from None
 
     # -- commands --------------------------------------------------------------------------
-    async def execute(
-        self,
-        request: Request,
-        caller: Caller,
-        idempotency_key: str | None,
-        build: Callable[[str], Command],
-        render: Render,
-        status: int,
-    ) -> Response:
-        """Send the command that ``build`` makes and answer with its outcome (see the module)."""
-        if caller.role == "admin":
-            raise Problem(403, "the admin manages organisations and takes no part in negotiations")
+    async def execute(self, caller: Caller, action: Action, once: Once | None, instance: str) -> Answer:
+        """Send the command that ``action`` builds and answer with its outcome (see the module).
+
+        ``instance`` names the request in a refusal's document (the API's path)."""
         job = _Job(
-            render=render,
-            status=status,
-            path=request.url.path,
-            keyed=idempotency_key is not None,
+            render=action.render,
+            status=action.status,
+            path=instance,
+            keyed=once is not None,
             timeout=self.settings.command_timeout_s,
         )
-        if idempotency_key is None:
-            answer = await self._send(build(str(uuid.uuid4())), job)
-            return _response(*answer)
-        fingerprint = hashlib.sha256(f"{request.method} {job.path}\n".encode() + await request.body()).hexdigest()
-        command = build(command_id_for(caller.organisation_id, idempotency_key))
+        if once is None:
+            return Answer(*await self._send(action.build(str(uuid.uuid4())), job))
+        command = action.build(command_id_for(caller.organisation_id, once.key))
         claim = IdempotencyRecord(
             organisation_id=caller.organisation_id,
-            key=idempotency_key,
-            fingerprint=fingerprint,
+            key=once.key,
+            fingerprint=once.fingerprint,
             command_id=command.command_id,
             negotiation_id=command.negotiation_id,
             state="sending",
             created_at=datetime.now(UTC),
         )
         record, mine = await to_thread.run_sync(self._claim, claim)
-        if record.fingerprint != fingerprint:
-            raise Problem(
+        if record.fingerprint != once.fingerprint:
+            raise Refusal(
                 422,
                 "this Idempotency-Key was used for a different request; use a new key",
                 title="Idempotency-Key reused",
@@ -151,9 +142,9 @@ class Hub:
             # Sent before (or being sent right now): never send it again, learn what became of it.
             answer = await self._outcome(command, job)
         if answer[0] >= 500:
-            return _response(*answer)
+            return Answer(*answer)
         first = await to_thread.run_sync(self._remember, record, answer)
-        return _response(*answer) if first is None else _replay(first)
+        return Answer(*answer) if first is None else _replay(first)
 
     async def _send(self, command: Command, job: _Job, record: IdempotencyRecord | None = None) -> tuple[int, str]:
         log_ = log.bind(command_id=command.command_id, negotiation_id=command.negotiation_id, command=command.type)
@@ -238,8 +229,8 @@ class Hub:
             self.metrics.commands.labels(command.type, f"rejected_{result.status}").inc()
             self.metrics.command_seconds.labels(command.type).observe(elapsed)
             log_.info("command refused", status=result.status, reason=result.detail)
-            problem = Problem(result.status, result.detail, title=result.title, field=result.field)
-            return result.status, json.dumps(problem_body(problem, job.path))
+            problem = Refusal(result.status, result.detail, title=result.title, field=result.field)
+            return result.status, json.dumps(refusal_document(problem, job.path))
         try:
             remaining = max(0.5, job.deadline - time.monotonic())
             if await self.watch.reached(command.negotiation_id, result.last_sequence, remaining) is None:
@@ -258,7 +249,7 @@ class Hub:
                 document = await to_thread.run_sync(
                     self._render, command.negotiation_id, result.first_sequence, result.last_sequence, job.render
                 )
-        except Problem:
+        except Refusal:
             raise
         except Exception as exc:  # the database is away: the command took effect all the same
             log_.error("answer not readable", error=f"{type(exc).__name__}: {str(exc)[:300]}")
@@ -370,18 +361,10 @@ def _retry_advice(job: _Job) -> str:
     return "read the negotiation before you retry: without an Idempotency-Key a retry is a new command"
 
 
-def _unavailable(detail: str) -> Problem:
-    return Problem(503, detail, headers={"Retry-After": RETRY_AFTER_S})
+def _unavailable(detail: str) -> Refusal:
+    return Refusal(503, detail, headers={"Retry-After": RETRY_AFTER_S})
 
 
-def _response(status: int, body: str, headers: dict[str, str] | None = None) -> Response:
-    if status >= 400:
-        return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
-    if not body:
-        return Response(status_code=204, headers=headers)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def _replay(record: IdempotencyRecord) -> Response:
+def _replay(record: IdempotencyRecord) -> Answer:
     assert record.status is not None
-    return _response(record.status, record.body or "", {"Idempotent-Replayed": "true"})
+    return Answer(record.status, record.body or "", replayed=True)

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from schemas.commands import Actor
-from services.api.problems import Problem
+from services.application.errors import Refusal
 from services.readmodel.tables import Organisation
 
 Role = Literal["admin", "coordinator", "member", "vendor"]
@@ -74,8 +74,8 @@ class Caller:
 UNAUTHORISED_HEADERS = {"WWW-Authenticate": 'Bearer realm="koopkracht"'}
 
 
-def _unauthorised(detail: str) -> Problem:
-    return Problem(401, detail, headers=UNAUTHORISED_HEADERS)
+def _unauthorised(detail: str) -> Refusal:
+    return Refusal(401, detail, headers=UNAUTHORISED_HEADERS)
 
 
 def authenticate_known(engine: Engine, admin_token: SecretStr | None, credentials: str | None) -> Caller | None:
@@ -83,7 +83,7 @@ def authenticate_known(engine: Engine, admin_token: SecretStr | None, credential
     access, so it can run on the event loop); None when ``authenticate`` must decide."""
     try:
         return authenticate(engine, admin_token, credentials, read=False)
-    except Problem:
+    except Refusal:
         return None
 
 

@@ -1,0 +1,110 @@
+"""What the API's routes depend on: the application service, who is calling (a party to
+negotiations, or the admin), the path's ids, and the command call every command route makes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import Depends, Header, Path, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.api.problems import PROBLEM_JSON
+from services.application.actions import Action, Answer, Once
+from services.application.errors import ADMIN_TAKES_NO_PART, Refusal
+from services.application.security import Caller, authenticate, authenticate_known
+from services.application.service import Application
+
+bearer = HTTPBearer(auto_error=False, description="An organisation's API key, or the admin token.")
+
+
+async def get_application(request: Request) -> Application:  # async: FastAPI runs a plain def in a thread
+    application: Application = request.app.state.application
+    return application
+
+
+ApplicationDep = Annotated[Application, Depends(get_application)]
+
+
+async def get_caller(
+    application: ApplicationDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Caller:
+    """The caller of a valid key or the admin token; 401 otherwise."""
+    hub = application.hub
+    token = credentials.credentials if credentials is not None else None
+    known = authenticate_known(hub.engine, hub.settings.admin_token, token)
+    if known is not None:
+        return known
+    return await to_thread.run_sync(authenticate, hub.engine, hub.settings.admin_token, token)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def party(caller: CallerDep) -> Caller:
+    """An organisation: the admin takes no part in negotiations (403)."""
+    if caller.role == "admin":
+        raise Refusal(403, ADMIN_TAKES_NO_PART)
+    return caller
+
+
+async def admin(caller: CallerDep) -> Caller:
+    """The admin only (403 for an organisation)."""
+    if caller.role != "admin":
+        raise Refusal(403, "only the admin creates organisations")
+    return caller
+
+
+PartyDep = Annotated[Caller, Depends(party)]
+AdminDep = Annotated[Caller, Depends(admin)]
+
+PATH_ID = r"^[A-Za-z0-9_:-][A-Za-z0-9_.:-]{0,63}$"
+NegotiationId = Annotated[str, Path(pattern=PATH_ID, max_length=64, description="The negotiation's id.")]
+ItemKey = Annotated[str, Path(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=64, description="An item key.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key returns the first answer and adds no event.",
+    ),
+]
+
+
+class CommandCall:
+    """What every command route does once it has built its action: hand it to the application
+    service with the caller and the request's ``Idempotency-Key``, and answer with the outcome."""
+
+    def __init__(self, request: Request, caller: Caller, application: Application, idempotency_key: str | None) -> None:
+        self.request = request
+        self.caller = caller
+        self.application = application
+        self.idempotency_key = idempotency_key
+
+    async def __call__(self, action: Action) -> Response:
+        request = self.request
+        once = None
+        if self.idempotency_key is not None:
+            once = Once.of(self.idempotency_key, request.method, request.url.path, await request.body())
+        return response(await self.application.execute(self.caller, action, once, request.url.path))
+
+
+async def command_call(
+    request: Request, caller: PartyDep, application: ApplicationDep, idempotency_key: IdempotencyKey = None
+) -> CommandCall:
+    return CommandCall(request, caller, application, idempotency_key)
+
+
+Send = Annotated[CommandCall, Depends(command_call)]
+
+
+def response(answer: Answer) -> Response:
+    """A command's answer over HTTP: its document, or its refusal as problem+json."""
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    if answer.refused:
+        return Response(answer.body, status_code=answer.status, media_type=PROBLEM_JSON, headers=headers)
+    if not answer.body:
+        return Response(status_code=204, headers=headers)
+    return Response(answer.body, status_code=answer.status, media_type="application/json", headers=headers)

@@ -1,0 +1,19 @@
+"""The routes of SPEC section 8, a router per resource. Each one builds a command or names a
+read, hands it to the application service (``services.application``) and answers with what it
+gets back; refusals become problem+json in ``services.api.problems``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.api.routes import agreement, demand, feed, negotiations, organisations, positions, responses
+
+ROUTERS: tuple[APIRouter, ...] = (
+    organisations.router,
+    negotiations.router,
+    positions.router,
+    demand.router,
+    responses.router,
+    agreement.router,
+    feed.router,
+)

@@ -1,0 +1,235 @@
+"""The commands a party may send, each as an :class:`Action`: how to build it, and the answer
+document it renders from the events it caused. Both doors build their commands here.
+
+Whether the party may send it is not decided here but by the pure core's decider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from schemas import commands as cmd
+from schemas import events as ev
+from schemas.documents import ClarificationView, MemberView, NegotiationSummary, PositionView
+from schemas.negotiation import Decision, ItemResponse, Policy, Position, RequirementItem
+from services.application.actions import Action
+from services.application.documents import Abandonment, AgreementProposal, EndorsementResult, VendorResponse
+from services.application.hub import negotiation_id_for
+from services.application.security import Caller
+from services.readmodel.tables import Organisation
+from streams.core import views
+from streams.core.state import NegotiationState, replay
+from streams.core.views import Audience
+
+
+def open_negotiation(
+    caller: Caller,
+    title: str,
+    vendor: Organisation,
+    items: tuple[RequirementItem, ...],
+    policy: Policy | None,
+) -> Action:
+    def build(command_id: str) -> cmd.OpenNegotiation:
+        return cmd.OpenNegotiation(
+            command_id=command_id,
+            negotiation_id=negotiation_id_for(command_id),
+            actor=caller.actor(),
+            title=title,
+            vendor_id=vendor.id,
+            vendor_name=vendor.name,
+            items=items,
+            policy=policy or Policy(),
+        )
+
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> NegotiationSummary:
+        opened = replay(events[:1])
+        assert opened is not None
+        return views.summary(opened, Audience("coordinator", caller.organisation_id))
+
+    return Action(build, render, 201)
+
+
+def invite_member(caller: Caller, negotiation_id: str, member: Organisation, weight: int) -> Action:
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> MemberView:
+        event = _only(events, ev.MemberInvited)
+        return MemberView(organisation_id=event.organisation_id, name=event.name, weight=event.weight)
+
+    return Action(
+        lambda cid: cmd.InviteMember(
+            command_id=cid,
+            negotiation_id=negotiation_id,
+            actor=caller.actor(),
+            organisation_id=member.id,
+            name=member.name,
+            weight=weight,
+        ),
+        render,
+        201,
+    )
+
+
+def change_policy(caller: Caller, negotiation_id: str, policy: Policy) -> Action:
+    return Action(
+        lambda cid: cmd.ChangePolicy(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), policy=policy
+        ),
+        lambda events, state: _only(events, ev.PolicyChanged).policy,
+    )
+
+
+def publish_demand(caller: Caller, negotiation_id: str) -> Action:
+    return Action(
+        lambda cid: cmd.PublishDemand(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()),
+        lambda events, state: state.versions[_only(events, ev.DemandPublished).version - 1],
+        201,
+    )
+
+
+def answer_clarification(caller: Caller, negotiation_id: str, clarification_id: int, answer: str) -> Action:
+    return Action(
+        lambda cid: cmd.AnswerClarification(
+            command_id=cid,
+            negotiation_id=negotiation_id,
+            actor=caller.actor(),
+            clarification_id=clarification_id,
+            answer=answer,
+        ),
+        lambda events, state: _clarification(state, _only(events, ev.ClarificationAnswered).clarification_id),
+    )
+
+
+def propose_agreement(caller: Caller, negotiation_id: str) -> Action:
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> AgreementProposal:
+        event = _only(events, ev.AgreementProposed)
+        return AgreementProposal(
+            negotiation_id=event.negotiation_id,
+            phase="endorsing",
+            demand_version=event.demand_version,
+            round=event.round,
+            proposed_at=event.occurred_at,
+        )
+
+    return Action(
+        lambda cid: cmd.ProposeAgreement(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()), render
+    )
+
+
+def abandon(caller: Caller, negotiation_id: str, reason: str | None) -> Action:
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> Abandonment:
+        event = _only(events, ev.NegotiationAbandoned)
+        return Abandonment(
+            negotiation_id=event.negotiation_id, phase="abandoned", reason=event.reason, abandoned_at=event.occurred_at
+        )
+
+    return Action(
+        lambda cid: cmd.Abandon(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), reason=reason),
+        render,
+    )
+
+
+def state_position(caller: Caller, negotiation_id: str, item_key: str, position: Position) -> Action:
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> PositionView:
+        event = _only(events, ev.PositionStated)
+        return PositionView(
+            member_id=event.actor_id,
+            member_name=state.members[event.actor_id].name,
+            item_key=event.item_key,
+            priority=event.position.priority,
+            value=event.position.value,
+            accepted=event.position.accepted,
+            rationale=event.position.rationale,
+        )
+
+    return Action(
+        lambda cid: cmd.StatePosition(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key, position=position
+        ),
+        render,
+    )
+
+
+def withdraw_position(caller: Caller, negotiation_id: str, item_key: str) -> Action:
+    return Action(
+        lambda cid: cmd.WithdrawPosition(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key
+        ),
+        lambda events, state: None,
+        204,
+    )
+
+
+def endorse(caller: Caller, negotiation_id: str, decision: Decision, comment: str | None) -> Action:
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> EndorsementResult:
+        event = _only(events, ev.EndorsementGiven)
+        kinds = {type(e) for e in events}
+        outcome = "agreed" if ev.AgreementReached in kinds else "rejected" if ev.AgreementRejected in kinds else None
+        return EndorsementResult(
+            negotiation_id=event.negotiation_id,
+            decision=event.decision,
+            comment=event.comment,
+            given_at=event.occurred_at,
+            outcome=outcome,
+        )
+
+    return Action(
+        lambda cid: cmd.Endorse(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), decision=decision, comment=comment
+        ),
+        render,
+        201,
+    )
+
+
+def respond(caller: Caller, negotiation_id: str, demand_version: int, items: Sequence[ItemResponse]) -> Action:
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> VendorResponse:
+        event = _only(events, ev.VendorResponded)
+        return VendorResponse(
+            negotiation_id=event.negotiation_id,
+            round=event.round,
+            demand_version=event.demand_version,
+            responded_at=event.occurred_at,
+            items=event.items,
+        )
+
+    return Action(
+        lambda cid: cmd.RespondToDemand(
+            command_id=cid,
+            negotiation_id=negotiation_id,
+            actor=caller.actor(),
+            demand_version=demand_version,
+            items=tuple(items),
+        ),
+        render,
+        201,
+    )
+
+
+def request_clarification(caller: Caller, negotiation_id: str, item_key: str, question: str) -> Action:
+    return Action(
+        lambda cid: cmd.RequestClarification(
+            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key, question=question
+        ),
+        lambda events, state: _clarification(state, _only(events, ev.ClarificationRequested).clarification_id, False),
+        201,
+    )
+
+
+def _clarification(state: NegotiationState, clarification_id: int, answered: bool = True) -> ClarificationView:
+    """The clarification; not ``answered``: as it was asked (an answer may have followed since)."""
+    c = state.clarifications[clarification_id]
+    return ClarificationView(
+        clarification_id=c.clarification_id,
+        item_key=c.item_key,
+        question=c.question,
+        answer=c.answer if answered else None,
+        asked_at=c.asked_at,
+        answered_at=c.answered_at if answered else None,
+    )
+
+
+def _only(events: Sequence[ev.Event], event_type: type[Any]) -> Any:
+    for event in events:
+        if isinstance(event, event_type):
+            return event
+    raise LookupError(f"the command caused no {event_type.__name__}")

@@ -1,0 +1,146 @@
+"""The documents of the application service that are not contracts of the core: what a door
+sends to open a negotiation or invite a member, and the answers to commands and reads.
+
+The negotiation documents themselves (summary, joint demand, demand versions, state, positions)
+are the contracts in ``schemas.documents``; these are the envelopes around them, the same for
+the API and the dashboard.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
+from schemas.negotiation import Decision, ItemResponse, Phase, Policy, RequirementItem
+
+
+class OrganisationCreate(Frozen):
+    name: ShortText
+    role: Literal["coordinator", "member", "vendor"]
+
+
+class OrganisationPublic(Frozen):
+    id: Identifier
+    name: ShortText
+    role: Literal["admin", "coordinator", "member", "vendor"]
+    created_at: datetime | None = None
+
+
+class OrganisationCreated(OrganisationPublic):
+    api_key: str
+    """Shown once: only its hash is stored."""
+
+
+class CatalogueRef(Frozen):
+    """An item of the built-in catalogue, by its key."""
+
+    key: Slug
+
+
+class NegotiationCreate(Frozen):
+    title: ShortText
+    vendor_id: Identifier
+    items: Annotated[list[CatalogueRef | RequirementItem], Field(min_length=1, max_length=500)]
+    policy: Policy | None = None
+
+
+class NegotiationListing(Frozen):
+    """One line of ``GET /v1/negotiations``."""
+
+    id: Identifier
+    title: ShortText
+    phase: Phase
+    sequence: int
+    your_role: Literal["coordinator", "member", "vendor"]
+    demand_version: int | None
+    round: int
+    opened_at: datetime
+    updated_at: datetime
+
+
+class MemberInvite(Frozen):
+    organisation_id: Identifier
+    weight: Weight = 1
+
+
+class VendorResponseCreate(Frozen):
+    demand_version: int = Field(strict=True, ge=1)
+    items: Annotated[list[ItemResponse], Field(min_length=1, max_length=500)]
+
+
+class VendorResponse(Frozen):
+    negotiation_id: Identifier
+    round: int
+    demand_version: int
+    responded_at: datetime
+    items: tuple[ItemResponse, ...]
+
+
+class ClarificationCreate(Frozen):
+    item_key: Slug
+    question: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class ClarificationAnswer(Frozen):
+    answer: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class AgreementProposal(Frozen):
+    negotiation_id: Identifier
+    phase: Phase
+    demand_version: int
+    round: int
+    proposed_at: datetime
+
+
+class EndorsementCreate(Frozen):
+    decision: Decision
+    comment: LongText | None = None
+
+
+class EndorsementResult(Frozen):
+    """The endorsement, and the outcome when it decided the agreement."""
+
+    negotiation_id: Identifier
+    decision: Decision
+    comment: str | None
+    given_at: datetime
+    outcome: Literal["agreed", "rejected"] | None
+
+
+class AbandonRequest(Frozen):
+    reason: LongText | None = None
+
+
+class Abandonment(Frozen):
+    negotiation_id: Identifier
+    phase: Phase
+    reason: str | None
+    abandoned_at: datetime
+
+
+class FeedEntry(Frozen):
+    """One event of the change feed, as the caller may see it."""
+
+    sequence: int
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class ChangeFeed(Frozen):
+    """A page of the change feed. Continue with ``after=next_after`` while ``more`` is true.
+
+    Events the caller may not see are left out, but still move ``next_after`` on.
+    """
+
+    negotiation_id: Identifier
+    events: tuple[FeedEntry, ...]
+    next_after: int
+    more: bool
+
+
+__all__ = ["RequirementItem"]

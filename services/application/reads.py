@@ -1,0 +1,102 @@
+"""The reads of a negotiation, each a function of its state and the viewer, for both doors.
+
+The core's views cut every document to what the viewer may see. A few refusals of reads are not
+in the core yet (``streams.core.views`` has no rule for them) and are made here, once: a vendor
+never reads members' positions nor the OCDS export, a vendor's demand is the latest published
+version, and a version not published is not found. They raise the core's
+:class:`~streams.core.decider.Rejection`, which the hub turns into a refusal like any other.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.documents import DemandVersion, JointDemand, PositionView
+from streams.core import ocds, views
+from streams.core.decider import Rejection
+from streams.core.state import NegotiationState
+from streams.core.views import Audience
+
+
+def positions(state: NegotiationState, viewer: Audience) -> list[PositionView]:
+    """All positions (coordinator; members when positions are transparent), else the viewer's own."""
+    if viewer.role == "vendor":
+        raise Rejection(403, "Forbidden", "a vendor never sees members' positions")
+    return views.positions(state, viewer)
+
+
+def demand(state: NegotiationState, viewer: Audience) -> JointDemand | DemandVersion:
+    """The live joint demand (coordinator, members); for the vendor the latest published version."""
+    if viewer.role != "vendor":
+        return views.live_demand(state)
+    if state.latest_version is None:
+        raise Rejection(404, "Not found", "no demand version has been published yet")
+    return views.version_view(state, state.latest_version, viewer)
+
+
+def demand_version(state: NegotiationState, viewer: Audience, version: int) -> DemandVersion:
+    if version > len(state.versions):
+        raise Rejection(404, "Not found", f"demand version {version} has not been published")
+    return views.version_view(state, state.versions[version - 1], viewer)
+
+
+def ocds_release(state: NegotiationState, viewer: Audience, ocid_prefix: str) -> dict[str, Any]:
+    """The agreement as an OCDS release; it names the members, so not for the vendor."""
+    if viewer.role == "vendor":
+        detail = "the OCDS export names the members: it is for the coordinator and the members"
+        raise Rejection(403, "Forbidden", detail)
+    try:
+        return ocds.release(state, ocid_prefix)
+    except ocds.NoAgreement as exc:
+        raise Rejection(409, "Conflict", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class VersionChange:
+    """How a published demand version differs from the one before it."""
+
+    version: int
+    added: list[str]
+    dropped: list[str]
+    retargeted: list[tuple[str, Any, Any]]
+    """(item key, target before, target now)."""
+
+
+def version_changes(versions: list[DemandVersion]) -> list[VersionChange]:
+    """What each published version added, dropped and retargeted, from the second on."""
+    changes = []
+    for before, after in itertools.pairwise(versions):
+        old = {i.key: i for i in before.items}
+        new = {i.key: i for i in after.items}
+        changes.append(
+            VersionChange(
+                version=after.version,
+                added=[k for k in new if k not in old],
+                dropped=[k for k in old if k not in new],
+                retargeted=[
+                    (k, old[k].target, new[k].target) for k in new if k in old and old[k].target != new[k].target
+                ],
+            )
+        )
+    return changes
+
+
+def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
+    """Everything a negotiation's board shows the viewer, cut by the core's views."""
+    versions = [views.version_view(state, version, viewer) for version in state.versions]
+    member_side = viewer.role != "vendor"
+    listed = views.positions(state, viewer) if member_side else []
+    return {
+        "state": views.shared_state(state, viewer),
+        "summary": views.summary(state, viewer),
+        "versions": versions,
+        "changes": version_changes(versions),
+        "demand": {i.key: i for i in views.live_demand(state).items} if member_side else {},
+        "published": {i.key: i for i in versions[-1].items} if versions else {},
+        "positions": listed,
+        "own": {p.item_key: p for p in listed if p.member_id == viewer.organisation_id},
+        "role": viewer.role,
+        "endorsed": state.proposal.endorsements.get(viewer.organisation_id) if state.proposal else None,
+    }

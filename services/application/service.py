@@ -1,0 +1,253 @@
+"""The application service: the one thing both doors — the HTTP API and the dashboard — call.
+
+A door builds a command (``services.application.commands``) or names a read, and hands it here
+with the caller and, for a command, an idempotency key with its request's fingerprint. What the
+hub alone knows is added here: organisations, the catalogue, the read model's tables. Whether the
+caller may do it is the pure core's to say: the decider refuses commands, the views and reads cut
+documents. A refusal is a :class:`~services.application.errors.Refusal`; the API answers it as
+problem+json, the dashboard as a notice on the page.
+
+Kafka and the decider's tables are the message bus: nothing here dispatches in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from anyio import to_thread
+from sqlmodel import Session, col, or_, select
+
+from schemas.commands import Command, InviteMember, OpenNegotiation
+from schemas.documents import DemandVersion, JointDemand, NegotiationSummary, PositionView, SharedState
+from schemas.negotiation import Policy, RequirementItem
+from services.application import commands, reads
+from services.application.actions import Action, Answer, Once
+from services.application.documents import (
+    CatalogueRef,
+    ChangeFeed,
+    FeedEntry,
+    NegotiationListing,
+    OrganisationCreated,
+    OrganisationPublic,
+)
+from services.application.errors import Refusal, refused
+from services.application.hub import Hub
+from services.application.security import Caller, new_key
+from services.catalogue import load_catalogue
+from services.readmodel.store import load_events
+from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
+from services.subscriptions.live import live_messages
+from streams.core import views
+from streams.core.decider import Context, Rejection, decide
+from streams.core.state import NegotiationState
+from streams.core.views import Audience
+
+T = TypeVar("T")
+
+
+@dataclass
+class Application:
+    hub: Hub
+
+    # -- commands ----------------------------------------------------------------------------
+    async def execute(self, caller: Caller, action: Action, once: Once | None = None, instance: str = "") -> Answer:
+        """Send the action's command for the caller; its answer, accepted or refused."""
+        return await self.hub.execute(caller, action, once, instance)
+
+    async def opening(
+        self,
+        caller: Caller,
+        title: str,
+        vendor_id: str,
+        items: Sequence[CatalogueRef | RequirementItem],
+        policy: Policy | None,
+    ) -> Action:
+        """The command that opens a negotiation with the vendor ``vendor_id``, items from the
+        catalogue by key or inline."""
+        # The core refuses first (only a coordinator opens), before the hub looks anything up.
+        probe = OpenNegotiation.model_construct(
+            **_probe(caller), title=title, vendor_id=vendor_id, vendor_name=vendor_id, items=(), policy=Policy()
+        )
+        self._precheck(None, probe)
+        vendor = await to_thread.run_sync(self._organisation, vendor_id)
+        if vendor is None or vendor.role != "vendor":
+            raise Refusal(422, "vendor_id: there is no vendor organisation with this id", field="vendor_id")
+        return commands.open_negotiation(caller, title, vendor, resolve_items(items), policy)
+
+    async def invitation(self, caller: Caller, negotiation_id: str, organisation_id: str, weight: int) -> Action:
+        """The command that invites the member organisation ``organisation_id``."""
+        member = await to_thread.run_sync(self._organisation, organisation_id)
+        if member is None or member.role != "member":
+            # Refused by the core first, so only whom may invite learns that there is no such member.
+            probe = InviteMember.model_construct(
+                **_probe(caller, negotiation_id), organisation_id=organisation_id, name=organisation_id, weight=weight
+            )
+            await to_thread.run_sync(self.read, caller, negotiation_id, lambda state, _: self._precheck(state, probe))
+            raise Refusal(422, "organisation_id: there is no member organisation with this id", field="organisation_id")
+        return commands.invite_member(caller, negotiation_id, member, weight)
+
+    @staticmethod
+    def _precheck(state: NegotiationState | None, command: Command) -> None:
+        try:
+            decide(state, command, Context(datetime.now(UTC)))
+        except Rejection as rejection:
+            raise refused(rejection) from None
+
+    # -- reads -------------------------------------------------------------------------------
+    def read(self, caller: Caller, negotiation_id: str, view: Callable[[NegotiationState, Audience], T]) -> T:
+        """``view`` of the negotiation for the caller; 404 when the caller is not a party."""
+        return self.hub.read(caller, negotiation_id, view)
+
+    def viewer(self, caller: Caller, negotiation_id: str) -> Audience:
+        """Who the caller is in the negotiation; 404 when not a party."""
+        return self.read(caller, negotiation_id, lambda state, viewer: viewer)
+
+    def live(
+        self,
+        viewer: Audience,
+        negotiation_id: str,
+        cursor: int,
+        board: bool = False,
+        alive: Callable[[], Awaitable[bool]] | None = None,
+    ) -> AsyncIterator[dict[str, str]]:
+        """The viewer's live messages after ``cursor`` (``services.subscriptions.live``). A
+        ``board`` (the dashboard's) also hears of changes the viewer may not see, to redraw the
+        joint demand; not a vendor's: that would tell it when members act."""
+        announce = board and viewer.role != "vendor"
+        return live_messages(self.hub, negotiation_id, viewer, cursor, announce_hidden=announce, alive=alive)
+
+    def summary(self, caller: Caller, negotiation_id: str) -> NegotiationSummary:
+        return self.read(caller, negotiation_id, views.summary)
+
+    def shared_state(self, caller: Caller, negotiation_id: str) -> SharedState:
+        return self.read(caller, negotiation_id, views.shared_state)
+
+    def positions(self, caller: Caller, negotiation_id: str) -> list[PositionView]:
+        return self.read(caller, negotiation_id, reads.positions)
+
+    def demand(self, caller: Caller, negotiation_id: str) -> JointDemand | DemandVersion:
+        return self.read(caller, negotiation_id, reads.demand)
+
+    def demand_version(self, caller: Caller, negotiation_id: str, version: int) -> DemandVersion:
+        return self.read(caller, negotiation_id, lambda state, viewer: reads.demand_version(state, viewer, version))
+
+    def ocds_release(self, caller: Caller, negotiation_id: str) -> dict[str, Any]:
+        prefix = self.hub.settings.ocid_prefix
+        return self.read(caller, negotiation_id, lambda state, viewer: reads.ocds_release(state, viewer, prefix))
+
+    def board(self, caller: Caller, negotiation_id: str, timeline: int = 25) -> dict[str, Any]:
+        """The dashboard's board: every document the viewer may see, and its latest events."""
+        data = self.read(caller, negotiation_id, reads.board)
+        after = max(0, data["state"].sequence - timeline)
+        data["timeline"] = self.change_feed(caller, negotiation_id, after=after, limit=timeline).events
+        return data
+
+    def change_feed(self, caller: Caller, negotiation_id: str, after: int = 0, limit: int = 100) -> ChangeFeed:
+        """The negotiation's events after ``after``, as the caller may see them."""
+
+        def view(state: NegotiationState, viewer: Audience) -> ChangeFeed:
+            with Session(self.hub.engine) as session:
+                events = load_events(session, negotiation_id, after=after, until=min(state.sequence, after + limit))
+            entries = []
+            for event in events:
+                data = views.event_view(state, event, viewer)
+                if data is not None:
+                    entries.append(
+                        FeedEntry(sequence=event.sequence, type=event.type, occurred_at=event.occurred_at, data=data)
+                    )
+            next_after = events[-1].sequence if events else after
+            return ChangeFeed(
+                negotiation_id=negotiation_id,
+                events=tuple(entries),
+                next_after=next_after,
+                more=next_after < state.sequence,
+            )
+
+        return self.read(caller, negotiation_id, view)
+
+    def negotiations(self, caller: Caller) -> list[NegotiationListing]:
+        """The negotiations the caller is party to, newest first."""
+        me = caller.organisation_id
+        with Session(self.hub.engine) as session:
+            member_of = select(MemberRow.negotiation_id).where(MemberRow.organisation_id == me)
+            rows = session.exec(
+                select(NegotiationRow)
+                .where(
+                    or_(
+                        NegotiationRow.coordinator_id == me,
+                        NegotiationRow.vendor_id == me,
+                        col(NegotiationRow.id).in_(member_of),
+                    )
+                )
+                .order_by(col(NegotiationRow.opened_at).desc())
+            ).all()
+        return [
+            NegotiationListing(
+                id=row.id,
+                title=row.title,
+                phase=row.phase,
+                sequence=row.sequence,
+                your_role="coordinator" if row.coordinator_id == me else "vendor" if row.vendor_id == me else "member",
+                demand_version=row.demand_version,
+                round=row.round,
+                opened_at=utc(row.opened_at),
+                updated_at=utc(row.updated_at),
+            )
+            for row in rows
+        ]
+
+    # -- organisations -----------------------------------------------------------------------
+    def create_organisation(self, name: str, role: str) -> OrganisationCreated:
+        """A new organisation and its API key; the key is answered once, only its hash is kept."""
+        key = new_key()
+        organisation = Organisation(
+            id=f"org_{key.key_id}",
+            name=name,
+            role=role,
+            key_id=key.key_id,
+            key_hash=key.hash,
+            created_at=datetime.now(UTC),
+        )
+        with Session(self.hub.engine, expire_on_commit=False) as session:
+            session.add(organisation)
+            session.commit()
+        return OrganisationCreated(
+            id=organisation.id, name=name, role=role, created_at=organisation.created_at, api_key=key.api_key
+        )
+
+    def who_am_i(self, caller: Caller) -> OrganisationPublic:
+        created = None
+        if caller.role != "admin":
+            organisation = self._organisation(caller.organisation_id)
+            created = utc(organisation.created_at) if organisation is not None else None
+        return OrganisationPublic(id=caller.organisation_id, name=caller.name, role=caller.role, created_at=created)
+
+    def _organisation(self, organisation_id: str) -> Organisation | None:
+        with Session(self.hub.engine) as session:
+            return session.get(Organisation, organisation_id)
+
+
+def resolve_items(items: Sequence[CatalogueRef | RequirementItem]) -> tuple[RequirementItem, ...]:
+    """Catalogue keys replaced by the catalogue's items; inline items as they are."""
+    catalogue = load_catalogue()
+    resolved = []
+    for index, item in enumerate(items):
+        if isinstance(item, CatalogueRef):
+            if item.key not in catalogue:
+                raise Refusal(
+                    422,
+                    f"items.{index}.key: {item.key!r} is not in the catalogue; define the item inline instead",
+                    title="Invalid input",
+                    field=f"items.{index}.key",
+                )
+            item = catalogue[item.key]
+        resolved.append(item)
+    return tuple(resolved)
+
+
+def _probe(caller: Caller, negotiation_id: str = "-") -> dict[str, Any]:
+    """The envelope of a command decided only to learn whether the core refuses it."""
+    return {"command_id": "-", "negotiation_id": negotiation_id, "actor": caller.actor()}
