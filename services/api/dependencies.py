@@ -11,8 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.problems import PROBLEM_JSON
 from services.application.actions import Action, Answer, Once
-from services.application.errors import ADMIN_TAKES_NO_PART, Refusal
-from services.application.security import Caller, authenticate, authenticate_known
+from services.application.errors import Refusal
+from services.application.security import Caller, as_party, authenticate, authenticate_known
 from services.application.service import Application
 
 bearer = HTTPBearer(auto_error=False, description="An organisation's API key, or the admin token.")
@@ -43,9 +43,7 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 
 async def party(caller: CallerDep) -> Caller:
     """An organisation: the admin takes no part in negotiations (403)."""
-    if caller.role == "admin":
-        raise Refusal(403, ADMIN_TAKES_NO_PART)
-    return caller
+    return as_party(caller)
 
 
 async def admin(caller: CallerDep) -> Caller:

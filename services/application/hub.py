@@ -42,7 +42,7 @@ from schemas.commands import Command
 from schemas.results import CommandAccepted, CommandRejected, CommandResult
 from services.application.actions import Action, Answer, Once, Render
 from services.application.errors import Refusal, not_found, refusal_document, refused
-from services.application.security import Caller
+from services.application.security import Caller, as_party
 from services.application.watch import ProjectionWatch
 from services.metrics import Metrics
 from services.readmodel.store import StateCache, load_events
@@ -90,6 +90,7 @@ class Hub:
     def read(self, caller: Caller, negotiation_id: str, view: Callable[[NegotiationState, Audience], T]) -> T:
         """``view`` of the negotiation for the caller; 404 when the caller is not a party. A read the
         core refuses raises its rejection, as a refusal."""
+        as_party(caller)
         with self.states.use(negotiation_id) as state:
             viewer = audience(state, caller.organisation_id) if state is not None else None
             if state is None or viewer is None:
@@ -104,6 +105,7 @@ class Hub:
         """Send the command that ``action`` builds and answer with its outcome (see the module).
 
         ``instance`` names the request in a refusal's document (the API's path)."""
+        as_party(caller)
         job = _Job(
             render=action.render,
             status=action.status,

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from schemas.commands import Actor
-from services.application.errors import Refusal
+from services.application.errors import ADMIN_TAKES_NO_PART, Refusal
 from services.readmodel.tables import Organisation
 
 Role = Literal["admin", "coordinator", "member", "vendor"]
@@ -135,3 +135,11 @@ def _known_key(engine: Engine, key_id: str, read: bool = True) -> tuple[str, Cal
         while len(keys) > _KNOWN_KEYS_KEPT:
             keys.popitem(last=False)
     return known
+
+
+def as_party(caller: Caller) -> Caller:
+    """The caller, if it may take part in negotiations: the admin takes no part (403). Both the
+    API's dependency and the application service apply this one rule."""
+    if caller.role == "admin":
+        raise Refusal(403, ADMIN_TAKES_NO_PART)
+    return caller

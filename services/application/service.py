@@ -35,7 +35,7 @@ from services.application.documents import (
 )
 from services.application.errors import Refusal, refused
 from services.application.hub import Hub
-from services.application.security import Caller, new_key
+from services.application.security import Caller, as_party, new_key
 from services.catalogue import load_catalogue
 from services.readmodel.store import load_events
 from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
@@ -67,6 +67,7 @@ class Application:
     ) -> Action:
         """The command that opens a negotiation with the vendor ``vendor_id``, items from the
         catalogue by key or inline."""
+        as_party(caller)
         # The core refuses first (only a coordinator opens), before the hub looks anything up.
         probe = OpenNegotiation.model_construct(
             **_probe(caller), title=title, vendor_id=vendor_id, vendor_name=vendor_id, items=(), policy=Policy()
@@ -79,6 +80,7 @@ class Application:
 
     async def invitation(self, caller: Caller, negotiation_id: str, organisation_id: str, weight: int) -> Action:
         """The command that invites the member organisation ``organisation_id``."""
+        as_party(caller)
         member = await to_thread.run_sync(self._organisation, organisation_id)
         if member is None or member.role != "member":
             # Refused by the core first, so only whom may invite learns that there is no such member.
