@@ -20,8 +20,6 @@ from fractions import Fraction
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlmodel import Session, select
 
 from schemas.common import number_to_json
@@ -32,41 +30,9 @@ from services.readmodel.tables import EventRow, MemberRow, NegotiationRow, Posit
 from streams.codec import decode_event
 from streams.core.state import NegotiationState, SequenceGap, evolve
 from streams.core.views import shared_state
-from tests.integration.harness import latest_states
+from tests.integration.harness import latest_states, read_topic
 from tests.reliability.harness import Hub
 from tests.reliability.load import Cast, Load, Write
-
-
-async def read_records(
-    bootstrap: str, topic: str, timeout: float = 120, isolation_level: str = "read_committed"
-) -> list[Any]:
-    """Every committed record of a topic, from its beginning to its last stable offset
-    (``isolation_level="read_uncommitted"``: every record, aborted ones too, to its end)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level)
-    await consumer.start()
-    try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            (description,) = await admin.describe_topics([topic])
-        finally:
-            await admin.close()
-        tps = [
-            TopicPartition(topic, p["partition"])
-            for p in sorted(description["partitions"], key=lambda p: p["partition"])
-        ]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)  # the last stable offsets, under read_committed
-        records: list[Any] = []
-        async with asyncio.timeout(timeout):
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-                for rs in batch.values():
-                    records.extend(rs)
-        return records
-    finally:
-        await consumer.stop()
 
 
 @dataclass
@@ -88,12 +54,12 @@ class EventLog:
 
 
 def read_events(hub: Hub, isolation_level: str = "read_committed") -> EventLog:
-    records = asyncio.run(read_records(hub.bootstrap, hub.topic("events"), isolation_level=isolation_level))
+    records = asyncio.run(read_topic(hub.bootstrap, hub.topic("events"), isolation_level))
     return EventLog([(r.partition, r.offset, decode_event(r.headers, r.value)) for r in records])
 
 
 def read_states(hub: Hub) -> dict[str, SharedState]:
-    return latest_states(asyncio.run(read_records(hub.bootstrap, hub.topic("state"))))
+    return latest_states(asyncio.run(read_topic(hub.bootstrap, hub.topic("state"))))
 
 
 def replay_lenient(events: Iterable[Event]) -> tuple[NegotiationState | None, str | None]:
