@@ -23,7 +23,7 @@ from sqlmodel import Session, col, or_, select
 from schemas.commands import Command, InviteMember, OpenNegotiation
 from schemas.documents import DemandVersion, JointDemand, NegotiationSummary, PositionView, SharedState
 from schemas.negotiation import Policy, RequirementItem
-from services.application import commands, reads
+from services.application import commands
 from services.application.actions import Action, Answer, Once
 from services.application.documents import (
     CatalogueRef,
@@ -40,7 +40,7 @@ from services.catalogue import load_catalogue
 from services.readmodel.store import load_events
 from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
 from services.subscriptions.live import live_messages
-from streams.core import views
+from streams.core import reads, views
 from streams.core.decider import Context, Rejection, decide
 from streams.core.state import NegotiationState
 from streams.core.views import Audience

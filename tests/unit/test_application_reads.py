@@ -1,11 +1,11 @@
-"""The application service's reads (services.application.reads): what both doors show, pure."""
+"""The application service's reads (streams.core.reads): what both doors show, pure."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.application.reads import board, demand, demand_version, ocds_release, positions, version_changes
 from streams.core.decider import Rejection
+from streams.core.reads import board, demand, demand_version, ocds_release, positions, version_changes
 from streams.core.views import Audience
 from tests.unit.builders import COORDINATOR, VENDOR, Negotiation, item
 

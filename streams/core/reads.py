@@ -1,10 +1,11 @@
-"""The reads of a negotiation, each a function of its state and the viewer, for both doors.
+"""The reads of a negotiation, each a function of its state and the viewer: what both doors show.
 
-The core's views cut every document to what the viewer may see. A few refusals of reads are not
-in the core yet (``streams.core.views`` has no rule for them) and are made here, once: a vendor
-never reads members' positions nor the OCDS export, a vendor's demand is the latest published
-version, and a version not published is not found. They raise the core's
-:class:`~streams.core.decider.Rejection`, which the hub turns into a refusal like any other.
+The views (``streams.core.views``) cut every document to what the viewer may see; the refusals of
+reads are here, once: a vendor never reads members' positions nor the OCDS export (403), a
+vendor's demand is the latest published version (404 before the first), a version not published
+is not found (404), and the export waits for the agreement (409). They raise the decider's
+:class:`~streams.core.decider.Rejection`, which the application service turns into a refusal like
+any other. The board uses these same reads, so it never shows what a read would refuse.
 """
 
 from __future__ import annotations
@@ -86,14 +87,21 @@ def version_changes(versions: list[DemandVersion]) -> list[VersionChange]:
 def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
     """Everything a negotiation's board shows the viewer, cut by the core's views."""
     versions = [views.version_view(state, version, viewer) for version in state.versions]
-    member_side = viewer.role != "vendor"
-    listed = views.positions(state, viewer) if member_side else []
+    try:
+        listed = positions(state, viewer)
+    except Rejection:  # the vendor reads no positions
+        listed = []
+    try:
+        live: JointDemand | DemandVersion | None = demand(state, viewer)
+    except Rejection:  # the vendor before the first version
+        live = None
     return {
         "state": views.shared_state(state, viewer),
         "summary": views.summary(state, viewer),
         "versions": versions,
         "changes": version_changes(versions),
-        "demand": {i.key: i for i in views.live_demand(state).items} if member_side else {},
+        # The live demand only: the vendor's demand is a published version, shown as "published".
+        "demand": {i.key: i for i in live.items} if isinstance(live, JointDemand) else {},
         "published": {i.key: i for i in versions[-1].items} if versions else {},
         "positions": listed,
         "own": {p.item_key: p for p in listed if p.member_id == viewer.organisation_id},
