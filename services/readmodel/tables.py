@@ -1,8 +1,11 @@
 """The read model's tables (SQLModel), one family per thing people ask about.
 
 The negotiation tables are rebuilt from events by the projector, their only writer; each row
-says which event (``sequence``) last wrote it. ``organisations`` and ``idempotency_records`` are
-the API's own: they are not negotiation facts but the hub's configuration and its memory of
+says which event (``sequence``) last wrote it. The API reads ``negotiations``, ``members`` and
+``events``; ``positions``, ``demand_versions``, ``responses``, ``clarifications`` and
+``endorsements`` are kept for SQL consumers (reporting, ad-hoc queries) and the API never reads
+them (it answers from the state the pure core rebuilds from ``events``). ``organisations`` and
+``idempotency_records`` are the API's own: they are not negotiation facts but the hub's configuration and its memory of
 answers already given.
 
 Times are stored in UTC. Exact numbers (position values) are stored as their JSON text, so no
@@ -93,7 +96,9 @@ class MemberRow(SQLModel, table=True):
 
 
 class PositionRow(SQLModel, table=True):
-    """A member's current position on an item; withdrawn positions are deleted."""
+    """A member's current position on an item; withdrawn positions are deleted.
+
+    Kept for SQL consumers: the API does not read it."""
 
     __tablename__ = "positions"
 
@@ -110,6 +115,8 @@ class PositionRow(SQLModel, table=True):
 
 
 class DemandVersionRow(SQLModel, table=True):
+    """A published demand version. Kept for SQL consumers: the API does not read it."""
+
     __tablename__ = "demand_versions"
 
     negotiation_id: str = Field(primary_key=True, max_length=64)
@@ -121,7 +128,9 @@ class DemandVersionRow(SQLModel, table=True):
 
 
 class ResponseRow(SQLModel, table=True):
-    """One vendor response: a round, answering one demand version."""
+    """One vendor response: a round, answering one demand version.
+
+    Kept for SQL consumers: the API does not read it."""
 
     __tablename__ = "responses"
 
@@ -134,6 +143,9 @@ class ResponseRow(SQLModel, table=True):
 
 
 class ClarificationRow(SQLModel, table=True):
+    """A vendor's question on an item and the coordinator's answer. Kept for SQL consumers: the API
+    does not read it."""
+
     __tablename__ = "clarifications"
 
     negotiation_id: str = Field(primary_key=True, max_length=64)
@@ -147,7 +159,9 @@ class ClarificationRow(SQLModel, table=True):
 
 
 class EndorsementRow(SQLModel, table=True):
-    """A member's accept or reject of a proposed agreement."""
+    """A member's accept or reject of a proposed agreement.
+
+    Kept for SQL consumers: the API does not read it."""
 
     __tablename__ = "endorsements"
 
