@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,22 +24,9 @@ import pytest
 from infra.kafka import KafkaCluster
 from services.supervisor import STATUS_FILE, Child, RestartPolicy, Supervisor
 from tests.conftest import free_base_port
+from tests.reliability.harness import wait_for as eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def eventually(condition: Callable[[], Any], timeout: float, what: str | Callable[[], str]) -> Any:
-    """Poll ``condition`` until it returns something truthy (and return that); fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.0f} s waiting for {what if isinstance(what, str) else what()}"
-            )
-        time.sleep(0.1)  # the polling interval, not a wait standing in for a condition
 
 
 def alive(pid: int) -> bool:
