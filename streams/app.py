@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
@@ -52,6 +52,7 @@ from schemas.topics import COMMAND_RESULTS, COMMANDS, DEAD_LETTERS, EVENTS, SNAP
 from streams.codec import DecodeError, encode_state
 from streams.core.state import SequenceGap
 from streams.core.views import StateDocumentCache
+from streams.rebalance import BatchLock, still_assigned
 from streams.snapshots import CHECKPOINT_KEY, Checkpoint, snapshot_is_current
 from streams.table import COMMAND_OFFSET_HEADER, NegotiationTable, Outbox, process_command
 from streams.throttle import StateThrottle
@@ -174,7 +175,8 @@ class NegotiationWorker:
         self._admin: AIOKafkaAdminClient | None = None
         # Held while a batch is processed, and by the rebalance callbacks: a partition is handed
         # over only between batches, after the last one's transaction has committed.
-        self._lock = asyncio.Lock()
+        # Batches run under this lock, and partitions are given up under it (streams.rebalance).
+        self._lock = BatchLock(revoked=self._on_revoked, assigned=self._on_assigned)
         self._to_recover: set[TopicPartition] = set()
         self._completing: asyncio.Task[None] | None = None
         """The newest batch still being written and committed (it waits for the one before)."""
@@ -413,32 +415,6 @@ class NegotiationWorker:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Process commands until ``stop`` is set; an exception means: restart from the log."""
         stop = stop or asyncio.Event()
-        worker = self
-
-        class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-            async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-                async with worker._lock:  # the batches in progress finish and commit first
-                    partitions = {tp.partition for tp in revoked}
-                    try:
-                        if await worker._settle():
-                            # before another worker owns them
-                            await worker._flush_states(everything=True, partitions=partitions)
-                    except Exception as exc:  # aiokafka only logs what a callback raises: stop the loop
-                        worker._failure = exc
-                    finally:
-                        await worker._release(partitions)
-                log.info("partitions revoked", partitions=sorted(partitions))
-
-            async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-                # Rebuilding tables can take long; aiokafka sends no heartbeats while this callback
-                # runs. So only pause the new partitions here; the main loop rebuilds and resumes them.
-                log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
-                fresh = [tp for tp in assigned if tp.partition not in worker.tables]
-                if fresh:
-                    assert worker._consumer is not None
-                    worker._consumer.pause(*fresh)
-                    worker._to_recover.update(fresh)
-
         self._admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, client_id=self.config.group)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.config.bootstrap,
@@ -459,7 +435,7 @@ class NegotiationWorker:
             await self._retry(self._admin.start, "connect an admin client", None)
             await self._retry(self._require_topics, "list the topics", None)
             await self._retry(self._consumer.start, "join the group", None)
-            self._consumer.subscribe([self.commands_topic], listener=Rebalance())
+            self._consumer.subscribe([self.commands_topic], listener=self._lock)
             while not stop.is_set():
                 if self._failure is not None:
                     raise self._failure
@@ -472,9 +448,7 @@ class NegotiationWorker:
                         await self.drain()  # nothing new: finish the last batch (raises if a write failed)
                         await self._flush_states()
                         continue
-                    # Records of partitions revoked since the fetch belong to their new owner now.
-                    assignment = self._consumer.assignment()
-                    batch = {tp: records for tp, records in batch.items() if tp in assignment}
+                    batch = still_assigned(self._consumer, batch)
                     if batch:
                         await self.process_batch(batch)
             async with self._lock:
@@ -497,6 +471,28 @@ class NegotiationWorker:
             await self._release(set(self.producers))
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._admin.close()
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Partitions move to another worker (under the batch lock: the batches in progress have committed)."""
+        partitions = {tp.partition for tp in revoked}
+        try:
+            if await self._settle():
+                await self._flush_states(everything=True, partitions=partitions)  # before another worker owns them
+        except Exception as exc:  # aiokafka only logs what a callback raises: stop the loop
+            self._failure = exc
+        finally:
+            await self._release(partitions)
+        log.info("partitions revoked", partitions=sorted(partitions))
+
+    async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        # Rebuilding tables can take long; aiokafka sends no heartbeats while this callback runs.
+        # So only pause the new partitions here; the main loop rebuilds and resumes them.
+        log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
+        fresh = [tp for tp in assigned if tp.partition not in self.tables]
+        if fresh:
+            assert self._consumer is not None
+            self._consumer.pause(*fresh)
+            self._to_recover.update(fresh)
 
     async def _require_topics(self) -> None:
         assert self._admin is not None
@@ -619,8 +615,8 @@ class NegotiationWorker:
             if events:
                 written = await _all(events)
                 table.events_end = max(table.events_end, written[-1].offset + 1)
-            if size and (self.config.sigkill_after_commands or self.config.sigstop_after_commands):
-                self._maybe_fault(size)
+                if size and (self.config.sigkill_after_commands or self.config.sigstop_after_commands):
+                    self._maybe_fault(size)  # a fault point: events in the log, in a transaction still open
             end = table.events_end
             pending = [await send(self.state_topic, k, v, partition=partition) for k, v in outbox.states]
             pending += [await send(self.results_topic, k, v, partition=partition) for k, v in outbox.results]

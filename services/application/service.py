@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from anyio import to_thread
 from sqlmodel import Session, col, or_, select
 
-from schemas.commands import Command, InviteMember, OpenNegotiation
 from schemas.documents import DemandVersion, JointDemand, NegotiationSummary, PositionView, SharedState
 from schemas.negotiation import Policy, RequirementItem
 from services.application import commands
@@ -40,8 +39,8 @@ from services.catalogue import load_catalogue
 from services.readmodel.store import load_events
 from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
 from services.subscriptions.live import live_messages
-from streams.core import reads, views
-from streams.core.decider import Context, Rejection, decide
+from streams.core import decider, reads, views
+from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
 from streams.core.views import Audience
 
@@ -69,10 +68,7 @@ class Application:
         catalogue by key or inline."""
         as_party(caller)
         # The core refuses first (only a coordinator opens), before the hub looks anything up.
-        probe = OpenNegotiation.model_construct(
-            **_probe(caller), title=title, vendor_id=vendor_id, vendor_name=vendor_id, items=(), policy=Policy()
-        )
-        self._precheck(None, probe)
+        _core(decider.may_open, caller.actor())
         vendor = await to_thread.run_sync(self._organisation, vendor_id)
         if vendor is None or vendor.role != "vendor":
             raise Refusal(422, "vendor_id: there is no vendor organisation with this id", field="vendor_id")
@@ -84,19 +80,11 @@ class Application:
         member = await to_thread.run_sync(self._organisation, organisation_id)
         if member is None or member.role != "member":
             # Refused by the core first, so only whom may invite learns that there is no such member.
-            probe = InviteMember.model_construct(
-                **_probe(caller, negotiation_id), organisation_id=organisation_id, name=organisation_id, weight=weight
+            await to_thread.run_sync(
+                self.read, caller, negotiation_id, lambda state, _: _core(decider.may_invite, state, caller.actor())
             )
-            await to_thread.run_sync(self.read, caller, negotiation_id, lambda state, _: self._precheck(state, probe))
             raise Refusal(422, "organisation_id: there is no member organisation with this id", field="organisation_id")
         return commands.invite_member(caller, negotiation_id, member, weight)
-
-    @staticmethod
-    def _precheck(state: NegotiationState | None, command: Command) -> None:
-        try:
-            decide(state, command, Context(datetime.now(UTC)))
-        except Rejection as rejection:
-            raise refused(rejection) from None
 
     # -- reads -------------------------------------------------------------------------------
     def read(self, caller: Caller, negotiation_id: str, view: Callable[[NegotiationState, Audience], T]) -> T:
@@ -250,6 +238,9 @@ def resolve_items(items: Sequence[CatalogueRef | RequirementItem]) -> tuple[Requ
     return tuple(resolved)
 
 
-def _probe(caller: Caller, negotiation_id: str = "-") -> dict[str, Any]:
-    """The envelope of a command decided only to learn whether the core refuses it."""
-    return {"command_id": "-", "negotiation_id": negotiation_id, "actor": caller.actor()}
+def _core(rule: Callable[..., None], *args: Any) -> None:
+    """Ask a rule of the core; its rejection becomes a refusal."""
+    try:
+        rule(*args)
+    except Rejection as rejection:
+        raise refused(rejection) from None

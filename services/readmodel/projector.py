@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -63,6 +63,7 @@ from services.subscriptions.messages import Figures, figures_before, members_amo
 from streams.codec import DecodeError, decode_event, decode_result
 from streams.core.state import NegotiationState, SequenceGap, evolve
 from streams.core.views import Audience
+from streams.rebalance import BatchLock, still_assigned
 
 log = structlog.get_logger("koopkracht.projector")
 COMMIT_EVERY_S = 0.5
@@ -396,7 +397,6 @@ class Projector:
         self.max_batch = max_batch
         self.ready = asyncio.Event()
         self.projected = 0
-        self._lock = asyncio.Lock()
 
     def decode(self, batch: dict[TopicPartition, list[Any]]) -> tuple[list[Event], list[CommandRejected]]:
         events: list[Event] = []
@@ -436,19 +436,19 @@ class Projector:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        projector = self
 
-        class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-            async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-                async with projector._lock:  # the batch in progress is written and committed first
-                    projector.projection.states.clear()  # another projector may move these on
-                    if uncommitted:
-                        with contextlib.suppress(Exception):
-                            await consumer.commit(uncommitted)
-                        uncommitted.clear()
+        async def revoked(partitions: set[TopicPartition]) -> None:
+            # Under the batch lock: the batch in progress is written and committed first.
+            self.projection.states.clear()  # another projector may move these on
+            if uncommitted:
+                with contextlib.suppress(Exception):
+                    await consumer.commit(uncommitted)
+                uncommitted.clear()
 
-            async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-                log.info("partitions assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+        async def assigned(partitions: list[TopicPartition]) -> None:
+            log.info("partitions assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in partitions))
+
+        batch_lock = BatchLock(revoked, assigned)
 
         # Offsets are committed at most every COMMIT_EVERY_S, not per batch: a batch is projected
         # idempotently, so a crash only delivers a few batches again, and the read model no longer
@@ -466,7 +466,7 @@ class Projector:
         )
         try:
             await consumer.start()
-            consumer.subscribe([self.topic, self.results_topic], listener=Rebalance())
+            consumer.subscribe([self.topic, self.results_topic], listener=batch_lock)
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
                 if not self.ready.is_set() and consumer.assignment():
@@ -474,9 +474,8 @@ class Projector:
                     log.info("projector.ready", topic=self.topic, group=self.group)
                 if not batch:
                     continue
-                async with self._lock:
-                    assignment = consumer.assignment()
-                    batch = {tp: records for tp, records in batch.items() if tp in assignment}
+                async with batch_lock:
+                    batch = still_assigned(consumer, batch)
                     events, refusals = self.decode(batch)
                     applied = await self.apply(events, refusals, stop)
                     self.projected += applied

@@ -22,6 +22,7 @@ from typing import Any, Literal, ParamSpec, TypedDict, TypeVar
 
 from schemas.commands import (
     Abandon,
+    Actor,
     AnswerClarification,
     ChangePolicy,
     Command,
@@ -224,22 +225,44 @@ def decide(state: NegotiationState | None, command: Command, context: Context) -
 
 
 def _role(state: NegotiationState, command: Command, *allowed: str) -> str:
-    role = state.role_of(command.actor.organisation_id)
+    return _role_of(state, command.actor, command.type, *allowed)
+
+
+def _role_of(state: NegotiationState, actor: Actor, command_type: str, *allowed: str) -> str:
+    role = state.role_of(actor.organisation_id)
     if role is None:
         raise _not_found(f"there is no negotiation {state.negotiation_id}")
     if role not in allowed:
-        raise _forbidden(f"a {role} may not {_verb(command)}; this needs the {' or '.join(allowed)}")
+        raise _forbidden(f"a {role} may not {_verb(command_type)}; this needs the {' or '.join(allowed)}")
     return role
 
 
 def _phase(state: NegotiationState, command: Command, *allowed: str) -> None:
+    _phase_for(state, command.type, *allowed)
+
+
+def _phase_for(state: NegotiationState, command_type: str, *allowed: str) -> None:
     if state.phase not in allowed:
         raise _conflict(
-            f"cannot {_verb(command)} while the negotiation is {state.phase} (allowed when {' or '.join(allowed)})"
+            f"cannot {_verb(command_type)} while the negotiation is {state.phase} (allowed when {' or '.join(allowed)})"
         )
 
 
-def _verb(command: Command) -> str:
+def may_open(actor: Actor) -> None:
+    """Only a coordinator opens a negotiation (raises the :class:`Rejection` otherwise)."""
+    if actor.role != "coordinator":
+        raise _forbidden(f"a {actor.role} may not open negotiations; this needs a coordinator")
+
+
+def may_invite(state: NegotiationState, actor: Actor) -> None:
+    """Only the negotiation's coordinator invites members, while it is collecting or negotiating
+    (raises the :class:`Rejection` otherwise). The hub asks before it says whether an invited
+    organisation exists, so that only whom may invite learns it."""
+    _role_of(state, actor, "InviteMember", "coordinator")
+    _phase_for(state, "InviteMember", "collecting", "negotiating")
+
+
+def _verb(command_type: str) -> str:
     words = {
         "InviteMember": "invite members",
         "ChangePolicy": "change the policy",
@@ -254,7 +277,7 @@ def _verb(command: Command) -> str:
         "Abandon": "abandon the negotiation",
         "OpenNegotiation": "open negotiations",
     }
-    return words[command.type]
+    return words[command_type]
 
 
 def _item(state: NegotiationState, key: str, *, in_path: bool, field: str = "item_key") -> RequirementItem:
@@ -295,8 +318,7 @@ def check_position(item: RequirementItem, position: Position) -> None:
 
 
 def _open(command: OpenNegotiation, stamp: Stamp) -> list[Event]:
-    if command.actor.role != "coordinator":
-        raise _forbidden(f"a {command.actor.role} may not open negotiations; this needs a coordinator")
+    may_open(command.actor)
     if command.vendor_id == command.actor.organisation_id:
         raise _invalid("vendor_id", "the vendor must be another organisation than the coordinator")
     seen: set[str] = set()
@@ -319,8 +341,7 @@ def _open(command: OpenNegotiation, stamp: Stamp) -> list[Event]:
 
 @_handles(InviteMember)
 def _invite(state: NegotiationState, command: InviteMember, stamp: Stamp) -> list[Event]:
-    _role(state, command, "coordinator")
-    _phase(state, command, "collecting", "negotiating")
+    may_invite(state, command.actor)
     if command.organisation_id in (state.coordinator_id, state.vendor_id):
         raise _invalid("organisation_id", "the coordinator and the vendor cannot be members")
     if command.organisation_id in state.members:
