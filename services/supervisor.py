@@ -239,17 +239,12 @@ class Supervisor:
         tended.last_exit_at = datetime.now(UTC)
         decision = tended.backoff.crashed()
         log_path = self.logs / tended.child.log
+        exit_facts = {"child": name, "exit_code": code, "signal": signal_name, "log_file": str(log_path)}
         if decision.give_up:
             tended.state = "given-up"
             tended.restart_at = None
             log.error(
-                "supervisor.gave_up",
-                child=name,
-                exit_code=code,
-                signal=signal_name,
-                crashes=decision.recent_crashes,
-                window_s=self.policy.window_s,
-                log_file=str(log_path),
+                "supervisor.gave_up", **exit_facts, crashes=decision.recent_crashes, window_s=self.policy.window_s
             )
             self._say(f"{name} keeps crashing ({words}): giving up; its log is {log_path}")
             self.failure = ChildKeepsCrashing(
@@ -261,13 +256,10 @@ class Supervisor:
         tended.restart_at = self.clock() + decision.delay_s
         log.warning(
             "supervisor.child_exited",
-            child=name,
-            exit_code=code,
-            signal=signal_name,
+            **exit_facts,
             attempt=decision.attempt,
             delay_s=decision.delay_s,
             recent_crashes=decision.recent_crashes,
-            log_file=str(log_path),
         )
         self._say(f"{name} exited ({words}); restarting it in {decision.delay_s:g} s (attempt {decision.attempt})")
 

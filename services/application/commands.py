@@ -57,9 +57,7 @@ def invite_member(caller: Caller, negotiation_id: str, member: Organisation, wei
 
     return Action(
         lambda cid: cmd.InviteMember(
-            command_id=cid,
-            negotiation_id=negotiation_id,
-            actor=caller.actor(),
+            **_envelope(cid, caller, negotiation_id),
             organisation_id=member.id,
             name=member.name,
             weight=weight,
@@ -71,16 +69,14 @@ def invite_member(caller: Caller, negotiation_id: str, member: Organisation, wei
 
 def change_policy(caller: Caller, negotiation_id: str, policy: Policy) -> Action:
     return Action(
-        lambda cid: cmd.ChangePolicy(
-            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), policy=policy
-        ),
+        lambda cid: cmd.ChangePolicy(**_envelope(cid, caller, negotiation_id), policy=policy),
         lambda events, state: _only(events, ev.PolicyChanged).policy,
     )
 
 
 def publish_demand(caller: Caller, negotiation_id: str) -> Action:
     return Action(
-        lambda cid: cmd.PublishDemand(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()),
+        lambda cid: cmd.PublishDemand(**_envelope(cid, caller, negotiation_id)),
         lambda events, state: state.versions[_only(events, ev.DemandPublished).version - 1],
         201,
     )
@@ -89,9 +85,7 @@ def publish_demand(caller: Caller, negotiation_id: str) -> Action:
 def answer_clarification(caller: Caller, negotiation_id: str, clarification_id: int, answer: str) -> Action:
     return Action(
         lambda cid: cmd.AnswerClarification(
-            command_id=cid,
-            negotiation_id=negotiation_id,
-            actor=caller.actor(),
+            **_envelope(cid, caller, negotiation_id),
             clarification_id=clarification_id,
             answer=answer,
         ),
@@ -110,9 +104,7 @@ def propose_agreement(caller: Caller, negotiation_id: str) -> Action:
             proposed_at=event.occurred_at,
         )
 
-    return Action(
-        lambda cid: cmd.ProposeAgreement(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor()), render
-    )
+    return Action(lambda cid: cmd.ProposeAgreement(**_envelope(cid, caller, negotiation_id)), render)
 
 
 def abandon(caller: Caller, negotiation_id: str, reason: str | None) -> Action:
@@ -123,7 +115,7 @@ def abandon(caller: Caller, negotiation_id: str, reason: str | None) -> Action:
         )
 
     return Action(
-        lambda cid: cmd.Abandon(command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), reason=reason),
+        lambda cid: cmd.Abandon(**_envelope(cid, caller, negotiation_id), reason=reason),
         render,
     )
 
@@ -142,18 +134,14 @@ def state_position(caller: Caller, negotiation_id: str, item_key: str, position:
         )
 
     return Action(
-        lambda cid: cmd.StatePosition(
-            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key, position=position
-        ),
+        lambda cid: cmd.StatePosition(**_envelope(cid, caller, negotiation_id), item_key=item_key, position=position),
         render,
     )
 
 
 def withdraw_position(caller: Caller, negotiation_id: str, item_key: str) -> Action:
     return Action(
-        lambda cid: cmd.WithdrawPosition(
-            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key
-        ),
+        lambda cid: cmd.WithdrawPosition(**_envelope(cid, caller, negotiation_id), item_key=item_key),
         lambda events, state: None,
         204,
     )
@@ -173,9 +161,7 @@ def endorse(caller: Caller, negotiation_id: str, decision: Decision, comment: st
         )
 
     return Action(
-        lambda cid: cmd.Endorse(
-            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), decision=decision, comment=comment
-        ),
+        lambda cid: cmd.Endorse(**_envelope(cid, caller, negotiation_id), decision=decision, comment=comment),
         render,
         201,
     )
@@ -194,9 +180,7 @@ def respond(caller: Caller, negotiation_id: str, demand_version: int, items: Seq
 
     return Action(
         lambda cid: cmd.RespondToDemand(
-            command_id=cid,
-            negotiation_id=negotiation_id,
-            actor=caller.actor(),
+            **_envelope(cid, caller, negotiation_id),
             demand_version=demand_version,
             items=tuple(items),
         ),
@@ -208,7 +192,7 @@ def respond(caller: Caller, negotiation_id: str, demand_version: int, items: Seq
 def request_clarification(caller: Caller, negotiation_id: str, item_key: str, question: str) -> Action:
     return Action(
         lambda cid: cmd.RequestClarification(
-            command_id=cid, negotiation_id=negotiation_id, actor=caller.actor(), item_key=item_key, question=question
+            **_envelope(cid, caller, negotiation_id), item_key=item_key, question=question
         ),
         lambda events, state: _clarification(state, _only(events, ev.ClarificationRequested).clarification_id, False),
         201,
@@ -226,6 +210,11 @@ def _clarification(state: NegotiationState, clarification_id: int, answered: boo
         asked_at=c.asked_at,
         answered_at=c.answered_at if answered else None,
     )
+
+
+def _envelope(command_id: str, caller: Caller, negotiation_id: str) -> dict[str, Any]:
+    """What every command carries: its id, its negotiation, and on whose behalf it is sent."""
+    return {"command_id": command_id, "negotiation_id": negotiation_id, "actor": caller.actor()}
 
 
 def _only(events: Sequence[ev.Event], event_type: type[Any]) -> Any:

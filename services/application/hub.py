@@ -307,15 +307,7 @@ class Hub:
     def _set_state(self, record: IdempotencyRecord, state: str) -> None:
         try:
             with Session(self.engine) as session, session.begin():
-                session.execute(
-                    update(IdempotencyRecord)
-                    .where(
-                        col(IdempotencyRecord.organisation_id) == record.organisation_id,
-                        col(IdempotencyRecord.key) == record.key,
-                        col(IdempotencyRecord.state) != "answered",
-                    )
-                    .values(state=state)
-                )
+                session.execute(_unanswered(record).values(state=state))
         except Exception as exc:  # the answer path still works from the read model
             log.warning("idempotency record not updated", error=type(exc).__name__)
 
@@ -323,15 +315,7 @@ class Hub:
         """Keep the first answer; returns the stored one when another request answered first."""
         try:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
-                session.execute(
-                    update(IdempotencyRecord)
-                    .where(
-                        col(IdempotencyRecord.organisation_id) == record.organisation_id,
-                        col(IdempotencyRecord.key) == record.key,
-                        col(IdempotencyRecord.state) != "answered",
-                    )
-                    .values(state="answered", status=answer[0], body=answer[1])
-                )
+                session.execute(_unanswered(record).values(state="answered", status=answer[0], body=answer[1]))
                 stored = session.get(IdempotencyRecord, (record.organisation_id, record.key))
         except Exception as exc:  # the answer is right; a retry finds it again in the read model
             log.warning("idempotency answer not stored", error=type(exc).__name__)
@@ -339,6 +323,15 @@ class Hub:
         if stored is None or (stored.status, stored.body) == answer:
             return None
         return stored
+
+
+def _unanswered(record: IdempotencyRecord) -> Any:
+    """An update of the record, as long as no answer is stored in it (the first answer stays)."""
+    return update(IdempotencyRecord).where(
+        col(IdempotencyRecord.organisation_id) == record.organisation_id,
+        col(IdempotencyRecord.key) == record.key,
+        col(IdempotencyRecord.state) != "answered",
+    )
 
 
 @dataclass
