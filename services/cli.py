@@ -170,6 +170,7 @@ def worker(data_dir: DataDir = None) -> None:
     """Run the negotiation worker (the single writer of each negotiation) until SIGTERM or Ctrl-C."""
     from services.logging import configure_logging
     from streams.app import MissingTopics, NegotiationWorker, RecoveryError, WorkerConfig
+    from streams.core.decider import Limits
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
@@ -179,6 +180,11 @@ def worker(data_dir: DataDir = None) -> None:
         sigkill_after_commands=settings.fault_sigkill_after_commands,
         sigstop_after_commands=settings.fault_sigstop_after_commands,
         state_interval_ms=settings.state_interval_ms,
+        limits=Limits(
+            members=settings.max_members_per_negotiation,
+            rounds=settings.max_rounds_per_negotiation,
+            clarifications=settings.max_clarifications_per_negotiation,
+        ),
     )
 
     try:

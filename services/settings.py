@@ -74,6 +74,29 @@ class Settings(BaseSettings):
         default=120.0, gt=0, le=86_400, description="The window, in seconds, in which restart_max_crashes count."
     )
 
+    # -- tenant bounds: how large one party's share of the hub may grow (409 beyond; 429 for streams)
+    max_members_per_negotiation: int = Field(
+        default=500, ge=1, le=100_000, description="Members one negotiation may have."
+    )
+    max_rounds_per_negotiation: int = Field(
+        default=200, ge=1, le=100_000, description="Vendor rounds one negotiation may have."
+    )
+    max_clarifications_per_negotiation: int = Field(
+        default=2000, ge=1, le=1_000_000, description="Clarification requests one negotiation may have."
+    )
+    max_open_negotiations_per_coordinator: int = Field(
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="Negotiations a coordinator may have open (not agreed nor abandoned).",
+    )
+    max_subscriptions_per_organisation: int = Field(
+        default=50, ge=1, le=100_000, description="Webhook subscriptions one organisation may have."
+    )
+    max_live_streams_per_caller: int = Field(
+        default=8, ge=1, le=10_000, description="Live streams one organisation may hold open, per API process."
+    )
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_shape(cls, value: str | None) -> str | None:

@@ -37,7 +37,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -50,6 +50,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from schemas.topics import COMMAND_RESULTS, COMMANDS, DEAD_LETTERS, EVENTS, SNAPSHOT_MAX_BYTES, SNAPSHOTS, STATE
 from streams.codec import DecodeError, encode_state
+from streams.core.decider import Limits
 from streams.core.state import SequenceGap
 from streams.core.views import StateDocumentCache
 from streams.rebalance import BatchLock, still_assigned
@@ -97,6 +98,8 @@ class WorkerConfig:
     snapshot_budget_ms: float = 20.0
     """Snapshots taken per batch and partition stop after about this much encoding."""
     transaction_timeout_ms: int = 60_000
+    limits: Limits = field(default_factory=Limits)
+    """How large one negotiation may grow (the core refuses what goes beyond)."""
     sigkill_after_commands: int | None = None
     """Fault injection for tests: SIGKILL this process in the middle of the batch that reaches
     this many commands — after its events are written, before its transaction commits."""
@@ -556,6 +559,7 @@ class NegotiationWorker:
                     value=record.value,
                     now=now,
                     consumer=config.group,
+                    limits=config.limits,
                 )
             self.throttle.changed(outbox.changed, tp.partition)
             # Taken now, from a state that holds nothing newer than this batch: the next batch

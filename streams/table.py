@@ -17,7 +17,7 @@ from schemas.events import Event
 from schemas.results import CommandRejected, CommandResult
 from schemas.topics import SNAPSHOT_MAX_BYTES
 from streams.codec import DecodeError, dead_letter, decode_command, decode_event_value, encode_event, encode_result
-from streams.core.decider import Context, Rejection, decide
+from streams.core.decider import Context, Limits, Rejection, decide
 from streams.core.state import NegotiationState, evolve
 from streams.snapshots import decode_snapshot, encode_snapshot
 
@@ -169,6 +169,7 @@ def process_command(
     value: bytes | None,
     now: datetime,
     consumer: str,
+    limits: Limits = Limits(),
 ) -> None:
     """Decide one command message and put what it causes into the outbox."""
 
@@ -205,7 +206,7 @@ def process_command(
     state = table.state(negotiation_id)
     result: CommandResult
     try:
-        decision = decide(state, command, Context(now=now))
+        decision = decide(state, command, Context(now=now, limits=limits))
     except Rejection as rejection:
         result = CommandRejected(
             command_id=command.command_id,

@@ -3,17 +3,21 @@ negotiations, or the admin), the path's ids, and the command call every command 
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
 
 from anyio import to_thread
-from fastapi import Depends, Header, Path, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.problems import PROBLEM_JSON
 from services.application.actions import Action, Answer, Once
 from services.application.errors import Refusal
+from services.application.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 from services.application.security import Caller, as_party, authenticate, authenticate_known
 from services.application.service import Application
+
+T = TypeVar("T")
 
 bearer = HTTPBearer(auto_error=False, description="An organisation's API key, or the admin token.")
 
@@ -69,6 +73,41 @@ IdempotencyKey = Annotated[
         description="Retrying with the same key returns the first answer and adds no event.",
     ),
 ]
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """A list's page: ``limit`` items after ``cursor``. The answer's ``Link: <…>; rel="next"``
+    header gives the next page's address; no such header on the last page."""
+
+    limit: int
+    cursor: str | None
+
+    def answer(self, request: Request, response: Response, page: Page[T]) -> list[T]:
+        link_next(request, response, page.next_cursor, self.limit)
+        return page.items
+
+
+def link_next(request: Request, response: Response, cursor: str | None, limit: int) -> None:
+    """The next page's address in a ``Link`` header (RFC 8288); none after the last page."""
+    if cursor is not None:
+        following = request.url.include_query_params(cursor=cursor, limit=limit)
+        response.headers["Link"] = f'<{following}>; rel="next"'
+
+
+Cursor = Annotated[
+    str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$", description="The next page, from a `Link` header.")
+]
+
+
+def page_query(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many items.")] = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> PageQuery:
+    return PageQuery(limit, cursor)
+
+
+Paged = Annotated[PageQuery, Depends(page_query)]
 
 
 class CommandCall:

@@ -12,9 +12,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import delete
-from sqlmodel import Session, col, select
+from sqlmodel import Session, and_, col, func, or_, select
 
 from services.api.bodies import (
     AttemptView,
@@ -23,10 +23,12 @@ from services.api.bodies import (
     SubscriptionCreated,
     SubscriptionPublic,
 )
-from services.api.dependencies import ApplicationDep, PartyDep
+from services.api.dependencies import ApplicationDep, Cursor, Paged, PartyDep, link_next
 from services.api.problems import problems
-from services.application.errors import not_found
+from services.application.errors import Refusal, not_found
+from services.application.paging import Page, bad_cursor, decode_cursor, page_of
 from services.application.security import Caller
+from services.application.service import Application
 from services.readmodel.tables import Delivery, DeliveryAttempt, Subscription, utc
 
 subscriptions = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
@@ -62,6 +64,7 @@ def create_subscription(body: SubscriptionCreate, caller: PartyDep, application:
     """
     if body.negotiation_id is not None:
         application.viewer(caller, body.negotiation_id)  # 404 unless a party
+    _within_quota(application, caller)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     row = Subscription(
         id=f"sub_{uuid.uuid4().hex}",
@@ -78,16 +81,45 @@ def create_subscription(body: SubscriptionCreate, caller: PartyDep, application:
     return SubscriptionCreated(**_public(row).model_dump(), secret=secret)
 
 
-@subscriptions.get("", response_model=list[SubscriptionPublic], responses=problems(401, 403))
-def list_subscriptions(caller: PartyDep, application: ApplicationDep) -> list[SubscriptionPublic]:
-    """The caller's subscriptions (without their secrets)."""
+@subscriptions.get("", response_model=list[SubscriptionPublic], responses=problems(401, 403, 422))
+def list_subscriptions(
+    request: Request, response: Response, caller: PartyDep, application: ApplicationDep, page: Paged
+) -> list[SubscriptionPublic]:
+    """The caller's subscriptions (without their secrets), oldest first, in pages (``Link: rel=next``)."""
+    query = select(Subscription).where(Subscription.organisation_id == caller.organisation_id)
+    if page.cursor is not None:
+        created, last_id = decode_cursor(page.cursor, str, str)
+        try:
+            created_at = datetime.fromisoformat(created)
+        except ValueError:
+            raise bad_cursor() from None
+        query = query.where(
+            or_(
+                col(Subscription.created_at) > created_at,
+                and_(col(Subscription.created_at) == created_at, col(Subscription.id) > last_id),
+            )
+        )
     with Session(application.hub.engine) as session:
         rows = session.exec(
-            select(Subscription)
-            .where(Subscription.organisation_id == caller.organisation_id)
-            .order_by(col(Subscription.created_at))
+            query.order_by(col(Subscription.created_at), col(Subscription.id)).limit(page.limit + 1)
         ).all()
-        return [_public(row) for row in rows]
+    kept, after = page_of(list(rows), page.limit, lambda row: (row.created_at.isoformat(), row.id))
+    return page.answer(request, response, Page([_public(row) for row in kept], after))
+
+
+def _within_quota(application: Application, caller: Caller) -> None:
+    quota = application.hub.settings.max_subscriptions_per_organisation
+    with Session(application.hub.engine) as session:
+        count = session.exec(
+            select(func.count()).select_from(Subscription).where(Subscription.organisation_id == caller.organisation_id)
+        ).one()
+    if count >= quota:
+        raise Refusal(
+            409,
+            f"you have {quota} subscriptions, the hub's limit: delete one first (one subscription without a "
+            "negotiation filter receives the events of every negotiation you are party to)",
+            title="Limit reached",
+        )
 
 
 @subscriptions.get("/{subscription_id}", response_model=SubscriptionPublic, responses=problems(401, 403, 404, 422))
@@ -142,14 +174,25 @@ def delivery_log(
     subscription_id: SubscriptionId,
     caller: PartyDep,
     application: ApplicationDep,
+    request: Request,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500, description="The newest deliveries first, at most this many.")] = 50,
+    cursor: Cursor = None,
 ) -> list[DeliveryView]:
-    """The subscription's delivery log: each delivery, its status, and every attempt."""
+    """The subscription's delivery log, newest first, in pages (``Link: rel=next``): each
+    delivery, its status, and every attempt."""
     with Session(application.hub.engine) as session:
         row = _own(session, caller, subscription_id)
-        deliveries = session.exec(
-            select(Delivery).where(Delivery.subscription_id == row.id).order_by(col(Delivery.id).desc()).limit(limit)
-        ).all()
+        query = select(Delivery).where(Delivery.subscription_id == row.id)
+        if cursor is not None:
+            (before,) = decode_cursor(cursor, int)
+            query = query.where(col(Delivery.id) < before)
+        deliveries, after = page_of(
+            list(session.exec(query.order_by(col(Delivery.id).desc()).limit(limit + 1)).all()),
+            limit,
+            lambda d: (d.id or 0,),
+        )
+        link_next(request, response, after, limit)
         ids = [d.id for d in deliveries]
         attempts: dict[int, list[AttemptView]] = {}
         for attempt in session.exec(

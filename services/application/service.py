@@ -13,16 +13,16 @@ Kafka and the decider's tables are the message bus: nothing here dispatches in-p
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, and_, col, func, or_, select
 
 from schemas.documents import DemandVersion, JointDemand, NegotiationSummary, PositionView, SharedState
 from schemas.negotiation import Policy, RequirementItem
-from services.application import commands
+from services.application import commands, paging
 from services.application.actions import Action, Answer, Once
 from services.application.documents import (
     CatalogueRef,
@@ -38,7 +38,7 @@ from services.application.security import Caller, as_party, new_key
 from services.catalogue import load_catalogue
 from services.readmodel.store import load_events
 from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
-from services.subscriptions.live import live_messages
+from services.subscriptions.live import LiveSlots, live_messages
 from streams.core import decider, reads, views
 from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
@@ -50,6 +50,10 @@ T = TypeVar("T")
 @dataclass
 class Application:
     hub: Hub
+    live_slots: LiveSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.live_slots = LiveSlots(self.hub.settings.max_live_streams_per_caller)
 
     # -- commands ----------------------------------------------------------------------------
     async def execute(self, caller: Caller, action: Action, once: Once | None = None, instance: str = "") -> Answer:
@@ -69,6 +73,13 @@ class Application:
         as_party(caller)
         # The core refuses first (only a coordinator opens), before the hub looks anything up.
         _core(decider.may_open, caller.actor())
+        quota = self.hub.settings.max_open_negotiations_per_coordinator
+        if await to_thread.run_sync(self._open_negotiations, caller.organisation_id) >= quota:
+            raise Refusal(
+                409,
+                f"you have {quota} negotiations open, the hub's limit: agree on or abandon one before opening another",
+                title="Limit reached",
+            )
         vendor = await to_thread.run_sync(self._organisation, vendor_id)
         if vendor is None or vendor.role != "vendor":
             raise Refusal(422, "vendor_id: there is no vendor organisation with this id", field="vendor_id")
@@ -102,12 +113,24 @@ class Application:
         cursor: int,
         board: bool = False,
         alive: Callable[[], Awaitable[bool]] | None = None,
-    ) -> AsyncIterator[dict[str, str]]:
-        """The viewer's live messages after ``cursor`` (``services.subscriptions.live``). A
-        ``board`` (the dashboard's) also hears of changes the viewer may not see, to redraw the
-        joint demand; not a vendor's: that would tell it when members act."""
+    ) -> tuple[AsyncIterator[dict[str, str]], Callable[[], None]]:
+        """The viewer's live messages after ``cursor`` (``services.subscriptions.live``), and how
+        to give back the stream's slot when the connection ends (429 when the viewer's
+        organisation holds its limit of streams open). A ``board`` (the dashboard's) also hears
+        of changes the viewer may not see, to redraw the joint demand; not a vendor's: that would
+        tell it when members act."""
+        give_back = self.live_slots.take(viewer.organisation_id)
         announce = board and viewer.role != "vendor"
-        return live_messages(self.hub, negotiation_id, viewer, cursor, announce_hidden=announce, alive=alive)
+        messages = live_messages(self.hub, negotiation_id, viewer, cursor, announce_hidden=announce, alive=alive)
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            try:
+                async for item in messages:
+                    yield item
+            finally:
+                give_back()
+
+        return stream(), give_back
 
     def summary(self, caller: Caller, negotiation_id: str) -> NegotiationSummary:
         return self.read(caller, negotiation_id, views.summary)
@@ -158,23 +181,37 @@ class Application:
 
         return self.read(caller, negotiation_id, view)
 
-    def negotiations(self, caller: Caller) -> list[NegotiationListing]:
-        """The negotiations the caller is party to, newest first."""
+    def negotiations(
+        self, caller: Caller, limit: int = paging.DEFAULT_LIMIT, cursor: str | None = None
+    ) -> paging.Page[NegotiationListing]:
+        """The negotiations the caller is party to, newest first, a page of at most ``limit``."""
         me = caller.organisation_id
         with Session(self.hub.engine) as session:
             member_of = select(MemberRow.negotiation_id).where(MemberRow.organisation_id == me)
-            rows = session.exec(
-                select(NegotiationRow)
-                .where(
+            query = select(NegotiationRow).where(
+                or_(
+                    NegotiationRow.coordinator_id == me,
+                    NegotiationRow.vendor_id == me,
+                    col(NegotiationRow.id).in_(member_of),
+                )
+            )
+            if cursor is not None:
+                opened, last_id = paging.decode_cursor(cursor, str, str)
+                try:
+                    opened_at = datetime.fromisoformat(opened)
+                except ValueError:
+                    raise paging.bad_cursor() from None
+                query = query.where(
                     or_(
-                        NegotiationRow.coordinator_id == me,
-                        NegotiationRow.vendor_id == me,
-                        col(NegotiationRow.id).in_(member_of),
+                        col(NegotiationRow.opened_at) < opened_at,
+                        and_(col(NegotiationRow.opened_at) == opened_at, col(NegotiationRow.id) < last_id),
                     )
                 )
-                .order_by(col(NegotiationRow.opened_at).desc())
+            rows = session.exec(
+                query.order_by(col(NegotiationRow.opened_at).desc(), col(NegotiationRow.id).desc()).limit(limit + 1)
             ).all()
-        return [
+        kept, after = paging.page_of(list(rows), limit, lambda row: (row.opened_at.isoformat(), row.id))
+        listings = [
             NegotiationListing(
                 id=row.id,
                 title=row.title,
@@ -186,8 +223,20 @@ class Application:
                 opened_at=utc(row.opened_at),
                 updated_at=utc(row.updated_at),
             )
-            for row in rows
+            for row in kept
         ]
+        return paging.Page(listings, after)
+
+    def _open_negotiations(self, coordinator_id: str) -> int:
+        with Session(self.hub.engine) as session:
+            return session.exec(
+                select(func.count())
+                .select_from(NegotiationRow)
+                .where(
+                    NegotiationRow.coordinator_id == coordinator_id,
+                    col(NegotiationRow.phase).not_in(("agreed", "abandoned")),
+                )
+            ).one()
 
     # -- organisations -----------------------------------------------------------------------
     def create_organisation(self, name: str, role: str) -> OrganisationCreated:

@@ -28,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from schemas.events import EVENT_TYPES
 from schemas.negotiation import ItemResponse, Position
@@ -207,7 +208,7 @@ async def negotiations_page(request: Request) -> Response:
     if found is None:
         return _to_signin()
     caller, row = found
-    listed = await to_thread.run_sync(_application(request).negotiations, caller)
+    listed = (await to_thread.run_sync(_application(request).negotiations, caller)).items
     return page(request, "negotiations.html", caller=caller, csrf=row.csrf_token, negotiations=listed)
 
 
@@ -261,9 +262,11 @@ async def live(request: Request, negotiation_id: str) -> Response:
     )
     last = request.headers.get("last-event-id") or request.query_params.get("after") or ""
     cursor = int(last) if re.fullmatch(r"[0-9]{1,10}", last) else sequence
+    messages, give_back = application.live(
+        viewer, negotiation_id, cursor, board=True, alive=lambda: _still_signed_in(request)
+    )
     return EventSourceResponse(
-        application.live(viewer, negotiation_id, cursor, board=True, alive=lambda: _still_signed_in(request)),
-        ping=max(1, int(application.hub.settings.sse_heartbeat_s)),
+        messages, ping=max(1, int(application.hub.settings.sse_heartbeat_s)), background=BackgroundTask(give_back)
     )
 
 

@@ -4,17 +4,56 @@ the read model receives it. The API's ``/stream`` and the dashboard's live board
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from anyio import to_thread
 from sqlmodel import Session
 
 from schemas.events import Event
+from services.application.errors import Refusal
 from services.application.hub import Hub
 from services.readmodel.store import load_events
 from services.subscriptions.messages import figures_before, message
 from streams.core.state import NegotiationState, evolve
 from streams.core.views import Audience
+
+Message = dict[str, str]
+REPLAY_PAGE = 500
+"""Events read and applied per step of a stream's catch-up, in a worker thread."""
+RECENT_ON_LOOP = 16
+"""At most this many new events are applied on the event loop itself (from the API's cache)."""
+
+
+class LiveSlots:
+    """The live streams each organisation holds open in this API process. Beyond the limit a new
+    stream is refused with 429 (several API processes: the limit holds in each)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: Counter[str] = Counter()
+
+    def take(self, organisation_id: str) -> Callable[[], None]:
+        """A slot for one stream, or 429; the answer gives it back (once, however often it is called)."""
+        if self.open[organisation_id] >= self.limit:
+            raise Refusal(
+                429,
+                f"you have {self.limit} live streams open, the hub's limit: close one, or read the change feed",
+                title="Too many live streams",
+                headers={"Retry-After": "30"},
+            )
+        self.open[organisation_id] += 1
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                self.open[organisation_id] -= 1
+                if self.open[organisation_id] <= 0:
+                    del self.open[organisation_id]
+
+        return give_back
 
 
 async def live_messages(
@@ -24,7 +63,7 @@ async def live_messages(
     cursor: int,
     announce_hidden: bool = False,
     alive: Callable[[], Awaitable[bool]] | None = None,
-) -> AsyncIterator[dict[str, str]]:
+) -> AsyncIterator[Message]:
     """The viewer's messages after ``cursor``, then each new one as the read model receives it.
 
     The stream keeps its own copy of the state, rebuilt from the event log, so each message is
@@ -36,31 +75,50 @@ async def live_messages(
     """
     members = [viewer.organisation_id] if viewer.role == "member" else []
 
-    def events_after(sequence: int) -> list[Event]:
-        with Session(hub.engine) as session:
-            return load_events(session, negotiation_id, after=sequence)
-
-    state: NegotiationState | None = None
-    pending = await to_thread.run_sync(events_after, 0)
-    while True:
-        for event in pending:
+    def messages(state: NegotiationState | None, events: list[Event]) -> tuple[NegotiationState | None, list[Message]]:
+        said: list[Message] = []
+        for event in events:
             before = figures_before(state, members)
             state = evolve(state, event)
             body = message(state, before, event, viewer) if event.sequence > cursor else None
             if body is not None:
-                yield {"id": str(event.sequence), "event": event.type, "data": json.dumps(body)}
+                said.append({"id": str(event.sequence), "event": event.type, "data": json.dumps(body)})
             elif announce_hidden and event.sequence > cursor:
-                yield {"id": str(event.sequence), "event": "changed", "data": json.dumps({"sequence": event.sequence})}
+                said.append(
+                    {"id": str(event.sequence), "event": "changed", "data": json.dumps({"sequence": event.sequence})}
+                )
+        return state, said
+
+    def page(state: NegotiationState | None) -> tuple[NegotiationState | None, list[Message], bool]:
+        """The next page of the log after ``state``, applied: (state, messages, whether the page was full)."""
+        after = state.sequence if state is not None else 0
+        with Session(hub.engine) as session:
+            events = load_events(session, negotiation_id, after=after, until=after + REPLAY_PAGE)
+        state, said = messages(state, events)
+        return state, said, len(events) == REPLAY_PAGE
+
+    state: NegotiationState | None = None
+    behind = True
+    while True:
+        # The log since the last message, a page at a time, in a worker thread: a long history
+        # (or many connections at once) never holds the event loop.
+        while behind:
+            state, said, behind = await to_thread.run_sync(page, state)
+            for item in said:
+                yield item
         seen = max(cursor, state.sequence if state is not None else 0)
         reached = await hub.watch.reached(negotiation_id, seen + 1, timeout=hub.settings.sse_heartbeat_s)
         if alive is not None and not await alive():
             return
+        if reached is None:
+            continue  # a heartbeat's timeout: nothing new
         after = state.sequence if state is not None else 0
-        # The watch has usually just read the new events into the API's state cache: take them
-        # from there; otherwise (or with a heartbeat's timeout) read them.
-        done, recent = (
-            (False, None)
-            if reached is None
-            else hub.states.peek(negotiation_id, after + 1, reached, lambda _state, events: events)
-        )
-        pending = recent if done and recent is not None else await to_thread.run_sync(events_after, after)
+        # The watch has usually just read the new events into the API's state cache: a few events,
+        # taken from there and applied here; otherwise the pages above read them.
+        done, recent = hub.states.peek(negotiation_id, after + 1, reached, lambda _state, events: events)
+        if done and recent is not None and len(recent) <= RECENT_ON_LOOP:
+            state, said = messages(state, recent)
+            for item in said:
+                yield item
+        else:
+            behind = True

@@ -92,10 +92,22 @@ def _invalid(field: str, detail: str) -> Rejection:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How large one negotiation may grow (settings of the hub, ``KOOPKRACHT_MAX_*``): a command
+    that would go beyond is refused with 409, so one tenant cannot make a negotiation's state,
+    its documents and every reader of them grow without end."""
+
+    members: int = 500
+    rounds: int = 200
+    clarifications: int = 2000
+
+
+@dataclass(frozen=True)
 class Context:
-    """What the decider may not make up itself: the time of the decision."""
+    """What the decider may not make up itself: the time of the decision, and the hub's limits."""
 
     now: datetime
+    limits: Limits = Limits()
 
 
 @dataclass(frozen=True)
@@ -248,6 +260,11 @@ def _phase_for(state: NegotiationState, command_type: str, *allowed: str) -> Non
         )
 
 
+def _within(count: int, limit: int, what: str) -> None:
+    if count >= limit:
+        raise _conflict(f"this negotiation has reached the hub's limit of {limit} {what}")
+
+
 def may_open(actor: Actor) -> None:
     """Only a coordinator opens a negotiation (raises the :class:`Rejection` otherwise)."""
     if actor.role != "coordinator":
@@ -346,6 +363,7 @@ def _invite(state: NegotiationState, command: InviteMember, stamp: Stamp) -> lis
         raise _invalid("organisation_id", "the coordinator and the vendor cannot be members")
     if command.organisation_id in state.members:
         raise _conflict(f"{command.name} is already a member of this negotiation")
+    _within(len(state.members), stamp.context.limits.members, "members")
     return [
         _new(MemberInvited.model_construct)(
             **stamp(0), organisation_id=command.organisation_id, name=command.name, weight=command.weight
@@ -446,6 +464,7 @@ def _respond(state: NegotiationState, command: RespondToDemand, stamp: Stamp) ->
     assert latest is not None  # negotiating implies a published version
     if command.demand_version != latest.version:
         raise _conflict(f"demand version {command.demand_version} is not the latest published one ({latest.version})")
+    _within(state.round, stamp.context.limits.rounds, "rounds")
     published = {item.key: item for item in latest.items}
     seen: set[str] = set()
     for index, response in enumerate(command.items):
@@ -484,6 +503,7 @@ def _ask(state: NegotiationState, command: RequestClarification, stamp: Stamp) -
     _role(state, command, "vendor")
     _phase(state, command, "negotiating")
     _item(state, command.item_key, in_path=False)
+    _within(len(state.clarifications), stamp.context.limits.clarifications, "clarifications")
     return [
         _new(ClarificationRequested.model_construct)(
             **stamp(0),

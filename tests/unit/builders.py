@@ -28,7 +28,7 @@ from schemas.commands import (
 from schemas.documents import DemandItem
 from schemas.events import Event
 from schemas.negotiation import ItemResponse, Policy, Position, RequirementItem
-from streams.core.decider import Context, Decision, Rejection, decide
+from streams.core.decider import Context, Decision, Limits, Rejection, decide
 from streams.core.state import NegotiationState, evolve
 from streams.core.views import live_demand
 
@@ -47,8 +47,15 @@ def item(key: str, kind: str = "boolean", options: tuple[str, ...] | None = None
 class Negotiation:
     """One negotiation; each step decides a command and applies its events."""
 
-    def __init__(self, *items: RequirementItem, policy: Policy | None = None, negotiation_id: str = "neg-1") -> None:
+    def __init__(
+        self,
+        *items: RequirementItem,
+        policy: Policy | None = None,
+        negotiation_id: str = "neg-1",
+        limits: Limits | None = None,
+    ) -> None:
         self.negotiation_id = negotiation_id
+        self.context = Context(NOW, limits or Limits())
         self.state: NegotiationState | None = None
         self.events: list[Event] = []
         self.names: dict[str, str] = {COORDINATOR: "SURF Cooperative", VENDOR: "Contoso Cloud"}
@@ -83,7 +90,7 @@ class Negotiation:
 
     def run(self, command: Any) -> Decision:
         """Decide the command and apply its events (raises Rejection when refused)."""
-        decision = decide(self.state, command, Context(NOW))
+        decision = decide(self.state, command, self.context)
         for event in decision.events:
             self.state = evolve(self.state, event)
             self.events.append(event)
@@ -93,7 +100,7 @@ class Negotiation:
         """Decide a command that must be refused; returns the refusal and checks nothing changed."""
         before = copy.deepcopy(self.s.facts())
         try:
-            decide(self.state, command, Context(NOW))
+            decide(self.state, command, self.context)
         except Rejection as refusal:
             assert self.s.facts() == before
             return refusal

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from anyio import to_thread
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from schemas.documents import SharedState
 from services.api.dependencies import ApplicationDep, NegotiationId, PartyDep
@@ -74,6 +75,7 @@ async def live_stream(
     resumes with nothing lost and nothing repeated; comment lines keep idle connections open."""
     viewer = await to_thread.run_sync(application.viewer, caller, negotiation_id)
     cursor = int(last_event_id) if last_event_id is not None else (after or 0)
+    messages, give_back = application.live(viewer, negotiation_id, cursor)
     return EventSourceResponse(
-        application.live(viewer, negotiation_id, cursor), ping=max(1, int(application.hub.settings.sse_heartbeat_s))
+        messages, ping=max(1, int(application.hub.settings.sse_heartbeat_s)), background=BackgroundTask(give_back)
     )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from schemas.documents import MemberView, NegotiationSummary
 from schemas.negotiation import Policy
-from services.api.dependencies import ApplicationDep, NegotiationId, PartyDep, Send
+from services.api.dependencies import ApplicationDep, NegotiationId, Paged, PartyDep, Send
 from services.api.problems import problems
 from services.api.routes.shared import COMMAND, READ
 from services.application import commands
@@ -22,10 +22,12 @@ async def open_negotiation(body: NegotiationCreate, send: Send) -> Response:
     return await send(action)
 
 
-@router.get("", response_model=list[NegotiationListing], responses=problems(401, 403))
-def list_negotiations(caller: PartyDep, application: ApplicationDep) -> list[NegotiationListing]:
-    """The negotiations the caller is party to, newest first."""
-    return application.negotiations(caller)
+@router.get("", response_model=list[NegotiationListing], responses=problems(401, 403, 422))
+def list_negotiations(
+    request: Request, response: Response, caller: PartyDep, application: ApplicationDep, page: Paged
+) -> list[NegotiationListing]:
+    """The negotiations the caller is party to, newest first, in pages (``Link: rel=next``)."""
+    return page.answer(request, response, application.negotiations(caller, page.limit, page.cursor))
 
 
 @router.get("/{negotiation_id}", response_model=NegotiationSummary, responses=READ)
