@@ -15,6 +15,7 @@ NL: dict[str, str] = {
     "The admin signs in with an API client, not here.": "De beheerder gebruikt een API-client, niet dit dashboard.",
     "Negotiations": "Onderhandelingen",
     "No negotiations yet.": "Nog geen onderhandelingen.",
+    "Older negotiations": "Oudere onderhandelingen",
     "Title": "Titel",
     "Phase": "Fase",
     "Your role": "Uw rol",

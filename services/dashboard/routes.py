@@ -32,7 +32,7 @@ from starlette.background import BackgroundTask
 
 from schemas.events import EVENT_TYPES
 from schemas.negotiation import ItemResponse, Position
-from services.application import commands
+from services.application import commands, paging
 from services.application.actions import Action, Once
 from services.application.documents import EndorsementCreate
 from services.application.errors import Refusal
@@ -208,8 +208,21 @@ async def negotiations_page(request: Request) -> Response:
     if found is None:
         return _to_signin()
     caller, row = found
-    listed = (await to_thread.run_sync(_application(request).negotiations, caller)).items
-    return page(request, "negotiations.html", caller=caller, csrf=row.csrf_token, negotiations=listed)
+    cursor = request.query_params.get("cursor")
+    if cursor is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,512}", cursor):
+        cursor = None
+    try:
+        listed = await to_thread.run_sync(_application(request).negotiations, caller, paging.DEFAULT_LIMIT, cursor)
+    except Refusal:  # a cursor that is not ours: the first page
+        listed = await to_thread.run_sync(_application(request).negotiations, caller)
+    return page(
+        request,
+        "negotiations.html",
+        caller=caller,
+        csrf=row.csrf_token,
+        negotiations=listed.items,
+        older=listed.next_cursor,
+    )
 
 
 async def _board(request: Request, negotiation_id: str) -> tuple[Caller, DashboardSession, dict[str, Any]] | None:
