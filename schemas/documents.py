@@ -52,7 +52,8 @@ class PublishedItem(Frozen):
     support_share: float | None
     must_share: float | None
     target: TargetValue
-    conflict: bool
+    conflict: bool | None
+    """Absent (null) for the vendor: whether members' accepted options disagree is theirs."""
 
 
 SUPPORT_FIGURES = frozenset({"priority_score", "support_share", "must_share"})
@@ -60,6 +61,10 @@ SUPPORT_FIGURES = frozenset({"priority_score", "support_share", "must_share"})
 (SPEC section 1), and that the version hash leaves out: from a hash over them the vendor could
 recover them (they are fractions of the total weight: few candidates). The priority score is one
 of them because with only must supporters it equals the support share."""
+
+VENDOR_WITHHELD = frozenset({"conflict"})
+"""What the vendor never sees of a published item, whatever the policy (SPEC section 1); the
+version hash leaves it out too, or the vendor could recover it from the hash (two candidates)."""
 
 
 class DemandVersion(Frozen):
@@ -104,8 +109,9 @@ class MemberSatisfaction(Frozen):
 class SharedState(Frozen):
     """The shared negotiation state, as one party may see it (SPEC sections 5 and 8).
 
-    ``cohesion`` and ``satisfaction`` are absent for the vendor; a member's ``satisfaction``
-    holds only itself.
+    ``cohesion``, ``satisfaction`` and ``ready_to_endorse`` are absent for the vendor, whose
+    ``sequence`` is its own counter and whose items' ``settled`` is judged against the published
+    target its offer answered (SPEC section 1); a member's ``satisfaction`` holds only itself.
     """
 
     negotiation_id: Identifier
@@ -114,7 +120,8 @@ class SharedState(Frozen):
     demand_version: int | None
     round: int
     items: tuple[StateItem, ...]
-    ready_to_endorse: bool
+    ready_to_endorse: bool | None = None
+    """Absent for the vendor, with ``cohesion`` and ``satisfaction``: they come from the live positions."""
     cohesion: float | None = None
     satisfaction: tuple[MemberSatisfaction, ...] | None = None
 

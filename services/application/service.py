@@ -36,7 +36,7 @@ from services.application.errors import Refusal, refused
 from services.application.hub import Hub
 from services.application.security import Caller, as_party, new_key
 from services.catalogue import load_catalogue
-from services.readmodel.store import load_events
+from services.readmodel.store import load_events, load_vendor_events
 from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
 from services.subscriptions.live import LiveSlots, live_messages
 from streams.core import decider, reads, views
@@ -159,24 +159,30 @@ class Application:
         return data
 
     def change_feed(self, caller: Caller, negotiation_id: str, after: int = 0, limit: int = 100) -> ChangeFeed:
-        """The negotiation's events after ``after``, as the caller may see them."""
+        """The negotiation's events after ``after``, as the caller may see them. The vendor's feed
+        is numbered with its own gapless counter (SPEC section 1): ``after`` counts in it too."""
 
         def view(state: NegotiationState, viewer: Audience) -> ChangeFeed:
+            vendor = viewer.role == "vendor"
+            end = views.sequence_for(state, viewer)
             with Session(self.hub.engine) as session:
-                events = load_events(session, negotiation_id, after=after, until=min(state.sequence, after + limit))
+                if vendor:
+                    numbered = load_vendor_events(session, negotiation_id, after, min(end, after + limit))
+                else:
+                    numbered = [
+                        (e.sequence, e)
+                        for e in load_events(session, negotiation_id, after=after, until=min(end, after + limit))
+                    ]
             entries = []
-            for event in events:
+            for number, event in numbered:
                 data = views.event_view(state, event, viewer)
                 if data is not None:
                     entries.append(
-                        FeedEntry(sequence=event.sequence, type=event.type, occurred_at=event.occurred_at, data=data)
+                        FeedEntry(sequence=number, type=event.type, occurred_at=event.occurred_at, data=data)
                     )
-            next_after = events[-1].sequence if events else after
+            next_after = numbered[-1][0] if numbered else after
             return ChangeFeed(
-                negotiation_id=negotiation_id,
-                events=tuple(entries),
-                next_after=next_after,
-                more=next_after < state.sequence,
+                negotiation_id=negotiation_id, events=tuple(entries), next_after=next_after, more=next_after < end
             )
 
         return self.read(caller, negotiation_id, view)
@@ -216,12 +222,13 @@ class Application:
                 id=row.id,
                 title=row.title,
                 phase=row.phase,
-                sequence=row.sequence,
+                sequence=row.vendor_sequence if row.vendor_id == me else row.sequence,
                 your_role="coordinator" if row.coordinator_id == me else "vendor" if row.vendor_id == me else "member",
                 demand_version=row.demand_version,
                 round=row.round,
                 opened_at=utc(row.opened_at),
-                updated_at=utc(row.updated_at),
+                # the vendor learns no time of member activity
+                updated_at=utc(row.vendor_updated_at or row.opened_at) if row.vendor_id == me else utc(row.updated_at),
             )
             for row in kept
         ]

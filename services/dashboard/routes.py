@@ -40,6 +40,7 @@ from services.application.security import Caller, authenticate
 from services.application.service import Application
 from services.dashboard.i18n import choose, translator
 from services.readmodel.tables import DashboardSession, Organisation
+from streams.core import views
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -271,7 +272,7 @@ async def live(request: Request, negotiation_id: str) -> Response:
     caller, _ = found
     application = _application(request)
     viewer, sequence = await to_thread.run_sync(
-        application.read, caller, negotiation_id, lambda state, viewer: (viewer, state.sequence)
+        application.read, caller, negotiation_id, lambda state, viewer: (viewer, views.sequence_for(state, viewer))
     )
     last = request.headers.get("last-event-id") or request.query_params.get("after") or ""
     cursor = int(last) if re.fullmatch(r"[0-9]{1,10}", last) else sequence

@@ -61,7 +61,7 @@ from services.readmodel.tables import (
 )
 from services.subscriptions.messages import Figures, figures_before, members_among, message
 from streams.codec import DecodeError, decode_event, decode_result
-from streams.core.state import NegotiationState, SequenceGap, evolve
+from streams.core.state import VENDOR_VISIBLE, NegotiationState, SequenceGap, evolve
 from streams.core.views import Audience
 from streams.rebalance import BatchLock, still_assigned
 
@@ -252,6 +252,8 @@ def negotiation_row(state: NegotiationState) -> NegotiationRow:
         round=state.round,
         opened_at=state.opened_at,
         updated_at=state.updated_at or state.opened_at,
+        vendor_sequence=state.vendor_sequence,
+        vendor_updated_at=state.vendor_updated_at,
     )
 
 
@@ -290,7 +292,7 @@ def deliveries_for(
                 Delivery(
                     subscription_id=subscription.id,
                     negotiation_id=event.negotiation_id,
-                    sequence=event.sequence,
+                    sequence=body["sequence"],  # the vendor's own counter for the vendor
                     event_type=event.type,
                     message_id=f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{subscription.id}/{event.event_id}').hex}",
                     payload=json.dumps(body, separators=(",", ":")),
@@ -358,6 +360,7 @@ class Projection:
                             occurred_at=event.occurred_at,
                             actor_id=event.actor_id,
                             command_id=event.command_id,
+                            vendor_sequence=state.vendor_sequence if event.type in VENDOR_VISIBLE else None,
                             data=event.model_dump_json(),
                         )
                     )

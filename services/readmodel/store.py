@@ -108,6 +108,21 @@ def load_events(session: Session, negotiation_id: str, after: int = 0, until: in
     return [EVENT_ADAPTER.validate_json(data) for data in rows]
 
 
+def load_vendor_events(session: Session, negotiation_id: str, after: int, until: int) -> list[tuple[int, Event]]:
+    """The events the vendor may see numbered ``after`` + 1 … ``until`` in its own counter, with their numbers."""
+    query = (
+        sa_select(col(EventRow.vendor_sequence), col(EventRow.data))
+        .where(
+            col(EventRow.negotiation_id) == negotiation_id,
+            col(EventRow.vendor_sequence) > after,
+            col(EventRow.vendor_sequence) <= until,
+        )
+        .order_by(col(EventRow.vendor_sequence))
+    )
+    rows = session.connection().execute(query).all()
+    return [(number, EVENT_ADAPTER.validate_json(data)) for number, data in rows if number is not None]
+
+
 def catch_up(session: Session, negotiation_id: str, state: NegotiationState | None) -> NegotiationState | None:
     """The state moved forward to the newest projected event (or rebuilt, when None)."""
     after = state.sequence if state is not None else 0

@@ -82,6 +82,10 @@ class NegotiationRow(SQLModel, table=True):
     round: int = 0
     opened_at: datetime = Field(sa_column=_time(nullable=False))
     updated_at: datetime = Field(sa_column=_time(nullable=False))
+    vendor_sequence: int = 0
+    """The vendor's own counter (SPEC section 1): what its listing shows instead of ``sequence``."""
+    vendor_updated_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    """The time of the latest event the vendor may see: its listing shows no member activity."""
 
 
 class MemberRow(SQLModel, table=True):
@@ -184,6 +188,7 @@ class EventRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_events_event_id", "event_id", unique=True),
         Index("ix_events_command", "negotiation_id", "command_id"),
+        Index("ix_events_vendor_sequence", "negotiation_id", "vendor_sequence"),
     )
 
     negotiation_id: str = Field(primary_key=True, max_length=64)
@@ -193,6 +198,8 @@ class EventRow(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=_time(nullable=False))
     actor_id: str = Field(max_length=64)
     command_id: str = Field(max_length=64)
+    vendor_sequence: int | None = None
+    """The event's number in the vendor's own counter, when the vendor may see it (its feed pages by it)."""
     data: str = Field(sa_column=Column(Text, nullable=False))
 
 

@@ -11,12 +11,13 @@ from anyio import to_thread
 from sqlmodel import Session
 
 from schemas.events import Event
+from schemas.negotiation import Policy
 from services.application.errors import Refusal
 from services.application.hub import Hub
 from services.readmodel.store import load_events
 from services.subscriptions.messages import figures_before, message
 from streams.core.state import NegotiationState, evolve
-from streams.core.views import Audience
+from streams.core.views import Audience, sequence_for
 
 Message = dict[str, str]
 REPLAY_PAGE = 500
@@ -75,14 +76,17 @@ async def live_messages(
     """
     members = [viewer.organisation_id] if viewer.role == "member" else []
 
-    def messages(state: NegotiationState | None, events: list[Event]) -> tuple[NegotiationState | None, list[Message]]:
+    def messages(
+        state: NegotiationState | None, events: list[Event], policy: Policy | None
+    ) -> tuple[NegotiationState | None, list[Message]]:
         said: list[Message] = []
         for event in events:
             before = figures_before(state, members)
             state = evolve(state, event)
-            body = message(state, before, event, viewer) if event.sequence > cursor else None
+            number = sequence_for(state, viewer)  # the vendor's own counter for the vendor
+            body = message(state, before, event, viewer, policy) if number > cursor else None
             if body is not None:
-                said.append({"id": str(event.sequence), "event": event.type, "data": json.dumps(body)})
+                said.append({"id": str(number), "event": event.type, "data": json.dumps(body)})
             elif announce_hidden and event.sequence > cursor:
                 said.append(
                     {"id": str(event.sequence), "event": "changed", "data": json.dumps({"sequence": event.sequence})}
@@ -94,7 +98,9 @@ async def live_messages(
         after = state.sequence if state is not None else 0
         with Session(hub.engine) as session:
             events = load_events(session, negotiation_id, after=after, until=after + REPLAY_PAGE)
-        state, said = messages(state, events)
+        with hub.states.use(negotiation_id) as current:  # the past, as the current policy shows it
+            policy = current.policy if current is not None else None
+        state, said = messages(state, events, policy)
         return state, said, len(events) == REPLAY_PAGE
 
     state: NegotiationState | None = None
@@ -106,7 +112,9 @@ async def live_messages(
             state, said, behind = await to_thread.run_sync(page, state)
             for item in said:
                 yield item
-        seen = max(cursor, state.sequence if state is not None else 0)
+        seen = state.sequence if state is not None else 0
+        if viewer.role != "vendor":  # a cursor beyond the log: wait for the log to reach it
+            seen = max(cursor, seen)
         reached = await hub.watch.reached(negotiation_id, seen + 1, timeout=hub.settings.sse_heartbeat_s)
         if alive is not None and not await alive():
             return
@@ -115,9 +123,9 @@ async def live_messages(
         after = state.sequence if state is not None else 0
         # The watch has usually just read the new events into the API's state cache: a few events,
         # taken from there and applied here; otherwise the pages above read them.
-        done, recent = hub.states.peek(negotiation_id, after + 1, reached, lambda _state, events: events)
-        if done and recent is not None and len(recent) <= RECENT_ON_LOOP:
-            state, said = messages(state, recent)
+        done, recent = hub.states.peek(negotiation_id, after + 1, reached, lambda now, events: (now.policy, events))
+        if done and recent is not None and len(recent[1]) <= RECENT_ON_LOOP:
+            state, said = messages(state, recent[1], recent[0])
             for item in said:
                 yield item
         else:

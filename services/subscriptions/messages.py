@@ -11,20 +11,25 @@ from collections.abc import Iterable
 from typing import Any
 
 from schemas.events import Event
+from schemas.negotiation import Policy
 from streams.core.notices import Figures, figures_before, notices
 from streams.core.state import NegotiationState
 from streams.core.views import Audience, event_view
 
 
-def message(state: NegotiationState, before: Figures, event: Event, viewer: Audience) -> dict[str, Any] | None:
-    """The viewer's message about ``event`` (applied to ``state``), or None if it may not see it."""
-    data = event_view(state, event, viewer)
+def message(
+    state: NegotiationState, before: Figures, event: Event, viewer: Audience, policy: Policy | None = None
+) -> dict[str, Any] | None:
+    """The viewer's message about ``event`` (applied to ``state``), or None if it may not see it;
+    cut with ``policy`` when given (the current one, for a stream replaying the past)."""
+    data = event_view(state, event, viewer, policy)
     if data is None:
         return None
     return {
         "type": event.type,
         "negotiation_id": event.negotiation_id,
-        "sequence": event.sequence,
+        # the vendor's own counter: the internal sequence would tell it how much members did
+        "sequence": state.vendor_sequence if viewer.role == "vendor" else event.sequence,
         "occurred_at": event.occurred_at.isoformat(),
         "data": data,
         "notices": [{"code": n.code, "text": n.text} for n in notices(before, state, event, viewer)],

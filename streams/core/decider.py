@@ -36,7 +36,7 @@ from schemas.commands import (
     StatePosition,
     WithdrawPosition,
 )
-from schemas.documents import SUPPORT_FIGURES, PublishedItem
+from schemas.documents import SUPPORT_FIGURES, VENDOR_WITHHELD, PublishedItem
 from schemas.events import (
     AgreementProposed,
     AgreementReached,
@@ -404,11 +404,11 @@ def canonical_json(value: Any) -> bytes:
 
 def version_hash(negotiation_id: str, version: int, items: Iterable[PublishedItem]) -> str:
     """SHA-256 of the canonical JSON of ``{negotiation_id, version, items}``, the items without
-    their support figures: the terms every party sees, so every party can check it."""
+    their support figures and conflict flags: the terms every party sees, so every party can check it."""
     document = {
         "negotiation_id": negotiation_id,
         "version": version,
-        "items": [item.model_dump(mode="json", exclude=set(SUPPORT_FIGURES)) for item in items],
+        "items": [item.model_dump(mode="json", exclude=set(SUPPORT_FIGURES | VENDOR_WITHHELD)) for item in items],
     }
     return hashlib.sha256(canonical_json(document)).hexdigest()
 

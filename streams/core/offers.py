@@ -57,3 +57,25 @@ def status_of(current: CurrentOffer | None) -> str:
     if current is None:
         return "pending"
     return {"accept": "accepted", "counter": "countered", "reject": "rejected"}[current.offer.verdict]
+
+
+def meets_published_target(current: CurrentOffer | None, kind: Kind) -> bool:
+    """SPEC 1: the vendor's ``settled``, "judged against the published target of the version its
+    offer answered" — an accept, or a counter at least as good as that target; never the live positions."""
+    if current is None or current.offer.verdict == "reject":
+        return False
+    offer, target = current.offer, current.answered_target
+    if offer.verdict == "accept" or kind == "boolean":
+        return offer.verdict == "accept"
+    if target is None:
+        return False
+    if kind == "at_most":
+        assert isinstance(target, Fraction)
+        assert offer.value is not None
+        return offer.value <= target
+    if kind == "at_least":
+        assert isinstance(target, Fraction)
+        assert offer.value is not None
+        return offer.value >= target
+    assert isinstance(target, tuple)
+    return offer.option in target

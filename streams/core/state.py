@@ -119,6 +119,23 @@ class Touches:
             del self.entries[: len(self.entries) // 2]
 
 
+VENDOR_VISIBLE = frozenset(
+    {
+        "NegotiationOpened",
+        "DemandPublished",
+        "VendorResponded",
+        "ClarificationRequested",
+        "ClarificationAnswered",
+        "AgreementProposed",
+        "AgreementReached",
+        "AgreementRejected",
+        "NegotiationAbandoned",
+    }
+)
+"""SPEC 1: the events the vendor's view is made of — published demand versions, its own
+responses, clarifications, the agreement (and the opening and end of the negotiation)."""
+
+
 @dataclass(slots=True)
 class NegotiationState:
     negotiation_id: str
@@ -144,6 +161,11 @@ class NegotiationState:
     outcomes: list[Outcome] = field(default_factory=list)
     abandon_reason: str | None = None
     commands: dict[str, tuple[int, int]] = field(default_factory=dict)
+    vendor_sequence: int = 0
+    """SPEC 1: the vendor's own gapless counter over the events it may see (its feed, stream and
+    state are numbered with it; the internal ``sequence`` would tell it how much members did)."""
+    vendor_updated_at: datetime | None = None
+    """The time of the latest event the vendor may see (member activity has no time for it)."""
     # -- indexes, derived from the facts above ----------------------------------------------
     aggregates: dict[str, ItemAggregate] = field(default_factory=dict)
     version_targets: list[dict[str, Target]] = field(default_factory=list)
@@ -193,6 +215,7 @@ class NegotiationState:
             "proposal": self.proposal,
             "outcomes": self.outcomes,
             "commands": self.commands,
+            "vendor_sequence": self.vendor_sequence,
         }
 
     def satisfied(self, member_id: str) -> bool:
@@ -241,6 +264,9 @@ def evolve(state: NegotiationState | None, event: Event) -> NegotiationState:
         _EVOLVERS[type(event)](state, event)
     state.sequence = event.sequence
     state.updated_at = event.occurred_at
+    if event.type in VENDOR_VISIBLE:
+        state.vendor_sequence += 1
+        state.vendor_updated_at = event.occurred_at
     first, _ = state.commands.get(event.command_id, (event.sequence, event.sequence))
     state.commands[event.command_id] = (first, event.sequence)
     return state

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from schemas.common import number_to_json
 from schemas.documents import (
     SUPPORT_FIGURES,
+    VENDOR_WITHHELD,
     ClarificationView,
     DemandVersion,
     JointDemand,
@@ -27,15 +28,14 @@ from schemas.documents import (
     Offer,
     Party,
     PositionView,
-    PublishedItem,
     SharedState,
     StateItem,
 )
 from schemas.events import Event
-from schemas.negotiation import Target
+from schemas.negotiation import Policy, Target
 from streams.core.aggregation import share
-from streams.core.offers import status_of
-from streams.core.state import NegotiationState
+from streams.core.offers import meets_published_target, status_of
+from streams.core.state import VENDOR_VISIBLE, NegotiationState
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,12 @@ def audience(state: NegotiationState, organisation_id: str) -> Audience | None:
     """The organisation's audience in this negotiation, or None when it is not a party."""
     role = state.role_of(organisation_id)
     return None if role is None else Audience(role, organisation_id)  # type: ignore[arg-type]
+
+
+def sequence_for(state: NegotiationState, viewer: Audience) -> int:
+    """The viewer's count of the negotiation's events: the internal sequence, or for the vendor
+    its own gapless counter over the events it may see (SPEC section 1)."""
+    return state.vendor_sequence if viewer.role == "vendor" else state.sequence
 
 
 def live_demand(state: NegotiationState) -> JointDemand:
@@ -95,34 +101,40 @@ def member_satisfaction(state: NegotiationState, member_id: str) -> MemberSatisf
 
 
 def shared_state(state: NegotiationState, viewer: Audience | None = None) -> SharedState:
-    """The shared state. ``viewer`` None gives the full document (as the coordinator sees it)."""
+    """The shared state. ``viewer`` None gives the full document (as the coordinator sees it).
+
+    The vendor's is made of published facts only (SPEC section 1): each item's ``settled`` is
+    judged against the published target its offer answered, its ``sequence`` is its own counter,
+    and nothing computed from the live positions is in it."""
     targets = state.version_targets[-1] if state.version_targets else {}
     offers = state.offers
+    role = "coordinator" if viewer is None else viewer.role
+    vendor = role == "vendor"
     items = tuple(
         StateItem(
             key=key,
             target=targets.get(key),
             offer=offers[key].offer if key in offers else None,
             status=status_of(offers.get(key)),
-            settled=state.settled(key),
+            settled=meets_published_target(offers.get(key), item.kind) if vendor else state.settled(key),
         )
-        for key in state.items
+        for key, item in state.items.items()
     )
     document: dict[str, Any] = {
         "negotiation_id": state.negotiation_id,
         "phase": state.phase,
-        "sequence": state.sequence,
+        "sequence": state.vendor_sequence if vendor else state.sequence,
         "demand_version": state.latest_version.version if state.latest_version else None,
         "round": state.round,
         "items": items,
-        "ready_to_endorse": ready_to_endorse(state),
     }
-    role = "coordinator" if viewer is None else viewer.role
     if role == "coordinator":
+        document["ready_to_endorse"] = ready_to_endorse(state)
         document["cohesion"] = cohesion(state)
         document["satisfaction"] = tuple(member_satisfaction(state, m) for m in state.members)
     elif role == "member":
         assert viewer is not None
+        document["ready_to_endorse"] = ready_to_endorse(state)
         document["cohesion"] = cohesion(state)
         document["satisfaction"] = (member_satisfaction(state, viewer.organisation_id),)
     return SharedState(**document)
@@ -264,18 +276,19 @@ def shared_state_data(state: NegotiationState, cache: StateDocumentCache | None 
 
 
 def version_view(state: NegotiationState, version: DemandVersion, viewer: Audience) -> DemandVersion:
-    """A published version; the vendor sees support shares only if the policy discloses them."""
-    if viewer.role != "vendor" or state.policy.disclose_support_to_vendor:
+    """A published version; the vendor sees support shares only if the policy discloses them,
+    and never the conflict flags."""
+    if viewer.role != "vendor":
         return version
-    return version.model_copy(update={"items": tuple(_without_shares(item) for item in version.items)})
+    hidden = _vendor_hidden(state.policy)
+    return version.model_copy(update={"items": tuple(item.model_copy(update=hidden) for item in version.items)})
 
 
-# The vendor sees the priority (must/should/could), not the figures behind it.
-_SUPPORT_HIDDEN: dict[str, Any] = dict.fromkeys(SUPPORT_FIGURES)
-
-
-def _without_shares(item: PublishedItem) -> PublishedItem:
-    return item.model_copy(update=_SUPPORT_HIDDEN)
+def _vendor_hidden(policy: Policy) -> dict[str, Any]:
+    """The published item's fields the vendor sees as null: it sees the priority (must/should/
+    could), not the figures behind it (unless disclosed), and not whether members disagree."""
+    withheld = VENDOR_WITHHELD if policy.disclose_support_to_vendor else SUPPORT_FIGURES | VENDOR_WITHHELD
+    return dict.fromkeys(withheld)
 
 
 def summary(state: NegotiationState, viewer: Audience) -> NegotiationSummary:
@@ -283,9 +296,10 @@ def summary(state: NegotiationState, viewer: Audience) -> NegotiationSummary:
         "id": state.negotiation_id,
         "title": state.title,
         "phase": state.phase,
-        "sequence": state.sequence,
+        "sequence": sequence_for(state, viewer),
         "opened_at": state.opened_at,
-        "updated_at": state.updated_at,
+        # the vendor learns no time of member activity
+        "updated_at": state.vendor_updated_at if viewer.role == "vendor" else state.updated_at,
         "coordinator": Party(organisation_id=state.coordinator_id, name=state.coordinator_name),
         "vendor": Party(organisation_id=state.vendor_id, name=state.vendor_name),
         "items": tuple(state.items.values()),
@@ -345,53 +359,51 @@ def positions(state: NegotiationState, viewer: Audience) -> list[PositionView]:
     return result
 
 
-_VENDOR_EVENTS = {
-    "NegotiationOpened",
-    "DemandPublished",
-    "VendorResponded",
-    "ClarificationRequested",
-    "ClarificationAnswered",
-    "AgreementProposed",
-    "AgreementReached",
-    "AgreementRejected",
-    "NegotiationAbandoned",
-}
 _MEMBER_CONDUCT = {"PositionStated", "PositionWithdrawn", "EndorsementGiven"}
 
 
-def event_view(state: NegotiationState, event: Event, viewer: Audience) -> dict[str, Any] | None:
+def event_view(
+    state: NegotiationState, event: Event, viewer: Audience, policy: Policy | None = None
+) -> dict[str, Any] | None:
     """The event's data as the viewer may see it, or None when the viewer may not see it at all.
 
     The returned data is the event's JSON without the envelope (id, sequence, time), which the
-    change feed carries beside it.
+    change feed carries beside it. ``policy`` is the policy to cut with, the state's by default:
+    a stream replaying the past passes the current one, since past events are shown as the
+    viewer may see them under the current policy (SPEC section 1).
     """
+    return _event_view(state, event, viewer, policy or state.policy)
+
+
+def _event_view(state: NegotiationState, event: Event, viewer: Audience, policy: Policy) -> dict[str, Any] | None:
     data = event.model_dump(mode="json", exclude={"event_id", "negotiation_id", "sequence", "occurred_at", "type"})
     if viewer.role == "coordinator":
         return data
     if (
         event.actor_id in state.members
         and event.actor_id != viewer.organisation_id
-        and (viewer.role == "vendor" or not state.policy.transparent_positions)
+        and (viewer.role == "vendor" or not policy.transparent_positions)
     ):
         # Who acted is itself confidential: an AgreementReached caused by a member's endorsement
         # must not tell the vendor (or, without transparency, other members) who tipped it.
         data.pop("actor_id", None)
         data.pop("command_id", None)
     if viewer.role == "vendor":
-        if event.type not in _VENDOR_EVENTS:
+        if event.type not in VENDOR_VISIBLE:
             return None
         if event.type == "NegotiationOpened":
             data.pop("policy", None)
-        elif event.type == "DemandPublished" and not state.policy.disclose_support_to_vendor:
+        elif event.type == "DemandPublished":
+            hidden = _vendor_hidden(policy)
             for item in data["items"]:
-                item.update(_SUPPORT_HIDDEN)
+                item.update(hidden)
         elif event.type in ("AgreementReached", "AgreementRejected"):
             data.pop("accepting_share", None)
             data.pop("rejecting_share", None)
         return data
     # member
     if event.type in _MEMBER_CONDUCT and event.actor_id != viewer.organisation_id:
-        if not state.policy.transparent_positions:
+        if not policy.transparent_positions:
             return None
         if "position" in data:
             data["position"].pop("rationale", None)

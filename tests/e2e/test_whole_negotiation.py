@@ -51,8 +51,9 @@ def ok(response: Any, status: int) -> Any:
 
 
 def terms_hash(negotiation_id: str, version: int, items: list[dict[str, Any]]) -> str:
-    """SHA-256 of the canonical JSON of the version's terms: the items without support figures."""
-    hidden = {"priority_score", "support_share", "must_share"}
+    """SHA-256 of the canonical JSON of the version's terms: the items without support figures
+    and conflict flags (what the vendor may not see)."""
+    hidden = {"priority_score", "support_share", "must_share", "conflict"}
     terms = [{k: v for k, v in item.items() if k not in hidden} for item in items]
     document = {"negotiation_id": negotiation_id, "version": version, "items": terms}
     return hashlib.sha256(

@@ -29,6 +29,7 @@ from streams.core.views import (
     Audience,
     StateDocumentCache,
     cohesion,
+    event_view,
     live_demand,
     ready_to_endorse,
     shared_state,
@@ -374,6 +375,9 @@ def test_replaying_the_events_from_scratch_gives_the_same_state(
     assert again.satisfied_weight == n.s.satisfied_weight
     # And the shared state, assembled from the indexes, is byte for byte the
     # validated document computed from the facts, for every viewer
+    # And the vendor's counter numbers exactly the events it may see, without gaps
+    vendor_view = Audience("vendor", n.s.vendor_id)
+    assert n.s.vendor_sequence == sum(1 for e in n.events if event_view(n.s, e, vendor_view) is not None)
     viewers = [None, Audience("vendor", "vendor"), *(Audience("member", m) for m in n.s.members)]
     for viewer in viewers:
         fast = shared_state(n.s, viewer).model_dump_json()
@@ -424,6 +428,21 @@ def reference_shared_state(state: NegotiationState, viewer: Audience | None) -> 
             unsatisfied_items=tuple(unmet),
         )
 
+    def meets_published(k: str) -> bool:
+        """The vendor's settled: its offer against the target of the version it answered, only."""
+        current = state.offers.get(k)
+        if current is None or current.offer.verdict == "reject":
+            return False
+        if current.offer.verdict == "accept":
+            return True
+        target, offer = current.answered_target, current.offer
+        if KIND[k] == "at_most":
+            return offer.value is not None and isinstance(target, Fraction) and offer.value <= target
+        if KIND[k] == "at_least":
+            return offer.value is not None and isinstance(target, Fraction) and offer.value >= target
+        return isinstance(target, tuple) and offer.option in target
+
+    vendor = viewer is not None and viewer.role == "vendor"
     targets = state.version_targets[-1] if state.version_targets else {}
     items = tuple(
         StateItem(
@@ -431,15 +450,18 @@ def reference_shared_state(state: NegotiationState, viewer: Audience | None) -> 
             target=targets.get(k),
             offer=state.offers[k].offer if k in state.offers else None,
             status=status_of(state.offers.get(k)),
-            settled=state.settled(k),
+            settled=meets_published(k) if vendor else state.settled(k),
         )
         for k in state.items
     )
     document: dict[str, Any] = {
-        "negotiation_id": state.negotiation_id, "phase": state.phase, "sequence": state.sequence,
+        "negotiation_id": state.negotiation_id, "phase": state.phase,
+        "sequence": state.vendor_sequence if vendor else state.sequence,
         "demand_version": state.latest_version.version if state.latest_version else None,
-        "round": state.round, "items": items, "ready_to_endorse": ready_to_endorse(state),
+        "round": state.round, "items": items,
     }  # fmt: skip
+    if not vendor:
+        document["ready_to_endorse"] = ready_to_endorse(state)
     weight = sum(m.weight for m in state.members.values())
     satisfied = sum(m.weight for m in state.members.values() if satisfaction(m.organisation_id).satisfied)
     if viewer is None:
