@@ -214,7 +214,7 @@ def test_absurd_numbers_to_the_forms_and_the_api_are_refused_and_the_hub_keeps_a
     nid = nid.json()["id"]
     assert coordinator.post(f"/v1/negotiations/{nid}/members", json={"organisation_id": member_id}).status_code == 201
     assert member.put(f"/v1/negotiations/{nid}/positions/{key}", json={"priority": "must", "value": 30}).is_success
-    assert coordinator.post(f"/v1/negotiations/{nid}/demand").is_success
+    assert coordinator.post(f"/v1/negotiations/{nid}/demand/publish").is_success
     member_page, member_csrf = _signed_in(stack, member_key, nid)
     vendor_page, vendor_csrf = _signed_in(stack, vendor_key, nid)
 
