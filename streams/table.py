@@ -196,6 +196,10 @@ def process_command(
     except DecodeError as exc:
         reject_message(str(exc), "DecodeError")
         return
+    except Exception as exc:  # a defect in reading: the message must not stop the partition
+        log.exception("decode failed", topic=topic, partition=partition, offset=offset)
+        reject_message(f"the worker failed to read this command: {exc}", type(exc).__name__)
+        return
     negotiation_id = command.negotiation_id
     if key != negotiation_id.encode():
         reject_message(

@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -30,6 +30,7 @@ from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
+from schemas.common import number_from_text
 from schemas.events import EVENT_TYPES
 from schemas.negotiation import ItemResponse, Position
 from services.application import commands, paging
@@ -323,15 +324,16 @@ async def _form(request: Request) -> Any:
     return await request.form()
 
 
-def _number(text: str) -> Decimal | None:
-    """A number typed in a form (a decimal comma too), read exactly."""
-    text = text.strip().replace(",", ".")
-    if not text:
+def _number(text: str, field: str = "value") -> Fraction | None:
+    """A number typed in a form (a decimal comma too): its text is checked for length, exponent
+    and digits before anything exact is built from it (``schemas.common.number_from_text``), so a
+    typed ``1e999999999`` is refused at once instead of growing into a billion-digit integer."""
+    if not text.strip():
         return None
     try:
-        return Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not a number") from None
+        return number_from_text(text)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/positions/{item_key}")
@@ -390,7 +392,7 @@ async def respond(request: Request, negotiation_id: str) -> Response:
                 ItemResponse(
                     key=key,
                     verdict=verdict,
-                    value=_number(value) if verdict == "counter" and value.strip() else None,
+                    value=_number(value, f"value-{key}") if verdict == "counter" and value.strip() else None,
                     option=option if verdict == "counter" and option else None,
                     comment=str(form.get(f"comment-{key}", "")).strip() or None,
                 )

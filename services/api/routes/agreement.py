@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from services.api.dependencies import NegotiationId, Send
+from services.api.numbers import ExactJsonRoute
 from services.api.routes.shared import COMMAND
 from services.application import commands
 from services.application.documents import (
@@ -16,7 +17,7 @@ from services.application.documents import (
     EndorsementResult,
 )
 
-router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"])
+router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"], route_class=ExactJsonRoute)
 
 
 @router.post("/{negotiation_id}/agreement/propose", response_model=AgreementProposal, responses=COMMAND)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Path, Response
 
 from schemas.documents import DemandVersion, JointDemand
 from services.api.dependencies import ApplicationDep, NegotiationId, PartyDep, Send
+from services.api.numbers import ExactJsonRoute
 from services.api.routes.shared import COMMAND, READ
 from services.application import commands
 
-router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"])
+router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"], route_class=ExactJsonRoute)
 
 
 @router.get("/{negotiation_id}/demand", response_model=JointDemand | DemandVersion, responses=READ)

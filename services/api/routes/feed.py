@@ -12,11 +12,12 @@ from starlette.background import BackgroundTask
 
 from schemas.documents import SharedState
 from services.api.dependencies import ApplicationDep, NegotiationId, PartyDep
+from services.api.numbers import ExactJsonRoute
 from services.api.problems import problems
 from services.api.routes.shared import READ
 from services.application.documents import ChangeFeed
 
-router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"])
+router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"], route_class=ExactJsonRoute)
 
 
 @router.get("/{negotiation_id}/state", response_model=SharedState, responses=READ)

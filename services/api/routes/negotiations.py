@@ -7,12 +7,13 @@ from fastapi import APIRouter, Request, Response
 from schemas.documents import MemberView, NegotiationSummary
 from schemas.negotiation import Policy
 from services.api.dependencies import ApplicationDep, NegotiationId, Paged, PartyDep, Send
+from services.api.numbers import ExactJsonRoute
 from services.api.problems import problems
 from services.api.routes.shared import COMMAND, READ
 from services.application import commands
 from services.application.documents import MemberInvite, NegotiationCreate, NegotiationListing
 
-router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"])
+router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"], route_class=ExactJsonRoute)
 
 
 @router.post("", status_code=201, response_model=NegotiationSummary, responses=COMMAND)

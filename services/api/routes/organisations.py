@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.api.dependencies import AdminDep, ApplicationDep, CallerDep
+from services.api.numbers import ExactJsonRoute
 from services.api.problems import problems
 from services.application.documents import OrganisationCreate, OrganisationCreated, OrganisationPublic
 
-router = APIRouter(prefix="/v1/organisations", tags=["organisations"])
+router = APIRouter(prefix="/v1/organisations", tags=["organisations"], route_class=ExactJsonRoute)
 
 
 @router.post("", status_code=201, response_model=OrganisationCreated, responses=problems(401, 403, 422))

@@ -7,10 +7,11 @@ from fastapi import APIRouter, Response
 from schemas.documents import PositionView
 from schemas.negotiation import Position
 from services.api.dependencies import ApplicationDep, ItemKey, NegotiationId, PartyDep, Send
+from services.api.numbers import ExactJsonRoute
 from services.api.routes.shared import COMMAND, READ
 from services.application import commands
 
-router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"])
+router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"], route_class=ExactJsonRoute)
 
 
 @router.put("/{negotiation_id}/positions/{item_key}", response_model=PositionView, responses=COMMAND)

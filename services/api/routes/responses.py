@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Response
 
 from schemas.documents import ClarificationView
 from services.api.dependencies import NegotiationId, Send
+from services.api.numbers import ExactJsonRoute
 from services.api.routes.shared import COMMAND
 from services.application import commands
 from services.application.documents import (
@@ -18,7 +19,7 @@ from services.application.documents import (
     VendorResponseCreate,
 )
 
-router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"])
+router = APIRouter(prefix="/v1/negotiations", tags=["negotiations"], route_class=ExactJsonRoute)
 
 
 @router.post("/{negotiation_id}/responses", status_code=201, response_model=VendorResponse, responses=COMMAND)
