@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 import structlog
 from sqlalchemy import Engine, func
@@ -83,11 +84,15 @@ def signed_headers(subscription: Subscription, delivery: Delivery, at: datetime)
 
 
 def webhook_client(
-    policy: DispatchPolicy, resolve: Resolver = resolve_system, verify: typing.Any = True
+    policy: DispatchPolicy,
+    resolve: Resolver = resolve_system,
+    verify: typing.Any = True,
+    inner: httpcore.AsyncNetworkBackend | None = None,
 ) -> httpx.AsyncClient:
     """The dispatcher's HTTP client: no redirects, no proxies or credentials from the environment,
-    and connections only to checked addresses (``PinnedBackend``)."""
-    transport = PinnedTransport(PinnedBackend(policy.destinations, resolve), verify=verify)
+    and connections only to checked addresses (``PinnedBackend``). ``resolve``, ``verify`` and
+    ``inner`` (the backend that opens the checked connections) are for tests."""
+    transport = PinnedTransport(PinnedBackend(policy.destinations, resolve, inner), verify=verify)
     return httpx.AsyncClient(
         transport=transport, timeout=httpx.Timeout(policy.timeout_s), follow_redirects=False, trust_env=False
     )
