@@ -231,6 +231,7 @@ def projector(data_dir: DataDir = None) -> None:
 def webhooks(data_dir: DataDir = None) -> None:
     """Run the webhook dispatcher (signed deliveries, retries) until SIGTERM or Ctrl-C."""
     from services.logging import configure_logging
+    from services.subscriptions.destinations import DestinationPolicy
     from services.subscriptions.webhooks import Dispatcher, DispatchPolicy
 
     settings = _settings(data_dir=data_dir)
@@ -240,6 +241,7 @@ def webhooks(data_dir: DataDir = None) -> None:
         retry_max_s=settings.webhook_retry_max_s,
         give_up_after_s=settings.webhook_give_up_after_s,
         timeout_s=settings.webhook_timeout_s,
+        destinations=DestinationPolicy.from_settings(settings.webhook_allow, settings.webhook_allow_http),
     )
     _run_until_signal(Dispatcher(engine, policy).run)
 

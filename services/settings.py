@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     webhook_give_up_after_s: float = Field(
         default=86_400.0, gt=0, description="A subscription failing without a success this long is disabled."
     )
+    # -- webhook destinations (SSRF): where deliveries may go; services/subscriptions/destinations.py
+    webhook_allow: str = Field(
+        default="",
+        description=(
+            "Comma-separated networks (10.1.2.0/24, 127.0.0.1, fd00::/8) and host names that webhooks may "
+            "reach although they are not public; empty: public addresses only."
+        ),
+    )
+    webhook_allow_http: bool = Field(default=False, description="Allow http webhook URLs; https only when false.")
+
     restart_backoff_max_s: float = Field(
         default=30.0, ge=0.5, le=3600, description="`up` restarts a crashed process after at most this long."
     )
@@ -107,6 +117,14 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
         return value
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allow_list(cls, value: str) -> str:
+        from services.subscriptions.destinations import parse_allow_list
+
+        parse_allow_list(value)  # ValueError names the entry at fault
+        return ",".join(e.strip() for e in value.split(",") if e.strip())
 
     def as_environment(self) -> dict[str, str]:
         """These settings as ``KOOPKRACHT_*`` variables, for child processes (secrets included)."""

@@ -1,6 +1,8 @@
 """``/v1/subscriptions``: a party's webhooks, their delivery log, and enabling them again.
 
-Creating a subscription answers its signing secret once. Like organisation keys, that answer is
+Creating a subscription checks its URL (``services.subscriptions.destinations``): https, and a
+host that resolves to public addresses only, unless the operator allows more; a refused one is a
+422 naming ``url``. Creating a subscription answers its signing secret once. Like organisation keys, that answer is
 not replayed for an ``Idempotency-Key``: replaying it would mean keeping it to show again.
 """
 
@@ -30,6 +32,7 @@ from services.application.paging import Page, bad_cursor, decode_cursor, page_of
 from services.application.security import Caller
 from services.application.service import Application
 from services.readmodel.tables import Delivery, DeliveryAttempt, Subscription, utc
+from services.subscriptions.destinations import DestinationPolicy, DestinationRefused
 
 subscriptions = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 SubscriptionId = Annotated[str, Path(pattern=r"^sub_[0-9a-f]{32}$", description="The subscription's id.")]
@@ -60,11 +63,24 @@ def _own(session: Session, caller: Caller, subscription_id: str) -> Subscription
 def create_subscription(body: SubscriptionCreate, caller: PartyDep, application: ApplicationDep) -> SubscriptionCreated:
     """Subscribe a URL to the events the caller may see: of one negotiation, or of all it is party to.
 
-    Deliveries are signed per Standard Webhooks with the ``secret`` answered here, once.
+    Deliveries are signed per Standard Webhooks with the ``secret`` answered here, once. The URL
+    must be https and its host must resolve to public addresses only, unless the hub's operator
+    allows more (``KOOPKRACHT_WEBHOOK_ALLOW``, ``KOOPKRACHT_WEBHOOK_ALLOW_HTTP``); otherwise 422.
     """
     if body.negotiation_id is not None:
         application.viewer(caller, body.negotiation_id)  # 404 unless a party
     _within_quota(application, caller)
+    settings = application.hub.settings
+    try:
+        DestinationPolicy.from_settings(settings.webhook_allow, settings.webhook_allow_http).check_url(str(body.url))
+    except DestinationRefused as refused:
+        raise Refusal(
+            422,
+            f"url: {refused.detail}",
+            title="Webhook destination refused",
+            field="url",
+            errors=[{"field": "url", "message": refused.detail}],
+        ) from None
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     row = Subscription(
         id=f"sub_{uuid.uuid4().hex}",

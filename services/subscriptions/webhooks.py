@@ -11,6 +11,9 @@ state in the database (``deliveries``, ``delivery_attempts``), so a restart lose
 - **Retries**: after a failure (no 2xx, an error, or no complete answer within the timeout, a
   total deadline) the delivery is tried
   again after 1 s, 2 s, 4 s … up to ``webhook_retry_max_s`` between attempts.
+- **Destinations**: public addresses over https only, unless the operator allows more
+  (``services.subscriptions.destinations``); the connection goes to the address that was checked.
+  A refused destination is a failed attempt, ``destination refused: …``, and nothing is contacted.
 - **Giving up**: when a subscription has failed without a single success for longer than
   ``webhook_give_up_after_s``, it is disabled, with the reason; its owner sees that on the
   subscription and in its delivery log, and can enable it again.
@@ -22,10 +25,12 @@ import asyncio
 import contextlib
 import random
 import time
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 import structlog
 from sqlalchemy import Engine, func
@@ -33,6 +38,14 @@ from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
 
 from services.readmodel.tables import Delivery, DeliveryAttempt, Heartbeat, Subscription, utc
+from services.subscriptions.destinations import (
+    DestinationPolicy,
+    DestinationRefused,
+    PinnedBackend,
+    PinnedTransport,
+    Resolver,
+    resolve_system,
+)
 
 log = structlog.get_logger("koopkracht.webhooks")
 
@@ -50,6 +63,8 @@ class DispatchPolicy:
     """Polling slows from ``poll_s`` towards this while nothing is due (an idle hub then costs
     little CPU), and returns to ``poll_s`` as soon as a delivery was due."""
     concurrency: int = 32
+    destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
+    """Where deliveries may go: public addresses over https, unless the operator allows more."""
 
 
 def backoff(attempts: int, retry_max_s: float) -> float:
@@ -66,6 +81,21 @@ def signed_headers(subscription: Subscription, delivery: Delivery, at: datetime)
         "webhook-timestamp": str(int(at.timestamp())),
         "webhook-signature": Webhook(subscription.secret).sign(delivery.message_id, at, delivery.payload),
     }
+
+
+def webhook_client(
+    policy: DispatchPolicy,
+    resolve: Resolver = resolve_system,
+    verify: typing.Any = True,
+    inner: httpcore.AsyncNetworkBackend | None = None,
+) -> httpx.AsyncClient:
+    """The dispatcher's HTTP client: no redirects, no proxies or credentials from the environment,
+    and connections only to checked addresses (``PinnedBackend``). ``resolve``, ``verify`` and
+    ``inner`` (the backend that opens the checked connections) are for tests."""
+    transport = PinnedTransport(PinnedBackend(policy.destinations, resolve, inner), verify=verify)
+    return httpx.AsyncClient(
+        transport=transport, timeout=httpx.Timeout(policy.timeout_s), follow_redirects=False, trust_env=False
+    )
 
 
 class Dispatcher:
@@ -185,6 +215,7 @@ class Dispatcher:
         status_code: int | None = None
         error: str | None = None
         try:
+            self.policy.destinations.check_scheme(subscription.url)
             # A total deadline: a receiver that drips its answer must not hold a slot for ever.
             # Only the status counts; the body is not read.
             async with (
@@ -201,6 +232,8 @@ class Dispatcher:
                 error = f"HTTP {status_code}"
         except TimeoutError:
             error = f"no answer within {self.policy.timeout_s:g} s"
+        except DestinationRefused as exc:  # raised before any connection is opened
+            error = f"destination refused: {exc.logged}"
         except Exception as exc:  # whatever the URL or the receiver does, it is this delivery's failure
             error = f"{type(exc).__name__}: {str(exc)[:300]}" if str(exc) else type(exc).__name__
         duration_ms = (time.perf_counter() - started) * 1000
@@ -223,8 +256,7 @@ class Dispatcher:
         in_flight: dict[str, asyncio.Task[None]] = {}
         last_beat = 0.0
         pause = self.policy.poll_s
-        timeout = httpx.Timeout(self.policy.timeout_s)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+        async with webhook_client(self.policy) as http:
             try:
                 while not stop.is_set():
                     if time.monotonic() - last_beat > HEARTBEAT_S:

@@ -51,7 +51,9 @@ def main() -> None:
         cluster.start()
         receiver = Receiver().start()
         try:
-            with running_stack(cluster.bootstrap, Path(tmp) / "stack", args.database) as running:
+            # The receiver is on loopback over http: allowed as an operator allows an internal receiver.
+            allow = {"webhook_allow": "127.0.0.1", "webhook_allow_http": True}
+            with running_stack(cluster.bootstrap, Path(tmp) / "stack", args.database, **allow) as running:
                 _, coordinator_key = running.organisation("Coop", "coordinator")
                 vendor_id, _ = running.organisation("Vendor", "vendor")
                 member_id, member_key = running.organisation("Member", "member")

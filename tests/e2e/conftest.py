@@ -66,7 +66,15 @@ def running_stack(kafka_bootstrap: str, tmp: Path, database: str, **overrides: A
         admin_token=f"admin-{uuid.uuid4().hex}",
         api_port=port,
         log_format="json",
-        **{"webhook_retry_max_s": 2.0, "sse_heartbeat_s": 5.0, **overrides},
+        # The tests' webhook receivers listen on loopback over http: allowed here, as an operator
+        # would allow an internal receiver (tests/security/ passes overrides without them).
+        **{
+            "webhook_retry_max_s": 2.0,
+            "sse_heartbeat_s": 5.0,
+            "webhook_allow": "127.0.0.1",
+            "webhook_allow_http": True,
+            **overrides,
+        },
     )
     stack = Stack(settings)
     running = RunningStack(

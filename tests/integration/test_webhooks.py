@@ -11,6 +11,7 @@ from standardwebhooks import Webhook
 
 from services.readmodel.store import create_db_engine, upgrade
 from services.readmodel.tables import Delivery, DeliveryAttempt, Subscription
+from services.subscriptions.destinations import DestinationPolicy
 from services.subscriptions.webhooks import Dispatcher, DispatchPolicy
 from tests.e2e.receiver import Receiver
 from tests.integration.harness import wait_until
@@ -50,7 +51,10 @@ async def test_a_subscription_failing_too_long_is_disabled_and_resumes_in_order_
     engine = create_db_engine(database)
     receiver = Receiver()  # not started: every attempt meets a refused connection
     queue(engine, receiver, 5)
-    dispatcher = Dispatcher(engine, DispatchPolicy(retry_max_s=0.2, give_up_after_s=1.0, poll_s=0.02))
+    loopback = DestinationPolicy.from_settings("127.0.0.1", allow_http=True)  # the receiver's, as an operator allows
+    dispatcher = Dispatcher(
+        engine, DispatchPolicy(retry_max_s=0.2, give_up_after_s=1.0, poll_s=0.02, destinations=loopback)
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
     try:
