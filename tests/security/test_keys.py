@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,29 @@ def test_a_rotated_key_the_new_works_the_old_stops(apis: TwoApis) -> None:
     wait_for(lambda: me(apis.first(old)) == 401, TTL_S + MARGIN_S, "the first API to refuse the rotated key")
     # ...and the organisation is the same: its negotiations and documents stay its own
     assert apis.first(new).get("/v1/organisations/me").json()["id"] == organisation_id
+
+
+def test_a_live_stream_on_a_revoked_key_ends(apis: TwoApis) -> None:
+    coordinator_id, key = apis.stack.organisation("Streaming coop", "coordinator")
+    vendor_id, _ = apis.stack.organisation("Streamed vendor", "vendor")
+    opened = apis.first(key).post(
+        "/v1/negotiations", json={"title": "Streamed", "vendor_id": vendor_id, "items": [{"key": "no-ai-training"}]}
+    )
+    assert opened.status_code == 201, opened.text
+    heartbeat_s = apis.stack.settings.sse_heartbeat_s
+    # Given the coordinator follows its negotiation live on the second API process
+    with apis.second(key).stream("GET", f"/v1/negotiations/{opened.json()['id']}/stream") as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("event:")) == "event: NegotiationOpened"
+        # When the admin revokes its key through the first
+        revoke = apis.first(apis.stack.admin_token).post(f"/v1/organisations/{coordinator_id}/key/revoke")
+        assert revoke.status_code == 200
+        # Then the stream ends within the key cache's bound and one heartbeat (each comment line
+        # the server sends meanwhile lets the deadline be checked)
+        deadline = time.monotonic() + TTL_S + heartbeat_s + MARGIN_S
+        for _ in lines:
+            assert time.monotonic() < deadline, "the stream outlived its revoked key"
 
 
 def test_a_rotation_ends_the_organisations_dashboard_sessions(apis: TwoApis) -> None:
