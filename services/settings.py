@@ -12,6 +12,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIN_TOKEN_LENGTH = 32
+"""The admin and metrics tokens are chosen by people: this many characters at least."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KOOPKRACHT_", extra="ignore", frozen=True)
@@ -106,6 +109,55 @@ class Settings(BaseSettings):
     max_live_streams_per_caller: int = Field(
         default=8, ge=1, le=10_000, description="Live streams one organisation may hold open, per API process."
     )
+
+    # -- abuse limits: rate limits, the key cache, the metrics token (docs/security.md) --------------
+    rate_limit_per_key: str = Field(
+        default="600/minute",
+        description=(
+            "Requests one organisation (by its API key or dashboard session) or the admin may make, in the notation "
+            "of the limits library: '600/minute', or several joined by ';' ('600/minute;100/second'); counted in a "
+            "moving window in each API process."
+        ),
+    )
+    rate_limit_failed_auth: str = Field(
+        default="30/minute",
+        description=(
+            "Failed authentications (a wrong API key, admin or metrics token, or dashboard sign-in) one client "
+            "address may make; past it, that address's requests with a credential are refused (429) until the "
+            "window lets one in again. Counted in each API process."
+        ),
+    )
+    key_cache_ttl_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="An API process trusts an API key it has read for at most this long: a revoked or rotated key "
+        "stops working in every API process within it (0: read the key on every request).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token that reads /metrics (at least 32 characters); unset: nobody can."
+    )
+
+    @field_validator("rate_limit_per_key", "rate_limit_failed_auth")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as '600/minute' or '600/minute;100/second'") from None
+        return value
+
+    @field_validator("admin_token", "metrics_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} characters (make one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod

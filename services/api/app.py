@@ -3,7 +3,7 @@
 Bodies over 64 KiB are refused with 413 before anything parses them; every error is problem+json;
 ``/healthz`` says the process is alive, ``/readyz`` that Kafka, the database, the negotiation
 workers, the projector and the webhook dispatcher all answer (and, under ``koopkracht up``, how
-often its supervisor restarted each process), ``/metrics`` is for Prometheus.
+often its supervisor restarted each process), ``/metrics`` is for Prometheus, with the metrics token.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 from anyio import to_thread
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -33,7 +34,9 @@ from services.api.routes import ROUTERS
 from services.api.subscriptions import subscriptions
 from services.application.errors import Refusal, refusal_document
 from services.application.hub import Hub
+from services.application.security import check_metrics_token
 from services.application.service import Application
+from services.application.throttle import Throttle, address_of
 from services.application.watch import ProjectionWatch
 from services.dashboard.routes import HERE as DASHBOARD
 from services.dashboard.routes import dashboard
@@ -48,6 +51,7 @@ from streams.client import CommandClient
 log = structlog.get_logger("koopkracht.api")
 
 MAX_BODY_BYTES = 64 * 1024
+metrics_bearer = HTTPBearer(auto_error=False, scheme_name="MetricsToken", description="The metrics token.")
 
 
 class BodyLimit:
@@ -173,6 +177,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """The API for ``settings``. Kafka clients start with the app and stop with it."""
     engine = engine or create_db_engine(settings.sqlalchemy_url)
     metrics = Metrics()
+    throttle = Throttle(settings)
     bootstrap = settings.kafka_bootstrap
     if bootstrap is None:
         raise ValueError("the API needs KOOPKRACHT_KAFKA_BOOTSTRAP (the stack sets it)")
@@ -186,7 +191,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             await admin.start()
             watch = ProjectionWatch(engine)
             watch.start()
-            hub = Hub(settings=settings, engine=engine, client=client, metrics=metrics, watch=watch)
+            hub = Hub(settings=settings, engine=engine, client=client, metrics=metrics, watch=watch, throttle=throttle)
             hub.readiness = lambda: readiness(hub, admin)
             app.state.hub = hub
             app.state.application = Application(hub)
@@ -235,9 +240,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             response.status_code = 503
         return result
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    def prometheus() -> Response:
-        """Prometheus metrics in the text exposition format."""
+    @app.get("/metrics", tags=["operations"], response_class=Response, responses=problems(401))
+    async def prometheus(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(metrics_bearer)]
+    ) -> Response:
+        """Prometheus metrics in the text exposition format, for the bearer of the metrics token
+        (`KOOPKRACHT_METRICS_TOKEN`): they count commands by type, which tells how a negotiation goes."""
+        token = credentials.credentials if credentials is not None else None
+        with throttle.guard(address_of(request.client), token is not None):
+            check_metrics_token(settings.metrics_token, token)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict[str, Any]:
@@ -257,6 +268,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                     # FastAPI documents its own 422 as application/json; ours is problem+json. A body
                     # that is not JSON at all is 400; one too large is 413.
                     operation["responses"].update(problems(400, 413) if "requestBody" in operation else {})
+                    if "401" in operation["responses"]:  # a credential's request may be over a rate limit
+                        operation["responses"].update(problems(429))
                     if "422" in operation["responses"]:
                         operation["responses"]["422"] = problems(422)["422"]
             app.openapi_schema = schema

@@ -3,6 +3,7 @@ negotiations, or the admin), the path's ids, and the command call every command 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
@@ -16,8 +17,10 @@ from services.application.errors import Refusal
 from services.application.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 from services.application.security import Caller, as_party, authenticate, authenticate_known
 from services.application.service import Application
+from services.application.throttle import address_of
 
 T = TypeVar("T")
+Alive = Callable[[], Awaitable[bool]]
 
 bearer = HTTPBearer(auto_error=False, description="An organisation's API key, or the admin token.")
 
@@ -31,18 +34,44 @@ ApplicationDep = Annotated[Application, Depends(get_application)]
 
 
 async def get_caller(
-    application: ApplicationDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request,
+    application: ApplicationDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
-    """The caller of a valid key or the admin token; 401 otherwise."""
+    """The caller of a valid key or the admin token; 401 otherwise; 429 over a rate limit."""
     hub = application.hub
     token = credentials.credentials if credentials is not None else None
-    known = authenticate_known(hub.engine, hub.settings.admin_token, token)
-    if known is not None:
-        return known
-    return await to_thread.run_sync(authenticate, hub.engine, hub.settings.admin_token, token)
+    ttl_s = hub.settings.key_cache_ttl_s
+    with hub.throttle.guard(address_of(request.client), token is not None):
+        caller = authenticate_known(hub.engine, hub.settings.admin_token, token, ttl_s)
+        if caller is None:
+            caller = await to_thread.run_sync(
+                lambda: authenticate(hub.engine, hub.settings.admin_token, token, ttl_s=ttl_s)
+            )
+    hub.throttle.spend(caller.organisation_id)
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+TokenDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def still_authenticated(application: Application, credentials: HTTPAuthorizationCredentials | None) -> Alive:
+    """For a long answer (a live stream): whether its credential still holds, so that the stream
+    ends once its key is revoked or rotated (read again at most every ``KOOPKRACHT_KEY_CACHE_TTL_S``)."""
+    hub = application.hub
+    token = credentials.credentials if credentials is not None else None
+    ttl_s = hub.settings.key_cache_ttl_s
+
+    async def alive() -> bool:
+        try:
+            if authenticate_known(hub.engine, hub.settings.admin_token, token, ttl_s) is None:
+                await to_thread.run_sync(lambda: authenticate(hub.engine, hub.settings.admin_token, token, ttl_s=ttl_s))
+        except Refusal:
+            return False
+        return True
+
+    return alive
 
 
 async def party(caller: CallerDep) -> Caller:
@@ -53,7 +82,7 @@ async def party(caller: CallerDep) -> Caller:
 async def admin(caller: CallerDep) -> Caller:
     """The admin only (403 for an organisation)."""
     if caller.role != "admin":
-        raise Refusal(403, "only the admin creates organisations")
+        raise Refusal(403, "only the admin manages organisations")
     return caller
 
 

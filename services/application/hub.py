@@ -43,6 +43,7 @@ from schemas.results import CommandAccepted, CommandRejected, CommandResult
 from services.application.actions import Action, Answer, Once, Render
 from services.application.errors import Refusal, not_found, refusal_document, refused
 from services.application.security import Caller, as_party
+from services.application.throttle import Throttle
 from services.application.watch import ProjectionWatch
 from services.metrics import Metrics
 from services.readmodel.store import StateCache, load_events
@@ -79,6 +80,7 @@ class Hub:
     client: CommandClient
     metrics: Metrics
     watch: ProjectionWatch
+    throttle: Throttle
     readiness: Callable[[], Any] | None = None
 
     @property

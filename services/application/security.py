@@ -4,6 +4,10 @@ An API key is ``kk_<key id>_<secret>``: the key id (public, 12 hex digits) finds
 secret (32 random bytes, URL-safe) is stored only as its SHA-256 and compared in constant time.
 A key with 256 bits of entropy needs no slow hash: nobody can guess it from the hash. Neither
 keys nor the admin token are logged (the log processor masks them, and no code binds them).
+
+An organisation has one key at a time: rotating it replaces the row's key id and hash, revoking it
+sets the hash to one no secret has. Each API process trusts a key it has read for at most
+``KOOPKRACHT_KEY_CACHE_TTL_S`` seconds, so either is in force everywhere within that bound.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,6 +33,10 @@ from services.readmodel.tables import Organisation
 Role = Literal["admin", "coordinator", "member", "vendor"]
 ADMIN_ID = "admin"
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+REVOKED = "revoked"
+"""The key hash of an organisation whose key the admin revoked: no secret hashes to it."""
+KEY_CACHE_TTL_S = 10.0
+"""How long a key once read is trusted without reading it again (``KOOPKRACHT_KEY_CACHE_TTL_S``)."""
 
 
 @dataclass(frozen=True)
@@ -78,18 +87,26 @@ def _unauthorised(detail: str) -> Refusal:
     return Refusal(401, detail, headers=UNAUTHORISED_HEADERS)
 
 
-def authenticate_known(engine: Engine, admin_token: SecretStr | None, credentials: str | None) -> Caller | None:
-    """The caller, when the credential is the admin token or a key already read (no database
-    access, so it can run on the event loop); None when ``authenticate`` must decide."""
+def authenticate_known(
+    engine: Engine, admin_token: SecretStr | None, credentials: str | None, ttl_s: float = KEY_CACHE_TTL_S
+) -> Caller | None:
+    """The caller, when the credential is the admin token or a key read less than ``ttl_s`` ago (no
+    database access, so it can run on the event loop); None when ``authenticate`` must decide."""
     try:
-        return authenticate(engine, admin_token, credentials, read=False)
+        return authenticate(engine, admin_token, credentials, read=False, ttl_s=ttl_s)
     except Refusal:
         return None
 
 
-def authenticate(engine: Engine, admin_token: SecretStr | None, credentials: str | None, read: bool = True) -> Caller:
+def authenticate(
+    engine: Engine,
+    admin_token: SecretStr | None,
+    credentials: str | None,
+    read: bool = True,
+    ttl_s: float = KEY_CACHE_TTL_S,
+) -> Caller:
     """The caller for a bearer credential; raises a 401 problem when there is none or it is wrong
-    (with ``read`` False, also when its key has not been read from the database yet)."""
+    (with ``read`` False, also when its key has not been read from the database in ``ttl_s``)."""
     if not credentials:
         raise _unauthorised("send Authorization: Bearer <api key>")
     if admin_token is not None and hmac.compare_digest(credentials.encode(), admin_token.get_secret_value().encode()):
@@ -97,7 +114,7 @@ def authenticate(engine: Engine, admin_token: SecretStr | None, credentials: str
     parts = split_key(credentials)
     known = None
     if parts is not None:
-        known = _known_key(engine, parts[0], read)
+        known = _known_key(engine, parts[0], read, ttl_s)
     # Compare even when there is no row, so a wrong key id costs the same time as a wrong secret.
     expected = known[0] if known is not None else _DUMMY_HASH
     given = hash_secret(parts[1]) if parts is not None else ""
@@ -106,35 +123,57 @@ def authenticate(engine: Engine, admin_token: SecretStr | None, credentials: str
     return known[1]
 
 
-_KNOWN_KEYS: weakref.WeakKeyDictionary[Engine, OrderedDict[str, tuple[str, Caller]]] = weakref.WeakKeyDictionary()
+_KNOWN_KEYS: weakref.WeakKeyDictionary[Engine, OrderedDict[str, tuple[str, Caller, float]]] = (
+    weakref.WeakKeyDictionary()
+)
 _KNOWN_KEYS_KEPT = 4096
 _known_keys_guard = threading.Lock()
 
 
-def _known_key(engine: Engine, key_id: str, read: bool = True) -> tuple[str, Caller] | None:
-    """The stored hash of a key and its organisation, remembered once read.
+def _known_key(engine: Engine, key_id: str, read: bool, ttl_s: float) -> tuple[str, Caller] | None:
+    """The stored hash of a key and its organisation, remembered for ``ttl_s`` once read.
 
-    A key never changes once issued (a new key is a new key id), so what was read stays true; only
-    the hash is kept, as in the database. Unknown key ids are not remembered.
+    A key can be revoked or replaced (rotated) in another API process, so what was read is trusted
+    only for ``ttl_s`` seconds (``KOOPKRACHT_KEY_CACHE_TTL_S``): then the row is read again. Only the
+    hash is kept, as in the database. Unknown key ids are not remembered.
     """
+    now = time.monotonic()
     with _known_keys_guard:
         keys = _KNOWN_KEYS.setdefault(engine, OrderedDict())
         known = keys.get(key_id)
-        if known is not None:
+        if known is not None and now - known[2] < ttl_s:
             keys.move_to_end(key_id)
-            return known
+            return known[0], known[1]
     if not read:
         return None
     with Session(engine) as session:
         organisation = session.exec(select(Organisation).where(Organisation.key_id == key_id)).first()
     if organisation is None:
+        forget_key(engine, key_id)
         return None
-    known = (organisation.key_hash, Caller(organisation.id, organisation.name, organisation.role))  # type: ignore[arg-type]
+    caller = Caller(organisation.id, organisation.name, organisation.role)  # type: ignore[arg-type]
     with _known_keys_guard:
-        keys[key_id] = known
+        keys[key_id] = (organisation.key_hash, caller, now)
+        keys.move_to_end(key_id)
         while len(keys) > _KNOWN_KEYS_KEPT:
             keys.popitem(last=False)
-    return known
+    return organisation.key_hash, caller
+
+
+def forget_key(engine: Engine, key_id: str) -> None:
+    """This process no longer trusts what it read of ``key_id`` (it was revoked or replaced here)."""
+    with _known_keys_guard:
+        keys = _KNOWN_KEYS.get(engine)
+        if keys is not None:
+            keys.pop(key_id, None)
+
+
+def check_metrics_token(metrics_token: SecretStr | None, credentials: str | None) -> None:
+    """401 unless ``credentials`` is the metrics token (and always when none is set)."""
+    if metrics_token is None:
+        raise _unauthorised("/metrics is closed: the operator sets KOOPKRACHT_METRICS_TOKEN to read it")
+    if not credentials or not hmac.compare_digest(credentials.encode(), metrics_token.get_secret_value().encode()):
+        raise _unauthorised("send Authorization: Bearer <metrics token>")
 
 
 def as_party(caller: Caller) -> Caller:

@@ -32,12 +32,12 @@ from services.application.documents import (
     OrganisationCreated,
     OrganisationPublic,
 )
-from services.application.errors import Refusal, refused
+from services.application.errors import Refusal, not_found, refused
 from services.application.hub import Hub
-from services.application.security import Caller, as_party, new_key
+from services.application.security import REVOKED, Caller, as_party, forget_key, new_key
 from services.catalogue import load_catalogue
 from services.readmodel.store import load_events, load_vendor_events
-from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, utc
+from services.readmodel.tables import DashboardSession, MemberRow, NegotiationRow, Organisation, utc
 from services.subscriptions.live import LiveSlots, live_messages
 from streams.core import decider, reads, views
 from streams.core.decider import Rejection
@@ -270,6 +270,57 @@ class Application:
             organisation = self._organisation(caller.organisation_id)
             created = utc(organisation.created_at) if organisation is not None else None
         return OrganisationPublic(id=caller.organisation_id, name=caller.name, role=caller.role, created_at=created)
+
+    def rotate_key(self, caller: Caller) -> OrganisationCreated:
+        """A new key for the calling organisation; its current key stops working (the organisation
+        rotates its own key; the admin has none to rotate)."""
+        if caller.role == "admin":
+            raise Refusal(403, "the admin token is a setting (KOOPKRACHT_ADMIN_TOKEN), not a key to rotate")
+        return self.issue_key(caller.organisation_id)
+
+    def issue_key(self, organisation_id: str) -> OrganisationCreated:
+        """A new key for the organisation, in place of its current one, revoked or not; its dashboard
+        sessions end. The key is answered once, only its hash is kept."""
+        key = new_key()
+        organisation, old_key_id = self._replace_key(organisation_id, key.key_id, key.hash)
+        forget_key(self.hub.engine, old_key_id)
+        return OrganisationCreated(
+            id=organisation.id,
+            name=organisation.name,
+            role=organisation.role,
+            created_at=utc(organisation.created_at),
+            api_key=key.api_key,
+        )
+
+    def revoke_key(self, organisation_id: str) -> OrganisationPublic:
+        """The organisation's key stops working, and its dashboard sessions end; ``issue_key`` gives it
+        a new one."""
+        organisation, old_key_id = self._replace_key(organisation_id, None, REVOKED)
+        forget_key(self.hub.engine, old_key_id)
+        return OrganisationPublic(
+            id=organisation.id,
+            name=organisation.name,
+            role=organisation.role,
+            created_at=utc(organisation.created_at),
+        )
+
+    def _replace_key(self, organisation_id: str, key_id: str | None, key_hash: str) -> tuple[Organisation, str]:
+        """Set the organisation's key hash (and key id, unless None) and end its dashboard sessions, in
+        one transaction; the organisation and its former key id."""
+        with Session(self.hub.engine, expire_on_commit=False) as session:
+            organisation = session.get(Organisation, organisation_id, with_for_update=True)
+            if organisation is None:
+                raise not_found(f"there is no organisation {organisation_id}")
+            old_key_id = organisation.key_id
+            organisation.key_id = key_id or old_key_id
+            organisation.key_hash = key_hash
+            session.add(organisation)
+            for row in session.exec(
+                select(DashboardSession).where(DashboardSession.organisation_id == organisation_id)
+            ):
+                session.delete(row)
+            session.commit()
+        return organisation, old_key_id
 
     def _organisation(self, organisation_id: str) -> Organisation | None:
         with Session(self.hub.engine) as session:

@@ -12,6 +12,7 @@ NL: dict[str, str] = {
     "API key": "API-sleutel",
     "Your organisation's API key": "De API-sleutel van uw organisatie",
     "That API key is not valid.": "Die API-sleutel is niet geldig.",
+    "Too many failed sign-ins: try again later.": "Te veel mislukte inlogpogingen: probeer het later opnieuw.",
     "The admin signs in with an API client, not here.": "De beheerder gebruikt een API-client, niet dit dashboard.",
     "Negotiations": "Onderhandelingen",
     "No negotiations yet.": "Nog geen onderhandelingen.",

@@ -39,6 +39,7 @@ from services.application.documents import EndorsementCreate
 from services.application.errors import Refusal
 from services.application.security import Caller, authenticate
 from services.application.service import Application
+from services.application.throttle import address_of
 from services.dashboard.i18n import choose, translator
 from services.readmodel.tables import DashboardSession, Organisation
 from streams.core import views
@@ -149,8 +150,13 @@ async def signin(request: Request, api_key: Annotated[str, Form()]) -> Response:
     if not _same_origin(request):  # no signing a victim in to somebody else's account from another site
         return page(request, "signin.html", status=403, error=t("That API key is not valid."))
     try:
-        caller = await to_thread.run_sync(authenticate, hub.engine, None, api_key.strip())
-    except Refusal:
+        with hub.throttle.guard(address_of(request.client), credential_sent=True):
+            caller = await to_thread.run_sync(authenticate, hub.engine, None, api_key.strip(), True, 0.0)
+    except Refusal as refusal:
+        if refusal.status == 429:
+            refused = page(request, "signin.html", status=429, error=t("Too many failed sign-ins: try again later."))
+            refused.headers.update(refusal.headers)
+            return refused
         return page(request, "signin.html", status=401, error=t("That API key is not valid."))
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
@@ -302,6 +308,7 @@ async def _act(request: Request, negotiation_id: str, action: Callable[[Caller],
     key = f"{drawn}:{request.url.path}" if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", drawn) else None
     try:
         _check_csrf(row, str(form.get("csrf", "")))
+        _application(request).hub.throttle.spend(caller.organisation_id)  # as the organisation's API key
         once = None if key is None else Once.of(key, request.method, request.url.path, await request.body())
         answer = await _application(request).execute(caller, action(caller), once, request.url.path)
     except Refusal as problem:

@@ -31,6 +31,11 @@ class RunningStack:
     database: str
     clients: list[httpx.Client] = field(default_factory=list)
 
+    @property
+    def metrics_token(self) -> str:
+        assert self.settings.metrics_token is not None
+        return self.settings.metrics_token.get_secret_value()
+
     def client(self, key: str | None = None, **headers: str) -> httpx.Client:
         auth = {"Authorization": f"Bearer {key}"} if key else {}
         client = httpx.Client(base_url=self.base_url, headers={**auth, **headers}, timeout=30)
@@ -68,11 +73,17 @@ def running_stack(kafka_bootstrap: str, tmp: Path, database: str, **overrides: A
         log_format="json",
         # The tests' webhook receivers listen on loopback over http: allowed here, as an operator
         # would allow an internal receiver (tests/security/ passes overrides without them).
+        # Every test of a session calls from 127.0.0.1, many with a wrong key on purpose, and the
+        # benchmarks load one key far past a party's default: the rate limits have tests of their own
+        # (tests/security/test_rate_limits.py), which pass small limits here.
         **{
             "webhook_retry_max_s": 2.0,
             "sse_heartbeat_s": 5.0,
             "webhook_allow": "127.0.0.1",
             "webhook_allow_http": True,
+            "metrics_token": f"metrics-{uuid.uuid4().hex}",
+            "rate_limit_per_key": "1000000/minute",
+            "rate_limit_failed_auth": "1000000/minute",
             **overrides,
         },
     )

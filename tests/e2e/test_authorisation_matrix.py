@@ -312,9 +312,17 @@ def test_subscriptions_for_every_caller(world: World, caller: str) -> None:
     assert client.delete(f"/v1/subscriptions/{subscription_id}").status_code == 204
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
 def test_operations_endpoints_answer_anyone(world: World, path: str) -> None:
     assert world.client("no_key").get(path).status_code == 200
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_metrics_answer_only_the_metrics_token(world: World, caller: str) -> None:
+    # /metrics counts commands by type: only the operator's scraper reads it (docs/security.md#metrics)
+    assert world.client(caller).get("/metrics").status_code == 401
+    scraped = world.stack.client(world.stack.metrics_token).get("/metrics")
+    assert scraped.status_code == 200
     secret = world.keys["coordinator"].split("_", 2)[2]  # kk_<key id>_<secret>: the secret may contain "_"
     assert len(secret) >= 40  # the whole secret (32 random bytes), not a short piece of it
-    assert secret not in world.client("coordinator").get("/metrics").text
+    assert secret not in scraped.text

@@ -46,8 +46,8 @@ def test_an_invalid_setting_stops_start_up_naming_the_setting(
 
 
 def test_the_admin_token_never_shows_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KOOPKRACHT_ADMIN_TOKEN", "very-secret-admin-token")
+    monkeypatch.setenv("KOOPKRACHT_ADMIN_TOKEN", "very-secret-admin-token-of-the-hub-0123456789")
     settings = load_settings()
-    assert "very-secret-admin-token" not in repr(settings)
+    assert "very-secret-admin-token-of-the-hub-0123456789" not in repr(settings)
     assert settings.admin_token is not None
-    assert settings.admin_token.get_secret_value() == "very-secret-admin-token"
+    assert settings.admin_token.get_secret_value() == "very-secret-admin-token-of-the-hub-0123456789"

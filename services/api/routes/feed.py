@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from schemas.documents import SharedState
-from services.api.dependencies import ApplicationDep, NegotiationId, PartyDep
+from services.api.dependencies import ApplicationDep, NegotiationId, PartyDep, TokenDep, still_authenticated
 from services.api.numbers import ExactJsonRoute
 from services.api.problems import problems
 from services.api.routes.shared import READ
@@ -66,6 +66,7 @@ async def live_stream(
     negotiation_id: NegotiationId,
     caller: PartyDep,
     application: ApplicationDep,
+    credentials: TokenDep,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", pattern=r"^\d{1,10}$", description="Resume after this sequence.")
     ] = None,
@@ -73,10 +74,13 @@ async def live_stream(
 ) -> EventSourceResponse:
     """The change feed as Server-Sent Events, live: each message's ``id`` is the event's sequence,
     ``event`` its type, ``data`` the message with its notices. Reconnecting with ``Last-Event-ID``
-    resumes with nothing lost and nothing repeated; comment lines keep idle connections open."""
+    resumes with nothing lost and nothing repeated; comment lines keep idle connections open. The stream
+    ends once its key is revoked or rotated."""
     viewer = await to_thread.run_sync(application.viewer, caller, negotiation_id)
     cursor = int(last_event_id) if last_event_id is not None else (after or 0)
-    messages, give_back = application.live(viewer, negotiation_id, cursor)
+    messages, give_back = application.live(
+        viewer, negotiation_id, cursor, alive=still_authenticated(application, credentials)
+    )
     return EventSourceResponse(
         messages, ping=max(1, int(application.hub.settings.sse_heartbeat_s)), background=BackgroundTask(give_back)
     )
