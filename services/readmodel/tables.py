@@ -49,7 +49,8 @@ class Organisation(SQLModel, table=True):
 
 class IdempotencyRecord(SQLModel, table=True):
     """A command sent with an ``Idempotency-Key``: written before the command is sent, and holding
-    its first answer once there is one, to return again on every retry."""
+    its first answer once there is one, to return again on every retry. Purged
+    ``idempotency_retention_s`` after ``created_at`` (``services.readmodel.retention``)."""
 
     __tablename__ = "idempotency_records"
     __table_args__ = (Index("ix_idempotency_records_created_at", "created_at"),)  # for purging
