@@ -23,6 +23,7 @@ from services.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from services.readmodel.retention import Retention
     from services.stack import Stack
 
 app = typer.Typer(
@@ -229,8 +230,10 @@ def projector(data_dir: DataDir = None) -> None:
 
 @app.command("webhooks")
 def webhooks(data_dir: DataDir = None) -> None:
-    """Run the webhook dispatcher (signed deliveries, retries) until SIGTERM or Ctrl-C."""
+    """Run the webhook dispatcher (signed deliveries, retries) and the purge of what is past
+    retention until SIGTERM or Ctrl-C."""
     from services.logging import configure_logging
+    from services.readmodel.retention import Purger
     from services.subscriptions.destinations import DestinationPolicy
     from services.subscriptions.webhooks import Dispatcher, DispatchPolicy
 
@@ -243,7 +246,34 @@ def webhooks(data_dir: DataDir = None) -> None:
         timeout_s=settings.webhook_timeout_s,
         destinations=DestinationPolicy.from_settings(settings.webhook_allow, settings.webhook_allow_http),
     )
-    _run_until_signal(Dispatcher(engine, policy).run)
+    purger = Purger(engine, _retention(settings), settings.purge_interval_s)
+
+    async def both(stop: asyncio.Event) -> None:
+        await asyncio.gather(Dispatcher(engine, policy).run(stop), purger.run(stop))
+
+    _run_until_signal(both)
+
+
+@app.command("purge")
+def purge(data_dir: DataDir = None) -> None:
+    """Delete once what is past retention (the webhook dispatcher does it every
+    KOOPKRACHT_PURGE_INTERVAL_S) and say how much."""
+    from services.logging import configure_logging
+    from services.readmodel import retention
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    purged = retention.purge(_database(settings), _retention(settings))
+    console.print(
+        f"purged {purged.sessions} expired session(s), {purged.deliveries} delivery(ies) with "
+        f"{purged.attempts} attempt(s), {purged.idempotency_records} idempotency record(s)"
+    )
+
+
+def _retention(settings: Settings) -> Retention:
+    from services.readmodel.retention import Retention
+
+    return Retention(delivery_s=settings.delivery_retention_s, idempotency_s=settings.idempotency_retention_s)
 
 
 @app.command("api")

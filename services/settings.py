@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,6 +86,28 @@ class Settings(BaseSettings):
     )
     restart_window_s: float = Field(
         default=120.0, gt=0, le=86_400, description="The window, in seconds, in which restart_max_crashes count."
+    )
+    # -- browser security and retention (hostile input and abuse) --------------------------------
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The address people use, e.g. https://hub.example.org. When it is https, the dashboard's cookies are "
+            "Secure (also behind a proxy that ends TLS and forwards plain http) and Strict-Transport-Security is sent."
+        ),
+    )
+    purge_interval_s: float = Field(
+        default=600.0, gt=0, le=86_400, description="The webhook dispatcher purges what is past retention this often."
+    )
+    delivery_retention_s: float = Field(
+        default=30 * 86_400.0,
+        ge=60,
+        description="Delivered webhook deliveries (and their attempts) are kept this long after delivery; the pending "
+        "ones of a subscription disabled this long are dropped.",
+    )
+    idempotency_retention_s: float = Field(
+        default=86_400.0,
+        ge=3600,
+        description="An Idempotency-Key's record (its stored answer) is kept this long after the request was sent.",
     )
 
     # -- tenant bounds: how large one party's share of the hub may grow (409 beyond; 429 for streams)
@@ -177,6 +200,28 @@ class Settings(BaseSettings):
 
         parse_allow_list(value)  # ValueError names the entry at fault
         return ",".join(e.strip() for e in value.split(",") if e.strip())
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not an http(s) address like https://hub.example.org")
+        return value.rstrip("/")
+
+    @property
+    def public_origin(self) -> str | None:
+        """``scheme://host[:port]`` of ``public_url``: where the dashboard's forms come from."""
+        if self.public_url is None:
+            return None
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def public_https(self) -> bool:
+        return self.public_url is not None and self.public_url.startswith("https://")
 
     def as_environment(self) -> dict[str, str]:
         """These settings as ``KOOPKRACHT_*`` variables, for child processes (secrets included)."""

@@ -1,9 +1,10 @@
 """``create_app(settings)``: the FastAPI application, wired to Kafka and the read model.
 
 Bodies over 64 KiB are refused with 413 before anything parses them; every error is problem+json;
-``/healthz`` says the process is alive, ``/readyz`` that Kafka, the database, the negotiation
-workers, the projector and the webhook dispatcher all answer (and, under ``koopkracht up``, how
-often its supervisor restarted each process), ``/metrics`` is for Prometheus, with the metrics token.
+every answer carries the security headers of ``services.api.headers``; ``/healthz`` says the
+process is alive, ``/readyz`` that Kafka, the database, the negotiation workers, the projector and
+the webhook dispatcher all answer (and, under ``koopkracht up``, how often its supervisor
+restarted each process), ``/metrics`` is for Prometheus, with the metrics token.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.bodies import Readiness, SupervisedProcess
+from services.api.headers import SecurityHeaders
 from services.api.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, ProblemDetail, problems
 from services.api.routes import ROUTERS
 from services.api.subscriptions import subscriptions
@@ -223,6 +225,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(DASHBOARD / "static")), name="static")
     app.add_middleware(BodyLimit)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Outside Starlette's own error middleware too, so that an unexpected 500 has the headers as well.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(build_stack(), https=settings.public_https)  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -3,7 +3,8 @@ read and each form builds a command and hands it to the same service, so a form 
 what the HTTP API does; a refusal comes back as a notice on the board.
 
 Sign-in takes an organisation's API key once; the browser then holds only a random session token
-in an HttpOnly, SameSite=Strict cookie (the table keeps its SHA-256). Every form carries the
+in an HttpOnly, SameSite=Strict cookie (the table keeps its SHA-256), Secure when the hub's
+public address (``KOOPKRACHT_PUBLIC_URL``) is https. Every form carries the
 session's CSRF token. Live updates come from the same messages as ``/stream``, over an
 EventSource that the session cookie authenticates.
 """
@@ -109,8 +110,16 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
         status_code=status,
     )
     if request.query_params.get("lang") == language:
-        response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 86400, samesite="strict")
+        response.set_cookie(
+            LANGUAGE_COOKIE, language, max_age=365 * 86400, samesite="strict", secure=_secure_cookies(request)
+        )
     return response
+
+
+def _secure_cookies(request: Request) -> bool:
+    """Cookies are Secure when the hub's public address is https (a proxy may end TLS and forward
+    plain http), or when this request came over https."""
+    return _application(request).hub.settings.public_https or request.url.scheme == "https"
 
 
 def _to_signin() -> RedirectResponse:
@@ -136,11 +145,13 @@ async def signin_form(request: Request) -> HTMLResponse:
 
 
 def _same_origin(request: Request) -> bool:
-    """Whether a form was posted from this site (browsers send Origin / Sec-Fetch-Site)."""
+    """Whether a form was posted from this site (browsers send Origin / Sec-Fetch-Site): this
+    request's own origin, or the hub's public one (behind a proxy the two differ)."""
     if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    return origin in (None, "null") or origin == f"{request.url.scheme}://{request.url.netloc}"
+    ours = (f"{request.url.scheme}://{request.url.netloc}", _application(request).hub.settings.public_origin)
+    return origin in (None, "null") or origin in ours
 
 
 @dashboard.post("/signin")
@@ -181,7 +192,7 @@ async def signin(request: Request, api_key: Annotated[str, Form()]) -> Response:
         max_age=SESSION_HOURS * 3600,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_secure_cookies(request),
     )
     return response
 
@@ -203,7 +214,7 @@ async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Respon
 
         await to_thread.run_sync(forget)
     response = RedirectResponse("/signin", status_code=303)
-    response.delete_cookie(COOKIE)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=_secure_cookies(request))
     return response
 
 

@@ -49,9 +49,11 @@ class Organisation(SQLModel, table=True):
 
 class IdempotencyRecord(SQLModel, table=True):
     """A command sent with an ``Idempotency-Key``: written before the command is sent, and holding
-    its first answer once there is one, to return again on every retry."""
+    its first answer once there is one, to return again on every retry. Purged
+    ``idempotency_retention_s`` after ``created_at`` (``services.readmodel.retention``)."""
 
     __tablename__ = "idempotency_records"
+    __table_args__ = (Index("ix_idempotency_records_created_at", "created_at"),)  # for purging
 
     organisation_id: str = Field(primary_key=True, max_length=64)
     key: str = Field(primary_key=True, max_length=255)
@@ -250,6 +252,7 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         Index("ux_deliveries_event", "subscription_id", "negotiation_id", "sequence", unique=True),
         Index("ix_deliveries_pending", "subscription_id", "status", "id"),
+        Index("ix_deliveries_delivered", "status", "delivered_at"),  # for purging
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -297,6 +300,7 @@ class DashboardSession(SQLModel, table=True):
     """A signed-in dashboard user: the cookie holds a random token, the table only its SHA-256."""
 
     __tablename__ = "dashboard_sessions"
+    __table_args__ = (Index("ix_dashboard_sessions_expires_at", "expires_at"),)  # for purging
 
     token_hash: str = Field(primary_key=True, max_length=64)
     organisation_id: str = Field(max_length=64, index=True)

@@ -1,8 +1,15 @@
 // Live updates: every message of the negotiation's stream reloads the board fragment in place,
 // and its notices are read out in the "Live" list (an aria-live region).
+// No inline script or handler anywhere (the Content-Security-Policy allows none): a form that
+// asks before it is sent says what in data-confirm, and this asks.
 (function () {
   const board = document.getElementById("board");
-  if (!board || !window.EventSource) return;
+  if (!board) return;
+  board.addEventListener("submit", function (event) {
+    const question = event.target.dataset && event.target.dataset.confirm;
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+  if (!window.EventSource) return;
   const notices = document.getElementById("live-notices");
   const types = JSON.parse(document.getElementById("event-types").textContent);
   const source = new EventSource(board.dataset.live);
