@@ -168,8 +168,17 @@ class Application:
             for event in events:
                 data = views.event_view(state, event, viewer)
                 if data is not None:
+                    previous_hash, hash_ = views.chain_hashes(state, event, viewer, data)
                     entries.append(
-                        FeedEntry(sequence=event.sequence, type=event.type, occurred_at=event.occurred_at, data=data)
+                        FeedEntry(
+                            sequence=event.sequence,
+                            type=event.type,
+                            occurred_at=event.occurred_at,
+                            data=data,
+                            event_id=event.event_id if hash_ is not None else None,
+                            previous_hash=previous_hash,
+                            hash=hash_,
+                        )
                     )
             next_after = events[-1].sequence if events else after
             return ChangeFeed(

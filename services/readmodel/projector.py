@@ -183,7 +183,7 @@ def _version(writes: Writes, state: NegotiationState, event: DemandPublished) ->
         DemandVersionRow(
             negotiation_id=event.negotiation_id,
             version=event.version,
-            hash=event.hash,
+            hash=event.version_hash,
             published_at=event.occurred_at,
             items=[item.model_dump(mode="json") for item in event.items],
             sequence=event.sequence,
