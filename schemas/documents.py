@@ -75,6 +75,10 @@ class DemandVersion(Frozen):
     hash: str
     published_at: datetime
     items: tuple[PublishedItem, ...]
+    head_hash: str | None = None
+    """The head of the negotiation's hash chain at the publication: the ``hash`` of the
+    DemandPublished event itself (SPEC 7.1). Absent for the vendor, and for versions published
+    before the log was hashed."""
 
 
 class Offer(Frozen):
@@ -124,6 +128,9 @@ class SharedState(Frozen):
     """Absent for the vendor, with ``cohesion`` and ``satisfaction``: they come from the live positions."""
     cohesion: float | None = None
     satisfaction: tuple[MemberSatisfaction, ...] | None = None
+    head_hash: str | None = None
+    """The ``hash`` of the event at ``sequence``: the head of the negotiation's hash chain (SPEC
+    7.1). Absent for the vendor, and before the first hashed event."""
 
 
 class Party(Frozen):

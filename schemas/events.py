@@ -6,13 +6,16 @@ Schemas evolve by addition only; a changed meaning gets a new event type.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
 from schemas.documents import PublishedItem
 from schemas.negotiation import Decision, ItemResponse, Policy, Position, RequirementItem
+
+ChainHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""A SHA-256 in lower-case hex."""
 
 
 class EventBase(Frozen):
@@ -24,6 +27,11 @@ class EventBase(Frozen):
     """The acting organisation."""
     command_id: Identifier
     """The command that caused this event."""
+    previous_hash: ChainHash | None = None
+    """The ``hash`` of the negotiation's previous event; 64 zeros for the first (SPEC 7.1).
+    None only on events written before the log was hashed."""
+    hash: ChainHash | None = None
+    """SHA-256 of this event's canonical JSON without ``hash`` (``streams.core.chain``)."""
 
 
 class NegotiationOpened(EventBase):
@@ -64,8 +72,19 @@ class PositionWithdrawn(EventBase):
 class DemandPublished(EventBase):
     type: Literal["DemandPublished"] = "DemandPublished"
     version: int = Field(ge=1)
-    hash: str
+    version_hash: str
+    """The demand version's hash (SPEC 5), over its terms; ``hash`` is the event's own (SPEC 7.1)."""
     items: tuple[PublishedItem, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_hash_of_old_events(cls, data: Any) -> Any:
+        # Written before the log was hashed, the event carried the version's hash as ``hash``
+        # (and no ``previous_hash``): read it as the version hash it is.
+        if isinstance(data, dict) and "previous_hash" not in data and "version_hash" not in data and "hash" in data:
+            data = {**data, "version_hash": data["hash"]}
+            del data["hash"]
+        return data
 
 
 class VendorResponded(EventBase):

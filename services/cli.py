@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from infra.kafka import ClusterSpec, KafkaCluster
@@ -38,7 +39,9 @@ db_app = typer.Typer(
 )
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
+audit_app = typer.Typer(help="Prove the log: hash chains, replay, state topic and read model.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
 
 class _Console(Console):
@@ -311,6 +314,93 @@ def db_upgrade(data_dir: DataDir = None) -> None:
     settings = _settings(data_dir=data_dir)
     upgrade(settings.sqlalchemy_url)
     console.print("the database schema is up to date")
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(
+    negotiation: Annotated[str | None, typer.Option("--negotiation", help="Only this negotiation.")] = None,
+    read_model: Annotated[
+        bool, typer.Option("--read-model/--no-read-model", help="Compare with the read model's database.")
+    ] = True,
+    require_hashes: Annotated[
+        bool,
+        typer.Option(
+            "--require-hashes", help="Every event must carry hashes (a log that began hashed: none may be stripped)."
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Check every hash chain of the events topic, replay every negotiation with the pure core, and
+    compare with the state topic and the read model; name the first broken link or difference of
+    each negotiation, and exit 1 if there is one."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from services.audit import audit
+
+    settings = _settings(data_dir=data_dir)
+    engine = _database(settings) if read_model else None
+    bootstrap = _bootstrap(settings)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, advance: int, total: int | None) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            elif total is not None:
+                bar.update(tasks[phase], total=total)
+            if advance:
+                bar.advance(tasks[phase], advance)
+
+        report = asyncio.run(
+            audit(
+                bootstrap,
+                settings.topic_prefix,
+                engine,
+                negotiation,
+                require_hashes=require_hashes,
+                progress=progress,
+            )
+        )
+    table = Table("negotiation", "events", "chain", "head", "state topic", "read model", title="audit")
+    for n in sorted(report.negotiations.values(), key=lambda n: n.negotiation_id):
+        if not n.chain_ok:
+            chain = "[red]broken[/red]"
+        elif n.chain_from is None:
+            chain = "[yellow]no hashes[/yellow]"
+        else:
+            chain = "[green]ok[/green]" + (f" from {n.chain_from}" if n.chain_from != 1 else "")
+        table.add_row(
+            n.negotiation_id,
+            str(n.events),
+            chain,
+            (n.head_hash or "-")[:16],
+            _verdict(n.state_topic),
+            _verdict(n.read_model),
+        )
+    out = Console()
+    out.print(table)
+    findings = report.findings
+    for finding in findings:
+        out.print(f"[red]✗[/red] {escape(str(finding))}")
+    if findings:
+        out.print(f"[red]{len(findings)} finding(s)[/red] in {report.events_read} events read")
+        raise typer.Exit(1)
+    out.print(f"[green]the log is intact[/green]: {report.events_read} events, {len(report.negotiations)} negotiations")
+
+
+def _verdict(word: str) -> str:
+    colour = {"ok": "green", "differs": "red"}.get(word, "yellow")
+    return f"[{colour}]{word}[/{colour}]"
 
 
 # -- the whole stack ---------------------------------------------------------------------------

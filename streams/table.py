@@ -17,6 +17,7 @@ from schemas.events import Event
 from schemas.results import CommandRejected, CommandResult
 from schemas.topics import SNAPSHOT_MAX_BYTES
 from streams.codec import DecodeError, dead_letter, decode_command, decode_event_value, encode_event, encode_result
+from streams.core.chain import chained
 from streams.core.decider import Context, Limits, Rejection, decide
 from streams.core.state import NegotiationState, evolve
 from streams.snapshots import decode_snapshot, encode_snapshot
@@ -241,9 +242,13 @@ def process_command(
         # rest of its events are written now.
         for offset, event in logged_at:
             table.apply(event, offset)
-        for event in decision.events[len(logged) :]:
+        rest = list(decision.events[len(logged) :])
+        if logged and rest:
+            # Decided again at another time than the logged part: the rest links onto the log.
+            rest = chained(rest, table.states[negotiation_id].head_hash)
+        for event in rest:
             table.apply(event)
-        for event in decision.events[len(logged) :]:
+        for event in rest:
             message = encode_event(event)
             headers = [*message.headers.items(), (COMMAND_OFFSET_HEADER, str(offset).encode())]
             outbox.events.append((message.key, message.value, headers))  # type: ignore[arg-type]

@@ -129,6 +129,12 @@ class FeedEntry(Frozen):
     type: str
     occurred_at: datetime
     data: dict[str, Any]
+    event_id: str | None = None
+    previous_hash: str | None = None
+    hash: str | None = None
+    """The event's id and its links in the negotiation's hash chain (SPEC 7.1): for the
+    coordinator, and for a member on the events it sees whole; never for the vendor. With them the
+    event's canonical JSON is ``data`` plus the envelope and ``negotiation_id``."""
 
 
 class ChangeFeed(Frozen):

@@ -177,8 +177,17 @@ class Application:
             for number, event in numbered:
                 data = views.event_view(state, event, viewer)
                 if data is not None:
+                    previous_hash, hash_ = views.chain_hashes(state, event, viewer, data)
                     entries.append(
-                        FeedEntry(sequence=number, type=event.type, occurred_at=event.occurred_at, data=data)
+                        FeedEntry(
+                            sequence=number,
+                            type=event.type,
+                            occurred_at=event.occurred_at,
+                            data=data,
+                            event_id=event.event_id if hash_ is not None else None,
+                            previous_hash=previous_hash,
+                            hash=hash_,
+                        )
                     )
             next_after = numbered[-1][0] if numbered else after
             return ChangeFeed(

@@ -183,7 +183,7 @@ def _version(writes: Writes, state: NegotiationState, event: DemandPublished) ->
         DemandVersionRow(
             negotiation_id=event.negotiation_id,
             version=event.version,
-            hash=event.hash,
+            hash=event.version_hash,
             published_at=event.occurred_at,
             items=[item.model_dump(mode="json") for item in event.items],
             sequence=event.sequence,
@@ -311,8 +311,14 @@ class Projection:
         self.capacity = capacity
         self.states: dict[str, NegotiationState] = {}
 
-    def apply(self, events: list[Event], refusals: Iterable[CommandRejected] = ()) -> int:
-        """Write ``events`` (and refusals) in one transaction; returns how many events were new."""
+    def apply(
+        self, events: list[Event], refusals: Iterable[CommandRejected] = (), written: list[bytes] | None = None
+    ) -> int:
+        """Write ``events`` (and refusals) in one transaction; returns how many events were new.
+
+        ``written``: each event's JSON as the events topic holds it, kept as it is in the event log
+        (its hash is over that JSON; a newer model could write it otherwise). Without it the events
+        are written as this code's model writes them."""
         applied = 0
         touched: dict[str, NegotiationState] = {}
         try:
@@ -331,7 +337,7 @@ class Projection:
                         )
                     )
                 subscribers = active_subscriptions(session)
-                for event in events:
+                for index, event in enumerate(events):
                     nid = event.negotiation_id
                     state = touched.get(nid) or self.states.get(nid) or catch_up(session, nid, None)
                     if state is not None and event.sequence <= state.sequence:
@@ -361,7 +367,7 @@ class Projection:
                             actor_id=event.actor_id,
                             command_id=event.command_id,
                             vendor_sequence=state.vendor_sequence if event.type in VENDOR_VISIBLE else None,
-                            data=event.model_dump_json(),
+                            data=written[index].decode() if written is not None else event.model_dump_json(),
                         )
                     )
                     writer = _WRITERS.get(type(event))
@@ -401,14 +407,17 @@ class Projector:
         self.ready = asyncio.Event()
         self.projected = 0
 
-    def decode(self, batch: dict[TopicPartition, list[Any]]) -> tuple[list[Event], list[CommandRejected]]:
+    def decode(self, batch: dict[TopicPartition, list[Any]]) -> tuple[list[Event], list[CommandRejected], list[bytes]]:
+        """The batch's events, refusals, and each event's JSON as written."""
         events: list[Event] = []
         refusals: list[CommandRejected] = []
+        written: list[bytes] = []
         for tp, records in batch.items():
             for record in records:
                 try:
                     if tp.topic == self.topic:
                         events.append(decode_event(record.headers, record.value))
+                        written.append(record.value)
                     elif record.value is not None:
                         result = decode_result(record.value)
                         if isinstance(result, CommandRejected):
@@ -419,14 +428,16 @@ class Projector:
                     raise UndecodableEvent(
                         f"{tp.topic}[{tp.partition}]@{record.offset} cannot be read by this version: {exc}"
                     ) from exc
-        return events, refusals
+        return events, refusals, written
 
-    async def apply(self, events: list[Event], refusals: list[CommandRejected], stop: asyncio.Event) -> int:
+    async def apply(
+        self, events: list[Event], refusals: list[CommandRejected], stop: asyncio.Event, written: list[bytes]
+    ) -> int:
         """Apply the batch, retrying while the database is away (the batch is idempotent)."""
         pause = 0.5
         while True:
             try:
-                return await asyncio.to_thread(self.projection.apply, events, refusals)
+                return await asyncio.to_thread(self.projection.apply, events, refusals, written)
             except SequenceGap:
                 raise
             except Exception as exc:
@@ -479,8 +490,8 @@ class Projector:
                     continue
                 async with batch_lock:
                     batch = still_assigned(consumer, batch)
-                    events, refusals = self.decode(batch)
-                    applied = await self.apply(events, refusals, stop)
+                    events, refusals, written = self.decode(batch)
+                    applied = await self.apply(events, refusals, stop, written)
                     self.projected += applied
                     uncommitted.update({tp: records[-1].offset + 1 for tp, records in batch.items()})
                     if time.monotonic() - committed_at > COMMIT_EVERY_S:

@@ -3,7 +3,8 @@
 The decider reads the state and never changes it. Checks run in the order a caller can act on:
 not a party (404), a role that may not act (403), the wrong phase (409), invalid input (422).
 A command id that was already decided is answered as a duplicate and causes nothing new.
-Event ids are derived from the command id, so a command decided twice yields the same events.
+Event ids are derived from the command id, so a command decided twice yields the same events;
+they are linked onto the negotiation's hash chain (``streams.core.chain``) last.
 Each handler builds its events as the event models themselves, through a constructor that strict
 mypy checks field by field (see ``_new``), with the envelope (id, sequence, time, actor, command)
 from a :class:`Stamp`.
@@ -12,7 +13,6 @@ from a :class:`Stamp`.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -58,6 +58,7 @@ from schemas.events import (
 from schemas.negotiation import Position, RequirementItem
 from schemas.results import CommandAccepted
 from streams.core.aggregation import share
+from streams.core.chain import canonical_json, chained
 from streams.core.state import NegotiationState
 
 EVENT_NAMESPACE = uuid.UUID("6f1c2f4e-3d0b-5a7e-9c61-4b6f0e2a9d11")
@@ -230,7 +231,11 @@ def decide(state: NegotiationState | None, command: Command, context: Context) -
         if state is None:
             raise _not_found(f"there is no negotiation {command.negotiation_id}")
         events = _DECIDERS[type(command)](state, command, Stamp(command, context, state.sequence))
-    return Decision(command.command_id, command.negotiation_id, tuple(events))
+    # Linked onto the chain here, once every event is built: a command decided again against the
+    # same state at the same time yields the same events, hashes included.
+    return Decision(
+        command.command_id, command.negotiation_id, tuple(chained(events, None if state is None else state.head_hash))
+    )
 
 
 # -- guards --------------------------------------------------------------------------------
@@ -397,11 +402,6 @@ def _withdraw(state: NegotiationState, command: WithdrawPosition, stamp: Stamp) 
     return [_new(PositionWithdrawn.model_construct)(**stamp(0), item_key=command.item_key)]
 
 
-def canonical_json(value: Any) -> bytes:
-    """Canonical JSON: sorted keys, no spaces, UTF-8 — the text a version's hash is taken of."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def version_hash(negotiation_id: str, version: int, items: Iterable[PublishedItem]) -> str:
     """SHA-256 of the canonical JSON of ``{negotiation_id, version, items}``, the items without
     their support figures and conflict flags: the terms every party sees, so every party can check it."""
@@ -451,7 +451,7 @@ def _publish(state: NegotiationState, command: PublishDemand, stamp: Stamp) -> l
     version = len(state.versions) + 1
     return [
         _new(DemandPublished.model_construct)(
-            **stamp(0), version=version, hash=version_hash(state.negotiation_id, version, items), items=items
+            **stamp(0), version=version, version_hash=version_hash(state.negotiation_id, version, items), items=items
         )
     ]
 

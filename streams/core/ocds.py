@@ -116,6 +116,9 @@ def release(state: NegotiationState, ocid_prefix: str) -> dict[str, Any]:
         "id": f"{nid}-{state.sequence}",
         "date": date,
         "tag": ["award", "contract"],
+        # The head of the negotiation's hash chain at the agreement (SPEC 7.1): the hash of the
+        # AgreementReached event, which commits to every event before it.
+        "koopkracht": {"head_hash": outcome.head_hash, "sequence": outcome.sequence},
         "initiationType": "tender",
         "language": "en",
         "parties": [

@@ -41,11 +41,18 @@ from schemas.events import (
 )
 from schemas.negotiation import Decision, Phase, Policy, Position, RequirementItem, Target
 from streams.core.aggregation import ItemAggregate
+from streams.core.chain import GENESIS
 from streams.core.offers import CurrentOffer, satisfies
 
 
 class SequenceGap(ValueError):
     """An event arrived whose sequence is not the next one: an event is missing before it."""
+
+
+class ChainBroken(SequenceGap):
+    """An event does not link to the negotiation's hash chain (SPEC 7.1): its ``previous_hash``
+    is not the head, or it carries no hash after the chain began. Whatever follows cannot be
+    trusted to be the log as written, so it is treated as a gap: nothing applies it."""
 
 
 @dataclass(slots=True)
@@ -83,6 +90,10 @@ class Outcome:
     demand_version: int
     round: int
     at: datetime
+    head_hash: str | None = None
+    """The hash of the AgreementReached / AgreementRejected event (None before the log was hashed)."""
+    sequence: int = 0
+    """The sequence of that event."""
 
 
 @dataclass(slots=True)
@@ -166,6 +177,10 @@ class NegotiationState:
     state are numbered with it; the internal ``sequence`` would tell it how much members did)."""
     vendor_updated_at: datetime | None = None
     """The time of the latest event the vendor may see (member activity has no time for it)."""
+    head_hash: str | None = None
+    """The ``hash`` of the last event: the head of the hash chain (None: no hashed event yet)."""
+    chain_from: int | None = None
+    """The sequence of the first hashed event (1, unless the negotiation began before hashing)."""
     # -- indexes, derived from the facts above ----------------------------------------------
     aggregates: dict[str, ItemAggregate] = field(default_factory=dict)
     version_targets: list[dict[str, Target]] = field(default_factory=list)
@@ -216,6 +231,8 @@ class NegotiationState:
             "outcomes": self.outcomes,
             "commands": self.commands,
             "vendor_sequence": self.vendor_sequence,
+            "head_hash": self.head_hash,
+            "chain_from": self.chain_from,
         }
 
     def satisfied(self, member_id: str) -> bool:
@@ -249,19 +266,28 @@ def _on(
 
 
 def evolve(state: NegotiationState | None, event: Event) -> NegotiationState:
-    """Apply one event. Returns the (changed) state; the first event must be NegotiationOpened."""
+    """Apply one event. Returns the (changed) state; the first event must be NegotiationOpened.
+
+    The event must link to the state's hash chain (``ChainBroken`` otherwise); its own hash is
+    not recomputed here (the audit does that, from the JSON as written)."""
     if state is None:
         if not isinstance(event, NegotiationOpened):
             raise SequenceGap(f"negotiation {event.negotiation_id} has no NegotiationOpened before {event.type}")
         if event.sequence != 1:
             raise SequenceGap(f"NegotiationOpened must have sequence 1, not {event.sequence}")
+        _check_link(None, event)
         state = _opened(event)
     else:
         if event.sequence <= state.sequence:
             return state
         if event.sequence != state.sequence + 1:
             raise SequenceGap(f"negotiation {state.negotiation_id}: event {event.sequence} follows {state.sequence}")
+        _check_link(state.head_hash, event)
         _EVOLVERS[type(event)](state, event)
+    if event.hash is not None:
+        if state.head_hash is None:
+            state.chain_from = event.sequence
+        state.head_hash = event.hash
     state.sequence = event.sequence
     state.updated_at = event.occurred_at
     if event.type in VENDOR_VISIBLE:
@@ -270,6 +296,19 @@ def evolve(state: NegotiationState | None, event: Event) -> NegotiationState:
     first, _ = state.commands.get(event.command_id, (event.sequence, event.sequence))
     state.commands[event.command_id] = (first, event.sequence)
     return state
+
+
+def _check_link(head: str | None, event: Event) -> None:
+    if event.hash is None:
+        if head is not None or event.previous_hash is not None:
+            raise ChainBroken(
+                f"negotiation {event.negotiation_id}: event {event.sequence} carries no hash, after the chain began"
+            )
+    elif event.previous_hash != (head or GENESIS):
+        raise ChainBroken(
+            f"negotiation {event.negotiation_id}: event {event.sequence} links to {event.previous_hash}, "
+            f"not to the chain's head {head or GENESIS}"
+        )
 
 
 def replay(events: Iterable[Event], state: NegotiationState | None = None) -> NegotiationState | None:
@@ -383,9 +422,10 @@ def _demand_published(state: NegotiationState, event: DemandPublished) -> None:
     version = DemandVersion(
         negotiation_id=event.negotiation_id,
         version=event.version,
-        hash=event.hash,
+        hash=event.version_hash,
         published_at=event.occurred_at,
         items=event.items,
+        head_hash=event.hash,
     )
     state.versions.append(version)
     state.version_targets.append({item.key: item.target for item in event.items})
@@ -454,6 +494,8 @@ def _outcome(state: NegotiationState, event: AgreementReached | AgreementRejecte
             demand_version=state.proposal.demand_version,
             round=state.proposal.round,
             at=event.occurred_at,
+            head_hash=event.hash,
+            sequence=event.sequence,
         )
     )
 

@@ -137,6 +137,10 @@ def shared_state(state: NegotiationState, viewer: Audience | None = None) -> Sha
         document["ready_to_endorse"] = ready_to_endorse(state)
         document["cohesion"] = cohesion(state)
         document["satisfaction"] = (member_satisfaction(state, viewer.organisation_id),)
+    if role != "vendor":
+        # Not the vendor's: two successive heads around an event it sees without its support
+        # figures would let it try the few candidates for them (see SUPPORT_FIGURES).
+        document["head_hash"] = state.head_hash
     return SharedState(**document)
 
 
@@ -261,6 +265,7 @@ class StateDocumentCache:
             "ready_to_endorse": ready_to_endorse(state),
             "cohesion": cohesion(state),
             "satisfaction": [member_rows[member_id] for member_id in state.members],
+            "head_hash": state.head_hash,
         }
 
 
@@ -277,11 +282,13 @@ def shared_state_data(state: NegotiationState, cache: StateDocumentCache | None 
 
 def version_view(state: NegotiationState, version: DemandVersion, viewer: Audience) -> DemandVersion:
     """A published version; the vendor sees support shares only if the policy discloses them,
-    and never the conflict flags."""
+    never the conflict flags, and no head hash (the vendor sees no hash of the chain, see ``shared_state``)."""
     if viewer.role != "vendor":
         return version
     hidden = _vendor_hidden(state.policy)
-    return version.model_copy(update={"items": tuple(item.model_copy(update=hidden) for item in version.items)})
+    return version.model_copy(
+        update={"items": tuple(item.model_copy(update=hidden) for item in version.items), "head_hash": None}
+    )
 
 
 def _vendor_hidden(policy: Policy) -> dict[str, Any]:
@@ -362,21 +369,40 @@ def positions(state: NegotiationState, viewer: Audience) -> list[PositionView]:
 _MEMBER_CONDUCT = {"PositionStated", "PositionWithdrawn", "EndorsementGiven"}
 
 
+_ENVELOPE = {"event_id", "negotiation_id", "sequence", "occurred_at", "type", "previous_hash", "hash"}
+
+
+def chain_hashes(
+    state: NegotiationState, event: Event, viewer: Audience, data: dict[str, Any]
+) -> tuple[str | None, str | None]:
+    """(previous_hash, hash) of an event whose ``data`` (``event_view``) the viewer sees, as far as
+    it may see them (SPEC 7.1): the coordinator always; the vendor never (it sees a subset of the
+    events, some without their support figures); a member when it sees the event's data whole.
+    A hash over data with a field left out would let the reader try the few candidates for it
+    (who among the members endorsed, with a command id from a guessable idempotency key)."""
+    if viewer.role == "vendor":
+        return None, None
+    if viewer.role == "member" and data != event_view(state, event, Audience("coordinator", state.coordinator_id)):
+        return None, None
+    return event.previous_hash, event.hash
+
+
 def event_view(
     state: NegotiationState, event: Event, viewer: Audience, policy: Policy | None = None
 ) -> dict[str, Any] | None:
     """The event's data as the viewer may see it, or None when the viewer may not see it at all.
 
-    The returned data is the event's JSON without the envelope (id, sequence, time), which the
-    change feed carries beside it. ``policy`` is the policy to cut with, the state's by default:
-    a stream replaying the past passes the current one, since past events are shown as the
-    viewer may see them under the current policy (SPEC section 1).
+    The returned data is the event's JSON without the envelope (id, sequence, time) and without
+    its chain hashes, which the change feed carries beside it (``chain_hashes``). ``policy`` is
+    the policy to cut with, the state's by default: a stream replaying the past passes the
+    current one, since past events are shown as the viewer may see them under the current
+    policy (SPEC section 1).
     """
     return _event_view(state, event, viewer, policy or state.policy)
 
 
 def _event_view(state: NegotiationState, event: Event, viewer: Audience, policy: Policy) -> dict[str, Any] | None:
-    data = event.model_dump(mode="json", exclude={"event_id", "negotiation_id", "sequence", "occurred_at", "type"})
+    data = event.model_dump(mode="json", exclude=_ENVELOPE)
     if viewer.role == "coordinator":
         return data
     if (

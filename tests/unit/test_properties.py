@@ -470,6 +470,7 @@ def reference_shared_state(state: NegotiationState, viewer: Audience | None) -> 
         document["satisfaction"] = (satisfaction(viewer.organisation_id),)
     if viewer is None or viewer.role == "member":
         document["cohesion"] = float(Fraction(satisfied, weight)) if weight else 0.0
+        document["head_hash"] = state.head_hash  # a fact, as the sequence: its chain has its own tests
     return SharedState(**document)
 
 

@@ -1,0 +1,83 @@
+"""The tamper-evident log (SPEC 7.1): canonical JSON, event hashes, and the links between them.
+
+Each event carries ``previous_hash``, the ``hash`` of its negotiation's previous event (``GENESIS``,
+64 zeros, for the first), and ``hash``: the SHA-256 of the event's canonical JSON without ``hash``.
+The decider chains the events it decides (``chained``), ``evolve`` refuses an event that does not
+link to the state's head, and the audit recomputes every hash from the JSON as it was written
+(``json_hash``) — the one function all three share, so they cannot disagree.
+
+Canonical JSON is the JSON value written with sorted keys, no whitespace, UTF-8 (no ``\\u``
+escapes). Numbers are written as Python writes them: integers as digits, other numbers as the
+shortest text that reads back as the same double (``repr``: ``0.1``, ``99.95``, ``1e-05``). Exact
+numbers reach the JSON through ``schemas.common.number_to_json``: an integer, a decimal, or, for a
+fraction without a finite decimal form, the string ``"p/q"``; the hash covers that text. The
+version hash of a demand version (``decider.version_hash``) uses the same function.
+
+Events written before the log was hashed carry neither field: a negotiation's chain then begins
+at its first hashed event, whose ``previous_hash`` is ``GENESIS`` too ("genesis at sequence N").
+Once a chain has begun, every later event must carry both fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from schemas.events import EventBase
+
+GENESIS = "0" * 64
+"""The ``previous_hash`` of a negotiation's first hashed event."""
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 — the text a hash is taken of."""
+    return _ENCODER.encode(value).encode()
+
+
+def json_hash(data: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of an event's JSON object without its ``hash``."""
+    if "hash" in data:
+        data = {key: value for key, value in data.items() if key != "hash"}
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def event_hash(event: EventBase) -> str:
+    """The ``hash`` an event must carry: of its JSON (as written to the log) without ``hash``."""
+    return hashlib.sha256(canonical_json(event.model_dump(mode="json", exclude={"hash"}))).hexdigest()
+
+
+E = TypeVar("E", bound=EventBase)
+
+
+def chained(events: Iterable[E], head: str | None) -> list[E]:
+    """The events linked one after another onto ``head`` (None: no chain yet, they start one)."""
+    linked: list[E] = []
+    previous = head or GENESIS
+    for event in events:
+        event = event.model_copy(update={"previous_hash": previous, "hash": None})
+        previous = event_hash(event)
+        linked.append(event.model_copy(update={"hash": previous}))
+    return linked
+
+
+def link_problem(data: dict[str, Any], head: str | None) -> str | None:
+    """What is wrong with an event's JSON as the next link after ``head`` (None: no chain yet),
+    or None when it links and hashes right."""
+    found_previous, found_hash = data.get("previous_hash"), data.get("hash")
+    if found_previous is None and found_hash is None:
+        if head is not None:
+            return "carries no hash, after the chain began"
+        return None
+    if not isinstance(found_hash, str):
+        return "carries a previous_hash but no hash"
+    expected_previous = head or GENESIS
+    if found_previous != expected_previous:
+        return f"previous_hash {found_previous} does not link to the chain's head {expected_previous}"
+    recomputed = json_hash(data)
+    if recomputed != found_hash:
+        return f"its content hashes to {recomputed}, but it carries the hash {found_hash}"
+    return None
