@@ -104,6 +104,10 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         live: JointDemand | DemandVersion | None = demand(state, viewer)
     except Rejection:  # the vendor before the first version
         live = None
+    try:
+        explained = {e.key: e for e in explain(state, viewer).items}
+    except Rejection:  # the vendor reads no explanation
+        explained = {}
     return {
         "state": views.shared_state(state, viewer),
         "summary": views.summary(state, viewer),
@@ -112,6 +116,7 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         # The live demand only: the vendor's demand is a published version, shown as "published".
         "demand": {i.key: i for i in live.items} if isinstance(live, JointDemand) else {},
         "published": {i.key: i for i in versions[-1].items} if versions else {},
+        "explained": explained,
         "positions": listed,
         "own": {p.item_key: p for p in listed if p.member_id == viewer.organisation_id},
         "role": viewer.role,
