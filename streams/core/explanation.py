@@ -52,6 +52,8 @@ def demand_explanation(state: NegotiationState, viewer: Audience) -> DemandExpla
 
 
 def item_explanation(state: NegotiationState, key: str, viewer: Audience) -> ItemExplanation:
+    """SPEC 4.1, one item: the inclusion test, how the priority arose, the target's derivation;
+    its conclusions are the item's line of the demand (``ItemAggregate.demand_item``)."""
     aggregate = state.aggregates[key]
     line = aggregate.demand_item(state.total_weight, state.policy)
     return ItemExplanation(
