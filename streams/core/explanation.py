@@ -31,6 +31,7 @@ from schemas.documents import (
     PriorityExplanation,
     TargetDerivation,
 )
+from schemas.negotiation import Position
 from streams.core.aggregation import CONSIDERED_PRIORITIES, ItemAggregate, share
 from streams.core.state import NegotiationState
 from streams.core.views import Audience, sees_positions_of
@@ -100,25 +101,35 @@ def _considered_positions(
 ) -> tuple[ConsideredPosition, ...]:
     key, counted = aggregate.item.key, CONSIDERED_PRIORITIES[aggregate.considered()]
     named: list[ConsideredPosition] = []
-    anonymous: list[ConsideredPosition] = []
+    anonymous: list[tuple[tuple[Any, ...], Position, int]] = []
     for member_id, stated in state.positions.items():
         position = stated.get(key)
         if position is None or position.priority not in counted:
             continue
         member = state.members[member_id]
-        stands: dict[str, Any] = {
-            "priority": position.priority,
-            "weight": member.weight,
-            "value": position.value,
-            "accepted": position.accepted,
-        }
         if sees_positions_of(state, viewer, member_id):
-            named.append(ConsideredPosition(member_id=member_id, member_name=member.name, **stands))
+            named.append(_considered(position, member.weight, member_id, member.name))
         else:
-            anonymous.append(ConsideredPosition(**stands))
-    # Unnamed positions in an order of their own content: the invitation order would name them.
-    anonymous.sort(key=lambda p: (p.value if p.value is not None else 0, p.accepted or (), p.priority, p.weight))
-    return tuple(named + anonymous)
+            # Unnamed positions in an order of their own content: the invitation order would name
+            # them. The float first keeps most comparisons off the exact fractions.
+            value = position.value
+            order = (0.0 if value is None else float(value), value or 0, position.accepted or (), position.priority)
+            anonymous.append(((*order, member.weight), position, member.weight))
+    anonymous.sort(key=lambda entry: entry[0])
+    return (*named, *(_considered(position, weight) for _, position, weight in anonymous))
+
+
+def _considered(
+    position: Position, weight: int, member_id: str | None = None, member_name: str | None = None
+) -> ConsideredPosition:
+    return ConsideredPosition(
+        member_id=member_id,
+        member_name=member_name,
+        priority=position.priority,
+        weight=weight,
+        value=position.value,
+        accepted=position.accepted,
+    )
 
 
 def _curve(aggregate: ItemAggregate, threshold: Fraction) -> tuple[CurvePoint, ...]:
