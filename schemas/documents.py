@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from pydantic import Field
+
 from schemas.common import ExactNumber, Frozen, Identifier, LongText, ShortText, Slug
 from schemas.negotiation import Category, Kind, Phase, Policy, Priority, RequirementItem, Verdict
 
@@ -181,3 +183,119 @@ class PositionView(Frozen):
     value: ExactNumber | None = None
     accepted: tuple[str, ...] | None = None
     rationale: str | None = None
+
+
+# -- the explanation of the joint demand (SPEC section 4.1) ----------------------------------------
+
+Considered = Literal["must_and_should", "must", "all"]
+
+
+class ExactShare(Frozen):
+    """An exact figure twice: as the fraction it is (``"5/12"``) and as a float."""
+
+    fraction: str = Field(pattern=r"^-?\d+/\d+$")
+    value: float
+
+
+class InclusionTest(Frozen):
+    """``included`` = ``must_share > 0`` or ``support_share >= inclusion_share``, with its figures."""
+
+    total_weight: int
+    """W: the weight of all members of the negotiation."""
+    supporter_weight: int
+    must_weight: int
+    support_share: ExactShare
+    must_share: ExactShare
+    inclusion_share: ExactShare
+    included: bool
+    because: Literal["must", "support"] | None
+    """Why it is included: a must position (``must_share > 0``) or enough support; null when it is not."""
+
+
+class PriorityCount(Frozen):
+    priority: Priority
+    positions: int
+    weight: int
+
+
+class PriorityExplanation(Frozen):
+    """How the priority arose: the positions and their weight per priority, and the score."""
+
+    priority: Priority | None
+    counts: tuple[PriorityCount, ...]
+    priority_score: ExactShare
+    """Σ w·rank / (3·W), rank must=3, should=2, could=1."""
+
+
+class ConsideredPosition(Frozen):
+    """A position the target is computed over. Who holds it only for the coordinator, for the
+    member itself, or when positions are transparent; never its rationale."""
+
+    member_id: Identifier | None = None
+    member_name: ShortText | None = None
+    priority: Priority
+    weight: int
+    value: ExactNumber | None = None
+    accepted: tuple[str, ...] | None = None
+
+
+class CurvePoint(Frozen):
+    """One distinct stated value of an at_most / at_least item and the considered weight behind it."""
+
+    value: ExactNumber
+    weight: int
+    """The considered weight stated at exactly this value."""
+    cumulative: int
+    """at_most: Σw(considered with value >= this value); at_least: Σw(considered with value <= it)."""
+    reaches: bool
+    """Whether ``cumulative`` reaches q·C."""
+
+
+class OptionTally(Frozen):
+    """one_of: how many considered positions accept the option, and their weight."""
+
+    option: str
+    positions: int
+    weight: int
+
+
+class TargetDerivation(Frozen):
+    """How the target follows from the considered positions (SPEC section 4)."""
+
+    considered: Considered
+    positions: tuple[ConsideredPosition, ...]
+    considered_weight: int
+    """C: the weight sum of the considered positions."""
+    coverage: ExactShare | None = None
+    """q (at_most, at_least)."""
+    threshold: ExactShare | None = None
+    """q·C (at_most, at_least)."""
+    curve: tuple[CurvePoint, ...] | None = None
+    """at_most / at_least: every distinct considered value, ascending, with its cumulative weight."""
+    intersection: tuple[str, ...] | None = None
+    """one_of: the options every considered position accepts (empty: a conflict)."""
+    tally: tuple[OptionTally, ...] | None = None
+    """one_of: per option (in the item's order) the considered positions accepting it."""
+
+
+class ItemExplanation(Frozen):
+    """Why one item of the joint demand is what it is; ``included``, ``priority``, ``target`` and
+    ``conflict`` are the demand's own."""
+
+    key: Slug
+    kind: Kind
+    included: bool
+    inclusion: InclusionTest
+    priority: PriorityExplanation
+    target: TargetValue | None
+    conflict: bool
+    derivation: TargetDerivation | None
+    """Null for an item without supporters: it has no target."""
+
+
+class DemandExplanation(Frozen):
+    """The live joint demand explained (SPEC section 4.1): coordinator and members only."""
+
+    negotiation_id: Identifier
+    sequence: int
+    items: tuple[ItemExplanation, ...]

@@ -20,7 +20,14 @@ from typing import Any, TypeVar
 from anyio import to_thread
 from sqlmodel import Session, and_, col, func, or_, select
 
-from schemas.documents import DemandVersion, JointDemand, NegotiationSummary, PositionView, SharedState
+from schemas.documents import (
+    DemandExplanation,
+    DemandVersion,
+    JointDemand,
+    NegotiationSummary,
+    PositionView,
+    SharedState,
+)
 from schemas.negotiation import Policy, RequirementItem
 from services.application import commands, paging
 from services.application.actions import Action, Answer, Once
@@ -143,6 +150,10 @@ class Application:
 
     def demand(self, caller: Caller, negotiation_id: str) -> JointDemand | DemandVersion:
         return self.read(caller, negotiation_id, reads.demand)
+
+    def explain(self, caller: Caller, negotiation_id: str) -> DemandExplanation:
+        """Why the live demand is what it is (SPEC 4.1), as the caller may see it."""
+        return self.read(caller, negotiation_id, reads.explain)
 
     def demand_version(self, caller: Caller, negotiation_id: str, version: int) -> DemandVersion:
         return self.read(caller, negotiation_id, lambda state, viewer: reads.demand_version(state, viewer, version))

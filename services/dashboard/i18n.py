@@ -107,6 +107,67 @@ NL: dict[str, str] = {
     "Updates wait while you edit a form: send it, or reload the page.": (
         "Updates wachten zolang u een formulier bewerkt: verstuur het, of laad de pagina opnieuw."
     ),
+    # the "why?" of a target: the explanation of the joint demand (SPEC 4.1)
+    "why?": "waarom?",
+    "Included: members with a must position hold {must} of the weight.": (
+        "Opgenomen: leden met een moet-standpunt hebben {must} van het gewicht."
+    ),
+    "Included: the supporters hold {support} of the weight, at least the inclusion share {inclusion}.": (
+        "Opgenomen: de steunende leden hebben {support} van het gewicht, minstens de opnamedrempel {inclusion}."
+    ),
+    "Not included: no member says must, and the supporters hold {support} of the weight, "
+    "less than the inclusion share {inclusion}.": (
+        "Niet opgenomen: geen lid zegt moet, en de steunende leden hebben {support} van het gewicht, "
+        "minder dan de opnamedrempel {inclusion}."
+    ),
+    "Priority {priority}: the highest any supporter gives": (
+        "Prioriteit {priority}: de hoogste die een steunend lid geeft"
+    ),
+    "weight": "gewicht",
+    "Priority score Σ w·rank / (3·W) = {score}.": "Prioriteitsscore Σ w·rang / (3·W) = {score}.",
+    "No member has a position on this item: it has no target.": (
+        "Geen lid heeft een standpunt over deze eis: er is geen doel."
+    ),
+    "Considered: the must and should positions.": "Meegeteld: de moet- en zou-moeten-standpunten.",
+    "Considered: the must positions.": "Meegeteld: de moet-standpunten.",
+    "Considered: all positions (none says must).": "Meegeteld: alle standpunten (geen zegt moet).",
+    "Considered: all positions (none says must or should).": (
+        "Meegeteld: alle standpunten (geen zegt moet of zou moeten)."
+    ),
+    "Their weight C = {c}.": "Hun gewicht C = {c}.",
+    "Coverage q = {q}, so q·C = {qc}.": "Dekking q = {q}, dus q·C = {qc}.",
+    "Member": "Lid",
+    "a member": "een lid",
+    "Positions": "Standpunten",
+    "A position on this item means: we need this guarantee. The target is yes.": (
+        "Een standpunt over deze eis betekent: wij hebben deze garantie nodig. Het doel is ja."
+    ),
+    "Target: the largest stated value at which the weight of the considered positions at or above it "
+    "reaches q·C: {target}.": (
+        "Doel: de grootste genoemde waarde waarbij het gewicht van de meegetelde standpunten op of boven die "
+        "waarde q·C bereikt: {target}."
+    ),
+    "Target: the smallest stated value at which the weight of the considered positions at or below it "
+    "reaches q·C: {target}.": (
+        "Doel: de kleinste genoemde waarde waarbij het gewicht van de meegetelde standpunten op of onder die "
+        "waarde q·C bereikt: {target}."
+    ),
+    "Every considered position accepts {options}: that is the target.": (
+        "Elk meegeteld standpunt aanvaardt {options}: dat is het doel."
+    ),
+    "No option is accepted by every considered position (a conflict): the target is the option of the "
+    "largest weight: {options}.": (
+        "Geen optie wordt door elk meegeteld standpunt aanvaard (een conflict): het doel is de optie met het "
+        "grootste gewicht: {options}."
+    ),
+    "Cumulative weight of the considered positions per stated value": (
+        "Opgeteld gewicht van de meegetelde standpunten per genoemde waarde"
+    ),
+    "at or above": "op of boven",
+    "at or below": "op of onder",
+    "Each column: the weight of the considered positions {at} the value. Line: q·C = {qc}.": (
+        "Elke kolom: het gewicht van de meegetelde standpunten {at} de waarde. Lijn: q·C = {qc}."
+    ),
 }
 
 

@@ -41,12 +41,15 @@ from services.application.errors import Refusal
 from services.application.security import Caller, authenticate
 from services.application.service import Application
 from services.application.throttle import address_of
+from services.dashboard.charts import cumulative_chart, number
 from services.dashboard.i18n import choose, translator
 from services.readmodel.tables import DashboardSession, Organisation
 from streams.core import views
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters["number"] = number
+templates.env.globals["cumulative_chart"] = cumulative_chart
 dashboard = APIRouter(include_in_schema=False)
 COOKIE = "kk_session"
 LANGUAGE_COOKIE = "kk_lang"

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from collections import Counter
 from fractions import Fraction
+from typing import Literal
 
-from schemas.documents import DemandItem
+from schemas.documents import Considered, DemandItem
 from schemas.negotiation import PRIORITY_RANK, Policy, Position, Priority, RequirementItem, Target
 from streams.core.weighted import WeightedValues
+
+CONSIDERED_PRIORITIES: dict[Considered, frozenset[Priority]] = {
+    "must_and_should": frozenset({"must", "should"}),
+    "must": frozenset({"must"}),
+    "all": frozenset({"must", "should", "could"}),
+}
+
+Inclusion = Literal["must", "support"]
+"""Why an item is included (SPEC 4): a must position on it, or enough support."""
 
 
 def share(weight: int, total: int) -> Fraction:
@@ -109,10 +119,38 @@ class ItemAggregate:
         points = sum(PRIORITY_RANK[p] * w[p] for p in ("must", "should", "could"))
         return share(points, 3 * total_weight)
 
+    def inclusion(self, total_weight: int, policy: Policy) -> Inclusion | None:
+        """Why the item is included: "must" (`must_share > 0`), "support" (`support_share >=
+        policy.inclusion_share`), or None when it is not."""
+        if self.weight_by_priority["must"] > 0:
+            return "must"
+        if total_weight > 0 and share(self.supporter_weight, total_weight) >= policy.inclusion_share:
+            return "support"
+        return None
+
     def included(self, total_weight: int, policy: Policy) -> bool:
         """SPEC 4: "`included` = `must_share > 0` or `support_share >= policy.inclusion_share`"."""
-        must = self.weight_by_priority["must"]
-        return must > 0 or (total_weight > 0 and share(self.supporter_weight, total_weight) >= policy.inclusion_share)
+        return self.inclusion(total_weight, policy) is not None
+
+    def considered(self) -> Considered:
+        """SPEC 4: the considered positions, "those with priority must or should, or all positions if
+        there are none of those"; for one_of "must positions if any, else all"."""
+        c = self.count_by_priority
+        if self.item.kind == "one_of":
+            return "must" if c["must"] else "all"
+        return "must_and_should" if c["must"] + c["should"] else "all"
+
+    def considered_weight(self) -> int:
+        """C: the weight sum of the considered positions."""
+        return sum(self.weight_by_priority[p] for p in CONSIDERED_PRIORITIES[self.considered()])
+
+    def considered_values(self) -> WeightedValues:
+        """at_most / at_least: the stated values of the considered positions, with their weights."""
+        return self.strong if self.considered() == "must_and_should" else self.weak
+
+    def threshold(self, policy: Policy) -> Fraction:
+        """q·C: the coverage times the weight of the considered positions."""
+        return policy.coverage * self.considered_weight()
 
     def target(self, policy: Policy) -> tuple[Target | None, bool]:
         """SPEC 4: (target, conflict) over "those with priority must or should, or all positions if there are none"."""
@@ -122,23 +160,32 @@ class ItemAggregate:
         if kind == "boolean":
             return True, False
         if kind in ("at_most", "at_least"):
-            considered = self.strong if self.strong else self.weak
-            threshold = policy.coverage * considered.total
+            considered, threshold = self.considered_values(), self.threshold(policy)
             if kind == "at_most":
                 return considered.largest_with_weight_at_or_above(threshold), False
             return considered.smallest_with_weight_at_or_below(threshold), False
         return self._one_of_target()
 
+    def option_tally(self) -> tuple[int, Counter[str], Counter[str]]:
+        """one_of: (how many positions are considered, and per option how many of them accept it
+        and with what weight)."""
+        if self.considered() == "must":
+            return self.must_count, self.option_must_count, self.option_must_weight
+        return self.all_count, self.option_all_count, self.option_all_weight
+
+    def intersection(self) -> tuple[str, ...]:
+        """one_of: the options every considered position accepts, sorted."""
+        assert self.item.options is not None
+        count, option_count, _ = self.option_tally()
+        return tuple(sorted(o for o in self.item.options if option_count[o] == count))
+
     def _one_of_target(self) -> tuple[Target, bool]:
         """SPEC 4, one_of: the intersection of the accepted sets, else a `conflict`: the options of largest Σw."""
         assert self.item.options is not None
-        if self.must_count:
-            count, option_count, option_weight = self.must_count, self.option_must_count, self.option_must_weight
-        else:
-            count, option_count, option_weight = self.all_count, self.option_all_count, self.option_all_weight
-        common = sorted(o for o in self.item.options if option_count[o] == count)
+        common = self.intersection()
         if common:
-            return tuple(common), False
+            return common, False
+        _, _, option_weight = self.option_tally()
         best = max(option_weight[o] for o in self.item.options)
         return tuple(sorted(o for o in self.item.options if option_weight[o] == best)), True
 

@@ -1,7 +1,8 @@
 """The reads of a negotiation, each a function of its state and the viewer: what both doors show.
 
 The views (``streams.core.views``) cut every document to what the viewer may see; the refusals of
-reads are here, once: a vendor never reads members' positions nor the OCDS export (403), a
+reads are here, once: a vendor never reads members' positions, the explanation of the live demand
+nor the OCDS export (403), a
 vendor's demand is the latest published version (404 before the first), a version not published
 is not found (404), and the export waits for the agreement (409). They raise the decider's
 :class:`~streams.core.decider.Rejection`, which the application service turns into a refusal like
@@ -14,8 +15,8 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.documents import DemandVersion, JointDemand, PositionView
-from streams.core import ocds, views
+from schemas.documents import DemandExplanation, DemandVersion, JointDemand, PositionView
+from streams.core import explanation, ocds, views
 from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
 from streams.core.views import Audience
@@ -35,6 +36,14 @@ def demand(state: NegotiationState, viewer: Audience) -> JointDemand | DemandVer
     if state.latest_version is None:
         raise Rejection(404, "Not found", "no demand version has been published yet")
     return views.version_view(state, state.latest_version, viewer)
+
+
+def explain(state: NegotiationState, viewer: Audience) -> DemandExplanation:
+    """Why the live demand is what it is (SPEC 4.1): coordinator and members; the vendor reads no
+    live demand and no positions."""
+    if viewer.role == "vendor":
+        raise Rejection(403, "Forbidden", "a vendor never sees the live demand nor members' positions")
+    return explanation.demand_explanation(state, viewer)
 
 
 def demand_version(state: NegotiationState, viewer: Audience, version: int) -> DemandVersion:
@@ -95,6 +104,10 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         live: JointDemand | DemandVersion | None = demand(state, viewer)
     except Rejection:  # the vendor before the first version
         live = None
+    try:
+        explained = {e.key: e for e in explain(state, viewer).items}
+    except Rejection:  # the vendor reads no explanation
+        explained = {}
     return {
         "state": views.shared_state(state, viewer),
         "summary": views.summary(state, viewer),
@@ -103,6 +116,7 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         # The live demand only: the vendor's demand is a published version, shown as "published".
         "demand": {i.key: i for i in live.items} if isinstance(live, JointDemand) else {},
         "published": {i.key: i for i in versions[-1].items} if versions else {},
+        "explained": explained,
         "positions": listed,
         "own": {p.item_key: p for p in listed if p.member_id == viewer.organisation_id},
         "role": viewer.role,

@@ -110,6 +110,7 @@ NEGOTIATION_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, tuple[str, ..
     ("DELETE", "/positions/no-ai-training", None, ("member",), 204, "negotiating"),
     ("GET", "/positions", None, ("coordinator", "member"), 200, "negotiating"),
     ("GET", "/demand", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
+    ("GET", "/demand/explain", None, ("coordinator", "member"), 200, "negotiating"),
     ("POST", "/demand/publish", None, ("coordinator",), 201, "negotiating"),
     ("GET", "/demand/versions/1", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
     (
@@ -170,6 +171,13 @@ def forbidden_in(caller: str, body: Any, world: World) -> list[str]:
                 f"position of {p['member_id']}"
                 for p in body
                 if p.get("member_id", world.ids["member"]) != world.ids["member"]
+            ]
+        for derivation in values_of(body, "derivation"):  # the explanation: names only its own position
+            found += [
+                f"explained position of {p['member_id']}"
+                for p in (derivation or {}).get("positions", [])
+                if p.get("member_id") not in (None, world.ids["member"])
+                or (p.get("member_id") is None) != (p.get("member_name") is None)
             ]
         for satisfaction in values_of(body, "satisfaction"):
             found += [

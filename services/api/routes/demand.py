@@ -1,4 +1,4 @@
-"""``/v1/negotiations/{id}/demand``: the live joint demand, publishing it, the published versions."""
+"""``/v1/negotiations/{id}/demand``: the live joint demand, its explanation, publishing it, the published versions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from schemas.documents import DemandVersion, JointDemand
+from schemas.documents import DemandExplanation, DemandVersion, JointDemand
 from services.api.dependencies import ApplicationDep, NegotiationId, PartyDep, Send
 from services.api.numbers import ExactJsonRoute
 from services.api.routes.shared import COMMAND, READ
@@ -21,6 +21,13 @@ def get_demand(
 ) -> JointDemand | DemandVersion:
     """The live joint demand (coordinator, members); for the vendor the latest published version."""
     return application.demand(caller, negotiation_id)
+
+
+@router.get("/{negotiation_id}/demand/explain", response_model=DemandExplanation, responses=READ)
+def explain_demand(negotiation_id: NegotiationId, caller: PartyDep, application: ApplicationDep) -> DemandExplanation:
+    """Why every item of the live joint demand is what it is (coordinator, members): the inclusion
+    test, how the priority arose, and how the target follows from the considered positions."""
+    return application.explain(caller, negotiation_id)
 
 
 @router.post("/{negotiation_id}/demand/publish", status_code=201, response_model=DemandVersion, responses=COMMAND)

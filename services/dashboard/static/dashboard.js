@@ -30,7 +30,12 @@
       pending = null;
       if (busy()) { if (paused) paused.hidden = false; return; }
       const response = await fetch(board.dataset.fragment, { credentials: "same-origin" });
-      if (response.ok && !busy()) board.innerHTML = await response.text();
+      if (response.ok && !busy()) {
+        // An open "why?" stays open when the board is drawn again.
+        const open = Array.from(board.querySelectorAll("details[open][id]"), (d) => d.id);
+        board.innerHTML = await response.text();
+        for (const id of open) { const again = document.getElementById(id); if (again) again.open = true; }
+      }
     }, 50);
   }
   function onMessage(event) {
