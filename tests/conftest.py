@@ -34,11 +34,21 @@ def _free(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base_port(span: int) -> int:
     """A port p such that p … p+span-1 are all free on loopback."""
     rng = random.Random()
+    # Below the kernel's ephemeral range: a port chosen there could be taken, before the server
+    # binds it, as the local port of any outgoing connection (Kafka clients, HTTP, PostgreSQL).
+    low = _ephemeral_low()
     for _ in range(200):
-        base = rng.randrange(30000, 60000, 2)
+        base = rng.randrange(low - 12000, low - span, 2)
         if all(_free(base + i) for i in range(span)):
             return base
     raise RuntimeError("no free port range on loopback")
