@@ -304,25 +304,14 @@ class Application:
         key = new_key()
         organisation, old_key_id = self._replace_key(organisation_id, key.key_id, key.hash)
         forget_key(self.hub.engine, old_key_id)
-        return OrganisationCreated(
-            id=organisation.id,
-            name=organisation.name,
-            role=organisation.role,
-            created_at=utc(organisation.created_at),
-            api_key=key.api_key,
-        )
+        return OrganisationCreated(**_public(organisation).model_dump(), api_key=key.api_key)
 
     def revoke_key(self, organisation_id: str) -> OrganisationPublic:
         """The organisation's key stops working, and its dashboard sessions end; ``issue_key`` gives it
         a new one."""
         organisation, old_key_id = self._replace_key(organisation_id, None, REVOKED)
         forget_key(self.hub.engine, old_key_id)
-        return OrganisationPublic(
-            id=organisation.id,
-            name=organisation.name,
-            role=organisation.role,
-            created_at=utc(organisation.created_at),
-        )
+        return _public(organisation)
 
     def _replace_key(self, organisation_id: str, key_id: str | None, key_hash: str) -> tuple[Organisation, str]:
         """Set the organisation's key hash (and key id, unless None) and end its dashboard sessions, in
@@ -345,6 +334,12 @@ class Application:
     def _organisation(self, organisation_id: str) -> Organisation | None:
         with Session(self.hub.engine) as session:
             return session.get(Organisation, organisation_id)
+
+
+def _public(organisation: Organisation) -> OrganisationPublic:
+    return OrganisationPublic(
+        id=organisation.id, name=organisation.name, role=organisation.role, created_at=utc(organisation.created_at)
+    )
 
 
 def resolve_items(items: Sequence[CatalogueRef | RequirementItem]) -> tuple[RequirementItem, ...]:
