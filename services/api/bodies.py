@@ -70,9 +70,10 @@ class AttemptView(Frozen):
 
 
 class DeliveryView(Frozen):
-    """One delivery of the subscription's log, with each attempt."""
+    """One delivery of the subscription's log, with each attempt. It is known by its ``message_id``
+    (the ``webhook-id`` its receiver got): the hub's own row numbers are not shown, as their gaps
+    would count the deliveries of other parties."""
 
-    id: int
     message_id: str
     negotiation_id: str
     sequence: int

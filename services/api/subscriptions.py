@@ -201,12 +201,23 @@ def delivery_log(
         row = _own(session, caller, subscription_id)
         query = select(Delivery).where(Delivery.subscription_id == row.id)
         if cursor is not None:
-            (before,) = decode_cursor(cursor, int)
+            # The cursor names the last delivery by what its owner sees of it (negotiation and
+            # sequence), never by the hub-wide row id, whose gaps would count other parties' deliveries.
+            negotiation_id, sequence = decode_cursor(cursor, str, int)
+            before = session.exec(
+                select(Delivery.id).where(
+                    Delivery.subscription_id == row.id,
+                    Delivery.negotiation_id == negotiation_id,
+                    Delivery.sequence == sequence,
+                )
+            ).first()
+            if before is None:
+                raise bad_cursor()
             query = query.where(col(Delivery.id) < before)
         deliveries, after = page_of(
             list(session.exec(query.order_by(col(Delivery.id).desc()).limit(limit + 1)).all()),
             limit,
-            lambda d: (d.id or 0,),
+            lambda d: (d.negotiation_id, d.sequence),
         )
         link_next(request, response, after, limit)
         ids = [d.id for d in deliveries]
@@ -224,7 +235,6 @@ def delivery_log(
             )
         return [
             DeliveryView(
-                id=d.id,
                 message_id=d.message_id,
                 negotiation_id=d.negotiation_id,
                 sequence=d.sequence,

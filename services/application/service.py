@@ -44,7 +44,7 @@ from services.application.hub import Hub
 from services.application.security import REVOKED, Caller, as_party, forget_key, new_key
 from services.catalogue import load_catalogue
 from services.readmodel.store import load_events, load_vendor_events
-from services.readmodel.tables import DashboardSession, MemberRow, NegotiationRow, Organisation, utc
+from services.readmodel.tables import DashboardSession, MemberRow, NegotiationRow, Organisation, Subscription, utc
 from services.subscriptions.live import LiveSlots, live_messages
 from streams.core import decider, reads, views
 from streams.core.decider import Rejection
@@ -307,8 +307,8 @@ class Application:
         return OrganisationCreated(**_public(organisation).model_dump(), api_key=key.api_key)
 
     def revoke_key(self, organisation_id: str) -> OrganisationPublic:
-        """The organisation's key stops working, and its dashboard sessions end; ``issue_key`` gives it
-        a new one."""
+        """The organisation's key stops working, its dashboard sessions end and its webhook
+        subscriptions are disabled; ``issue_key`` gives it a new one."""
         organisation, old_key_id = self._replace_key(organisation_id, None, REVOKED)
         forget_key(self.hub.engine, old_key_id)
         return _public(organisation)
@@ -328,6 +328,18 @@ class Application:
                 select(DashboardSession).where(DashboardSession.organisation_id == organisation_id)
             ):
                 session.delete(row)
+            if key_hash == REVOKED:
+                # A subscription made with a stolen key would go on receiving the organisation's
+                # events: a revoked organisation's webhooks stop too, until its new key enables them.
+                now = datetime.now(UTC)
+                for subscription in session.exec(
+                    select(Subscription).where(
+                        Subscription.organisation_id == organisation_id, Subscription.status == "active"
+                    )
+                ):
+                    subscription.status, subscription.disabled_at = "disabled", now
+                    subscription.disabled_reason = "the organisation's key was revoked; enable it with the new key"
+                    session.add(subscription)
             session.commit()
         return organisation, old_key_id
 

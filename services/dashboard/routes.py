@@ -86,6 +86,15 @@ async def signed_in(request: Request) -> tuple[Caller, DashboardSession] | None:
     return await to_thread.run_sync(_session, request)
 
 
+async def reader(request: Request) -> tuple[Caller, DashboardSession] | None:
+    """The signed-in caller of a page, counted against its organisation's rate limit (429 past it),
+    as its API key's requests are: drawing a board is the dearest read there is."""
+    found = await signed_in(request)
+    if found is not None:
+        _application(request).hub.throttle.spend(found[0].organisation_id)
+    return found
+
+
 async def _still_signed_in(request: Request) -> bool:
     """A live stream ends when its session does (signed out, or expired)."""
     return await signed_in(request) is not None
@@ -226,7 +235,7 @@ async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Respon
 
 @dashboard.get("/dashboard", response_class=HTMLResponse)
 async def negotiations_page(request: Request) -> Response:
-    found = await signed_in(request)
+    found = await reader(request)
     if found is None:
         return _to_signin()
     caller, row = found
@@ -248,7 +257,7 @@ async def negotiations_page(request: Request) -> Response:
 
 
 async def _board(request: Request, negotiation_id: str) -> tuple[Caller, DashboardSession, dict[str, Any]] | None:
-    found = await signed_in(request)
+    found = await reader(request)
     if found is None:
         return None
     caller, row = found
@@ -287,7 +296,7 @@ async def board_fragment(request: Request, negotiation_id: str) -> Response:
 
 @dashboard.get("/dashboard/n/{negotiation_id}/live")
 async def live(request: Request, negotiation_id: str) -> Response:
-    found = await signed_in(request)
+    found = await reader(request)
     if found is None:
         return Response(status_code=401)
     caller, _ = found

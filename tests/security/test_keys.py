@@ -202,3 +202,19 @@ def test_a_short_admin_token_stops_start_up_naming_it(monkeypatch: pytest.Monkey
 def test_an_admin_token_of_32_characters_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOOPKRACHT_ADMIN_TOKEN", "x" * 32)
     assert load_settings().admin_token is not None
+
+
+def test_a_revoked_organisations_webhooks_stop_until_its_new_key_enables_them(apis: TwoApis) -> None:
+    # Given an organisation with a webhook subscription (made, say, with a key that leaked)
+    organisation_id, key = apis.stack.organisation("Leaky member", "member")
+    made = apis.first(key).post("/v1/subscriptions", json={"url": "http://127.0.0.1:9/hooks/leaky"})
+    assert made.status_code == 201, made.text
+    # When the admin revokes the key
+    assert apis.first(apis.stack.admin_token).post(f"/v1/organisations/{organisation_id}/key/revoke").status_code == 200
+    # Then the subscription is disabled, saying why, and stays so until the new key enables it
+    new_key = apis.first(apis.stack.admin_token).post(f"/v1/organisations/{organisation_id}/key").json()["api_key"]
+    owner = apis.first(new_key)
+    (subscription,) = owner.get("/v1/subscriptions").json()
+    assert subscription["status"] == "disabled"
+    assert "revoked" in subscription["disabled_reason"]
+    assert owner.post(f"/v1/subscriptions/{subscription['id']}/enable").json()["status"] == "active"

@@ -93,3 +93,17 @@ def test_secrets_sent_to_a_limited_stack_are_not_logged(stack: RunningStack, tmp
     logs = "\n".join(path.read_text(errors="replace") for path in stack.stack.logs.glob("*.log"))
     assert key.split("_", 2)[2] not in logs
     assert stack.admin_token not in logs
+
+
+def test_dashboard_pages_count_against_the_organisations_limit(stack: RunningStack) -> None:
+    # Given an organisation signed in to the dashboard
+    _, key = stack.organisation("Reloading member", "member")
+    with httpx.Client(
+        base_url=stack.base_url, follow_redirects=False, headers={"X-Forwarded-For": "198.51.100.9"}
+    ) as browser:
+        assert browser.post("/signin", data={"api_key": key}).status_code == 303
+        # When it draws its pages more often than its key may make requests
+        answers = [browser.get("/dashboard").status_code for _ in range(PER_KEY + 1)]
+    # Then the page past the limit is refused like an API request past it
+    assert answers[:PER_KEY] == [200] * PER_KEY
+    assert answers[PER_KEY] == 429
