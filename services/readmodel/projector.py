@@ -29,16 +29,18 @@ from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from schemas.common import number_to_json
 from schemas.events import (
+    EVENT_ADAPTER,
     ClarificationAnswered,
     ClarificationRequested,
     DemandPublished,
     EndorsementGiven,
     Event,
     MemberInvited,
+    PolicyChanged,
     PositionStated,
     PositionWithdrawn,
     VendorResponded,
@@ -50,6 +52,7 @@ from services.readmodel.tables import (
     ClarificationRow,
     CommandRefusal,
     Delivery,
+    DeliveryAttempt,
     DemandVersionRow,
     EndorsementRow,
     EventRow,
@@ -62,7 +65,7 @@ from services.readmodel.tables import (
 from services.subscriptions.messages import Figures, figures_before, members_among, message
 from streams.codec import DecodeError, decode_event, decode_result
 from streams.core.state import VENDOR_VISIBLE, NegotiationState, SequenceGap, evolve
-from streams.core.views import Audience
+from streams.core.views import Audience, event_view
 from streams.rebalance import BatchLock, still_assigned
 
 log = structlog.get_logger("koopkracht.projector")
@@ -321,6 +324,7 @@ class Projection:
         are written as this code's model writes them."""
         applied = 0
         touched: dict[str, NegotiationState] = {}
+        policy_changed: set[str] = set()
         try:
             with Session(self.engine) as session, session.begin():
                 writes = Writes()
@@ -373,11 +377,15 @@ class Projection:
                     writer = _WRITERS.get(type(event))
                     if writer is not None:
                         writer(writes, state, event)
+                    if isinstance(event, PolicyChanged):
+                        policy_changed.add(nid)
                     touched[nid] = state
                     applied += 1
                 for state in touched.values():
                     writes.upsert(negotiation_row(state))
                 writes.write(session)
+                for nid in policy_changed:
+                    recut_pending(session, touched[nid])
         except BaseException:
             self.states.clear()  # evolve changed them in place; the database did not follow
             raise
@@ -385,6 +393,46 @@ class Projection:
         if len(self.states) > self.capacity:
             self.states.clear()
         return applied
+
+
+def recut_pending(session: Session, state: NegotiationState) -> int:
+    """Cut the negotiation's queued deliveries again under its current policy (SPEC 1: the past
+    as the party may see it now), after a ``PolicyChanged``: a delivery its owner may no longer
+    see is dropped, with its attempts. Returns how many changed. A delivery being sent at this
+    very moment goes out as it was."""
+    changed = 0
+    pending = session.exec(
+        select(Delivery, Subscription.organisation_id)
+        .join(Subscription, col(Subscription.id) == col(Delivery.subscription_id))
+        .where(Delivery.negotiation_id == state.negotiation_id, Delivery.status == "pending")
+    ).all()
+    for delivery, organisation_id in pending:
+        role = state.role_of(organisation_id)
+        if role is None:
+            continue
+        # A vendor's delivery carries the vendor's own counter; everyone else's the sequence.
+        number = col(EventRow.vendor_sequence) if role == "vendor" else col(EventRow.sequence)
+        data = session.exec(
+            select(EventRow.data).where(EventRow.negotiation_id == state.negotiation_id, number == delivery.sequence)
+        ).first()
+        if data is None:
+            continue
+        viewer = Audience(role, organisation_id)  # type: ignore[arg-type]
+        cut = event_view(state, EVENT_ADAPTER.validate_json(data), viewer)
+        payload = json.loads(delivery.payload)
+        if cut is None:
+            session.execute(delete(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id) == delivery.id))
+            session.delete(delivery)
+        elif cut != payload["data"]:
+            payload["data"] = cut
+            delivery.payload = json.dumps(payload, separators=(",", ":"))
+            session.add(delivery)
+        else:
+            continue
+        changed += 1
+    if changed:
+        log.info("queued deliveries cut again", negotiation_id=state.negotiation_id, changed=changed)
+    return changed
 
 
 class UndecodableEvent(RuntimeError):

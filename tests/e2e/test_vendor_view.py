@@ -145,3 +145,27 @@ def test_a_revoked_transparency_hides_the_past_in_the_feed_the_stream_and_webhoo
     last_for_b = ok(p["b"].get(f"{n}/events", params={"limit": 1000}), 200)["events"][-1]["sequence"]
     stream_b = read_stream(p["b"], f"{n}/stream?after=0", until=last_for_b)
     assert [m for m in stream_b if m["event"] in conduct] == []
+
+
+def test_webhooks_still_queued_when_transparency_is_revoked_are_cut_again(stack: RunningStack) -> None:
+    # Given member B's receiver is down, and B subscribed to the negotiation
+    made = parties(stack)
+    p = open_negotiation(stack, made)
+    n = f"/v1/negotiations/{p.nid}"
+    receiver = Receiver()  # not started: every delivery to it fails and stays queued
+    ok(p["b"].post("/v1/subscriptions", json={"url": receiver.url, "negotiation_id": p.nid}), 201)
+    # When positions are made transparent, A states a must of 7 days (queued for B), and the
+    # coordinator revokes the transparency before B's receiver is back
+    ok(p["coordinator"].put(f"{n}/policy", json={"transparent_positions": True}), 200)
+    ok(p["a"].put(f"{n}/positions/diagnostic-data-retention", json={"priority": "must", "value": 7}), 200)
+    ok(p["coordinator"].put(f"{n}/policy", json={"transparent_positions": False}), 200)
+    receiver.start()
+    try:
+        # Then B's receiver gets the two policy changes, in order, and never A's position, which
+        # the current policy no longer shows B
+        received = receiver.wait_for(2, timeout=60)
+        assert [m["type"] for m in received] == ["PolicyChanged", "PolicyChanged"]
+        log = ok(p["b"].get(f"/v1/subscriptions/{ok(p['b'].get('/v1/subscriptions'), 200)[0]['id']}/deliveries"), 200)
+        assert sorted(d["event_type"] for d in log) == ["PolicyChanged", "PolicyChanged"]
+    finally:
+        receiver.stop()
