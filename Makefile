@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications clean faults
+.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications bench-faust clean faults
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ bench-worker: jars
 ## From a member's write to the webhook delivery and the SSE message (p50/p99); starts its own stack.
 bench-notifications: jars
 	$(BIN)/python -m tests.bench.notifications
+
+## The crash test on faust-streaming that kept it off the command path (docs/streams.md): three runs
+## of 10,000 commands, SIGKILL midway, restart; counts the commands lost. Starts its own Kafka.
+## Exits 0 whether or not it loses any (add --expect-loss to fail when none is lost).
+bench-faust: jars
+	$(BIN)/python -m tests.bench.faust_offsets --runs 3
 
 ## Every benchmark in one run (ceiling, pipeline, latency, aggregation, replay, memory): a table and bench-results.json.
 bench: jars

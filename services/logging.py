@@ -43,7 +43,7 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    # Libraries (aiokafka, faust, uvicorn) log through the standard library: same format.
+    # Libraries (aiokafka, uvicorn) log through the standard library: same format.
     handler = logging.StreamHandler(out)  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
