@@ -294,8 +294,7 @@ class KafkaCluster:
                         [
                             *self._java(libs, i, "kafka.tools.StorageTool"),
                             "format",
-                            "-t",
-                            cluster_id,
+                            f"--cluster-id={cluster_id}",
                             "-c",
                             str(node / "server.properties"),
                             "--ignore-formatted",
@@ -428,9 +427,17 @@ class KafkaCluster:
 
 
 def _cluster_id() -> str:
+    """A fresh KRaft cluster id, as Kafka's own `Uuid.randomUuid` makes one.
+
+    URL-safe base64 of a random UUID; like Kafka, draw again when it starts with "-", which
+    the storage tool's argument parser would take for an option (1 start in 64).
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 async def _broker_count(bootstrap: str) -> int:
