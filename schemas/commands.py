@@ -12,15 +12,31 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
-from schemas.negotiation import Decision, ItemResponse, Policy, Position, RequirementItem, Role
+from schemas.negotiation import Decision, ItemResponse, PersonRole, Policy, Position, RequirementItem, Role
+
+
+class ActingPerson(Frozen):
+    """The person inside the acting organisation who sent a command (SPEC section 10).
+
+    ``salt`` is 128 random bits chosen per command: the hash chain covers the person only as
+    ``chain.person_digest`` of these four fields, which is all that anybody outside the
+    organisation sees, so that nobody outside can confirm a guess of who acted.
+    """
+
+    id: Identifier
+    name: ShortText
+    role: PersonRole
+    salt: str = Field(pattern=r"^[0-9a-f]{32}$")
 
 
 class Actor(Frozen):
-    """The organisation on whose behalf a command is sent."""
+    """The organisation on whose behalf a command is sent, and the person who sent it (None for
+    the organisation's integration key)."""
 
     organisation_id: Identifier
     role: Role
     name: ShortText
+    person: ActingPerson | None = None
 
 
 class CommandBase(Frozen):

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 
+from schemas.commands import ActingPerson
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
 from schemas.documents import PublishedItem
 from schemas.negotiation import Decision, ItemResponse, Policy, Position, RequirementItem
@@ -27,6 +28,10 @@ class EventBase(Frozen):
     """The acting organisation."""
     command_id: Identifier
     """The command that caused this event."""
+    acting_person: ActingPerson | None = Field(default=None, exclude_if=lambda person: person is None)
+    """Who inside the acting organisation sent the command (None, and absent from the JSON, for an
+    integration key and for events written before people existed). Only the acting organisation
+    sees it; everybody else sees its digest (``streams.core.chain.sealed``)."""
     previous_hash: ChainHash | None = None
     """The ``hash`` of the negotiation's previous event; 64 zeros for the first (SPEC 7.1).
     None only on events written before the log was hashed."""

@@ -21,6 +21,10 @@ Verdict = Literal["accept", "reject", "counter"]
 Phase = Literal["collecting", "negotiating", "endorsing", "agreed", "abandoned"]
 Decision = Literal["accept", "reject"]
 Role = Literal["admin", "coordinator", "member", "vendor"]
+PersonRole = Literal["owner", "approver", "contributor"]
+"""A person's role inside an organisation (SPEC section 10): an owner manages the organisation's
+people and integration keys and acts for it, an approver acts for it, a contributor drafts and
+comments only."""
 
 PRIORITY_RANK: dict[str, int] = {"must": 3, "should": 2, "could": 1}
 

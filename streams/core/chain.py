@@ -39,15 +39,36 @@ def canonical_json(value: Any) -> bytes:
 
 
 def json_hash(data: dict[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of an event's JSON object without its ``hash``."""
+    """SHA-256 (hex) of the canonical JSON of an event's JSON object without its ``hash``, its
+    acting person sealed (``sealed``)."""
     if "hash" in data:
         data = {key: value for key, value in data.items() if key != "hash"}
-    return hashlib.sha256(canonical_json(data)).hexdigest()
+    return hashlib.sha256(canonical_json(sealed(data))).hexdigest()
 
 
 def event_hash(event: EventBase) -> str:
     """The ``hash`` an event must carry: of its JSON (as written to the log) without ``hash``."""
-    return hashlib.sha256(canonical_json(event.model_dump(mode="json", exclude={"hash"}))).hexdigest()
+    return json_hash(event.model_dump(mode="json", exclude={"hash"}))
+
+
+def person_digest(person: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of an acting person (id, name, role and salt)."""
+    return hashlib.sha256(canonical_json(person)).hexdigest()
+
+
+def sealed(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's JSON with its acting person replaced by ``{"digest": person_digest(person)}``.
+
+    The chain covers the acting person only in this form (SPEC 7.1, section 10): a party outside
+    the acting organisation sees just the digest and still verifies every hash, while the
+    organisation's own people, who see the person and its salt, can check that the log names
+    them. The per-command salt makes the digest useless for confirming a guess of who acted.
+    Sealing sealed data changes nothing.
+    """
+    person = data.get("acting_person")
+    if not isinstance(person, dict) or set(person) == {"digest"}:
+        return data
+    return {**data, "acting_person": {"digest": person_digest(person)}}
 
 
 E = TypeVar("E", bound=EventBase)

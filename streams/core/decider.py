@@ -21,6 +21,7 @@ from fractions import Fraction
 from typing import Any, Literal, ParamSpec, TypedDict, TypeVar
 
 from schemas.commands import (
+    ActingPerson,
     Abandon,
     Actor,
     AnswerClarification,
@@ -164,6 +165,7 @@ class Envelope(TypedDict):
     occurred_at: datetime
     actor_id: str
     command_id: str
+    acting_person: ActingPerson | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,7 @@ class Stamp:
             occurred_at=self.context.now,
             actor_id=command.actor.organisation_id,
             command_id=command.command_id,
+            acting_person=command.actor.person,
         )
 
 
@@ -251,7 +254,18 @@ def _role_of(state: NegotiationState, actor: Actor, command_type: str, *allowed:
         raise _not_found(f"there is no negotiation {state.negotiation_id}")
     if role not in allowed:
         raise _forbidden(f"a {role} may not {_verb(command_type)}; this needs the {' or '.join(allowed)}")
+    _acts_for_organisation(actor, command_type)
     return role
+
+
+def _acts_for_organisation(actor: Actor, command_type: str) -> None:
+    """Only an owner or approver acts for an organisation (SPEC section 10): a contributor drafts
+    and comments inside it. An integration key (no person) acts for its organisation."""
+    if actor.person is not None and actor.person.role == "contributor":
+        raise _forbidden(
+            f"a contributor may not {_verb(command_type)}: a contributor drafts and comments, "
+            f"an approver or owner of {actor.name} acts for it"
+        )
 
 
 def _phase(state: NegotiationState, command: Command, *allowed: str) -> None:
@@ -274,6 +288,7 @@ def may_open(actor: Actor) -> None:
     """Only a coordinator opens a negotiation (raises the :class:`Rejection` otherwise)."""
     if actor.role != "coordinator":
         raise _forbidden(f"a {actor.role} may not open negotiations; this needs a coordinator")
+    _acts_for_organisation(actor, "OpenNegotiation")
 
 
 def may_invite(state: NegotiationState, actor: Actor) -> None:

@@ -33,6 +33,7 @@ from schemas.documents import (
 )
 from schemas.events import Event
 from schemas.negotiation import Policy, Target
+from streams.core.chain import sealed
 from streams.core.aggregation import share
 from streams.core.offers import meets_published_target, status_of
 from streams.core.state import VENDOR_VISIBLE, NegotiationState
@@ -382,7 +383,9 @@ def chain_hashes(
     (who among the members endorsed, with a command id from a guessable idempotency key)."""
     if viewer.role == "vendor":
         return None, None
-    if viewer.role == "member" and data != event_view(state, event, Audience("coordinator", state.coordinator_id)):
+    if viewer.role == "member" and sealed(data) != sealed(
+        event_view(state, event, Audience("coordinator", state.coordinator_id)) or {}
+    ):
         return None, None
     return event.previous_hash, event.hash
 
@@ -403,6 +406,12 @@ def event_view(
 
 def _event_view(state: NegotiationState, event: Event, viewer: Audience, policy: Policy) -> dict[str, Any] | None:
     data = event.model_dump(mode="json", exclude=_ENVELOPE)
+    if event.actor_id != viewer.organisation_id and "acting_person" in data:
+        # Which person acted is the acting organisation's own business (SPEC section 10): others
+        # see only the salted digest the hash chain covers; the vendor, which gets no hashes, not even that.
+        data = sealed(data)
+        if viewer.role == "vendor":
+            data.pop("acting_person")
     if viewer.role == "coordinator":
         return data
     if (
@@ -414,6 +423,7 @@ def _event_view(state: NegotiationState, event: Event, viewer: Audience, policy:
         # must not tell the vendor (or, without transparency, other members) who tipped it.
         data.pop("actor_id", None)
         data.pop("command_id", None)
+        data.pop("acting_person", None)
     if viewer.role == "vendor":
         if event.type not in VENDOR_VISIBLE:
             return None
