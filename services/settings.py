@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_TOKEN_LENGTH = 32
@@ -160,6 +160,68 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token that reads /metrics (at least 32 characters); unset: nobody can."
     )
+
+    # -- single sign-on: OpenID Connect for the dashboard (docs/dashboard.md#single-sign-on) ---------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description=(
+            "The OpenID provider's issuer, e.g. https://connect.surfconext.nl; its "
+            "/.well-known/openid-configuration is read. With oidc_client_id set too, people sign in to the "
+            "dashboard through it (and no longer with personal tokens)."
+        ),
+    )
+    oidc_client_id: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="The client id the provider registered for this hub.",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="The client's secret; unset for a public client (PKCE alone)."
+    )
+    oidc_label: str | None = Field(
+        default=None,
+        max_length=60,
+        description="The provider's name on the sign-in button: 'Sign in with <label>', e.g. SURFconext.",
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile",
+        pattern=r"^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$",
+        description="The scopes asked for, separated by spaces; openid among them.",
+    )
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_shape(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not an issuer address like https://connect.surfconext.nl")
+        if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+            raise ValueError(f"{value!r}: an issuer is reached over https (plain http only on this machine)")
+        return value.rstrip("/")
+
+    @field_validator("oidc_client_id")
+    @classmethod
+    def _client_with_issuer(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = value or None
+        if "oidc_issuer" not in info.data:  # the issuer is wrong: its own message says so
+            return value
+        if (value is None) != (info.data["oidc_issuer"] is None):
+            raise ValueError("set both KOOPKRACHT_OIDC_ISSUER and KOOPKRACHT_OIDC_CLIENT_ID, or neither")
+        return value
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _openid_scope(cls, value: str) -> str:
+        if "openid" not in value.split(" "):
+            raise ValueError("must include openid")
+        return value
+
+    @property
+    def oidc(self) -> bool:
+        """Whether people sign in to the dashboard through OpenID Connect."""
+        return self.oidc_issuer is not None and self.oidc_client_id is not None
 
     @field_validator("rate_limit_per_key", "rate_limit_failed_auth")
     @classmethod

@@ -51,3 +51,51 @@ def test_the_admin_token_never_shows_in_repr(monkeypatch: pytest.MonkeyPatch) ->
     assert "very-secret-admin-token-of-the-hub-0123456789" not in repr(settings)
     assert settings.admin_token is not None
     assert settings.admin_token.get_secret_value() == "very-secret-admin-token-of-the-hub-0123456789"
+
+
+def test_single_sign_on_is_on_with_an_issuer_and_a_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no OIDC settings, then personal tokens sign in
+    assert not load_settings().oidc
+    # When the operator names the provider and the client it registered
+    monkeypatch.setenv("KOOPKRACHT_OIDC_ISSUER", "https://connect.surfconext.nl/")
+    monkeypatch.setenv("KOOPKRACHT_OIDC_CLIENT_ID", "koopkracht.example.org")
+    monkeypatch.setenv("KOOPKRACHT_OIDC_CLIENT_SECRET", "the-client-secret-from-the-federation")
+    settings = load_settings()
+    # Then people sign in through it, with the default scopes, and the secret shows nowhere
+    assert settings.oidc
+    assert settings.oidc_issuer == "https://connect.surfconext.nl"
+    assert settings.oidc_scopes == "openid email profile"
+    assert "the-client-secret-from-the-federation" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("environment", "variable", "words"),
+    [
+        ({"KOOPKRACHT_OIDC_ISSUER": "https://connect.surfconext.nl"}, "KOOPKRACHT_OIDC_CLIENT_ID", "set both"),
+        ({"KOOPKRACHT_OIDC_CLIENT_ID": "koopkracht"}, "KOOPKRACHT_OIDC_CLIENT_ID", "set both"),
+        (
+            {"KOOPKRACHT_OIDC_ISSUER": "http://idp.example.org", "KOOPKRACHT_OIDC_CLIENT_ID": "k"},
+            "KOOPKRACHT_OIDC_ISSUER",
+            "https",
+        ),
+        (
+            {
+                "KOOPKRACHT_OIDC_ISSUER": "https://idp.example.org",
+                "KOOPKRACHT_OIDC_CLIENT_ID": "k",
+                "KOOPKRACHT_OIDC_SCOPES": "email",
+            },
+            "KOOPKRACHT_OIDC_SCOPES",
+            "openid",
+        ),
+    ],
+)
+def test_half_a_single_sign_on_configuration_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], variable: str, words: str
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value.code)
+    assert variable in message
+    assert words in message
