@@ -161,6 +161,28 @@ class Settings(BaseSettings):
         default=None, description="Bearer token that reads /metrics (at least 32 characters); unset: nobody can."
     )
 
+    # -- people: single sign-on with OpenID Connect (docs/dashboard.md) -----------------------------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description=(
+            "The OpenID Connect provider's issuer URL (discovery at <issuer>/.well-known/openid-configuration); "
+            "with oidc_client_id set, people sign in to the dashboard with it instead of personal tokens."
+        ),
+    )
+    oidc_client_id: str | None = Field(default=None, description="The hub's client id at the OpenID Connect provider.")
+    oidc_client_secret: SecretStr | None = Field(default=None, description="The hub's client secret, if it has one.")
+    oidc_label: str = Field(
+        default="single sign-on",
+        max_length=60,
+        description="The federation's name on the sign-in button: 'Sign in with <label>' (e.g. SURFconext).",
+    )
+    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked of the provider.")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Whether people sign in with single sign-on (else with personal tokens)."""
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
     @field_validator("rate_limit_per_key", "rate_limit_failed_auth")
     @classmethod
     def _rate_limits(cls, value: str) -> str:
