@@ -178,10 +178,10 @@ class Settings(BaseSettings):
     oidc_client_secret: SecretStr | None = Field(
         default=None, description="The client's secret; unset for a public client (PKCE alone)."
     )
-    oidc_label: str | None = Field(
-        default=None,
+    oidc_label: str = Field(
+        default="single sign-on",
         max_length=60,
-        description="The provider's name on the sign-in button: 'Sign in with <label>', e.g. SURFconext.",
+        description="The federation's name on the sign-in button: 'Sign in with <label>' (e.g. SURFconext).",
     )
     oidc_scopes: str = Field(
         default="openid email profile",
@@ -219,8 +219,8 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def oidc(self) -> bool:
-        """Whether people sign in to the dashboard through OpenID Connect."""
+    def oidc_enabled(self) -> bool:
+        """Whether people sign in with single sign-on (else with personal tokens)."""
         return self.oidc_issuer is not None and self.oidc_client_id is not None
 
     @field_validator("rate_limit_per_key", "rate_limit_failed_auth")

@@ -16,10 +16,56 @@ from pydantic import Field
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
 from schemas.negotiation import Decision, ItemResponse, Phase, Policy, RequirementItem
 
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^@\s<>\x00-\x1f]+@[^@\s<>\x00-\x1f]+\.[^@\s<>\x00-\x1f]+$",
+        description="An e-mail address; matched without regard to case.",
+    ),
+]
+"""The hub sends no mail: an address is only matched against the identity provider's verified
+``email`` claim at a person's first single sign-on, so a plain shape check is all it needs."""
+PersonRoleName = Literal["owner", "approver", "contributor"]
+
+
+class PersonCreate(Frozen):
+    """A person to invite into the calling organisation (or, by the admin, an organisation's owner)."""
+
+    name: ShortText
+    email: Email | None = None
+    role: PersonRoleName = "contributor"
+
+
+class PersonPublic(Frozen):
+    id: Identifier
+    organisation_id: Identifier
+    name: ShortText
+    email: str | None = None
+    role: PersonRoleName
+    status: Literal["active", "removed"]
+    signed_in_with_sso: bool
+    """Whether single sign-on has bound the person (an invitation by e-mail is bound at the first)."""
+    created_at: datetime
+
+
+class PersonCreated(PersonPublic):
+    personal_token: str | None = None
+    """A first personal token, shown once, when the hub has no single sign-on (``KOOPKRACHT_OIDC_*``
+    unset): how the person signs in to the dashboard. With single sign-on, none: the person signs
+    in with it and makes their own tokens."""
+
+
+class PersonChange(Frozen):
+    role: PersonRoleName
+
 
 class OrganisationCreate(Frozen):
     name: ShortText
     role: Literal["coordinator", "member", "vendor"]
+    owner: PersonCreate | None = None
+    """The organisation's first owner (its ``role`` is ``owner`` whatever is sent)."""
 
 
 class OrganisationPublic(Frozen):
@@ -27,10 +73,32 @@ class OrganisationPublic(Frozen):
     name: ShortText
     role: Literal["admin", "coordinator", "member", "vendor"]
     created_at: datetime | None = None
+    person: PersonPublic | None = None
+    """``GET /me`` by a person: that person."""
 
 
 class OrganisationCreated(OrganisationPublic):
     api_key: str
+    """The organisation's integration key, shown once: only its hash is stored."""
+    owner: PersonCreated | None = None
+
+
+class TokenCreate(Frozen):
+    label: Annotated[str, Field(min_length=1, max_length=100)] = "personal token"
+
+
+class TokenPublic(Frozen):
+    id: str
+    """The token's public key id."""
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    """Within ``KOOPKRACHT_KEY_CACHE_TTL_S`` (10 s) of the last request it let in."""
+    revoked_at: datetime | None = None
+
+
+class TokenCreated(TokenPublic):
+    token: str
     """Shown once: only its hash is stored."""
 
 

@@ -1,9 +1,12 @@
-"""Who is calling: the admin token or an organisation's API key.
+"""Who is calling: the admin token, an organisation's integration key, or a person's token.
 
-An API key is ``kk_<key id>_<secret>``: the key id (public, 12 hex digits) finds the row, the
-secret (32 random bytes, URL-safe) is stored only as its SHA-256 and compared in constant time.
-A key with 256 bits of entropy needs no slow hash: nobody can guess it from the hash. Neither
-keys nor the admin token are logged (the log processor masks them, and no code binds them).
+An organisation's API key — its **integration key**, for systems — is ``kk_<key id>_<secret>``;
+a person's **personal token** is ``kkp_<key id>_<secret>`` (SPEC section 10). The key id (public,
+12 hex digits) finds the row, the secret (32 random bytes, URL-safe) is stored only as its SHA-256
+and compared in constant time. A key with 256 bits of entropy needs no slow hash: nobody can guess
+it from the hash. Neither keys nor tokens nor the admin token are logged (the log processor masks
+them, and no code binds them). An integration key acts for its organisation as an approver does;
+a personal token acts as its person, with the person's role.
 
 An organisation has one key at a time: rotating it replaces the row's key id and hash, revoking it
 sets the hash to one no secret has. Each API process trusts a key it has read for at most
@@ -20,15 +23,17 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from schemas.commands import Actor
+from schemas.commands import ActingPerson, Actor
+from schemas.negotiation import PersonRole
 from services.application.errors import ADMIN_TAKES_NO_PART, Refusal
-from services.readmodel.tables import Organisation
+from services.readmodel.tables import Organisation, Person, PersonalToken
 
 Role = Literal["admin", "coordinator", "member", "vendor"]
 ADMIN_ID = "admin"
@@ -43,18 +48,20 @@ KEY_CACHE_TTL_S = 10.0
 class NewKey:
     key_id: str
     secret: str
+    prefix: str = "kk"
 
     @property
     def api_key(self) -> str:
-        return f"kk_{self.key_id}_{self.secret}"
+        return f"{self.prefix}_{self.key_id}_{self.secret}"
 
     @property
     def hash(self) -> str:
         return hash_secret(self.secret)
 
 
-def new_key() -> NewKey:
-    return NewKey(key_id=secrets.token_hex(6), secret=secrets.token_urlsafe(32))
+def new_key(prefix: str = "kk") -> NewKey:
+    """A new integration key (``kk``) or personal token (``kkp``)."""
+    return NewKey(key_id=secrets.token_hex(6), secret=secrets.token_urlsafe(32), prefix=prefix)
 
 
 def hash_secret(secret: str) -> str:
@@ -62,11 +69,22 @@ def hash_secret(secret: str) -> str:
 
 
 def split_key(api_key: str) -> tuple[str, str] | None:
+    """(cache key, secret) of an integration key or personal token; the cache key is the key id
+    with its kind (``kk:…`` or ``kkp:…``). None when it is neither."""
     prefix, _, rest = api_key.partition("_")
     key_id, _, secret = rest.partition("_")
-    if prefix != "kk" or len(key_id) != 12 or not secret:
+    if prefix not in ("kk", "kkp") or len(key_id) != 12 or not secret:
         return None
-    return key_id, secret
+    return f"{prefix}:{key_id}", secret
+
+
+@dataclass(frozen=True)
+class PersonRef:
+    """A person of the calling organisation, as a request names them."""
+
+    id: str
+    name: str
+    role: PersonRole
 
 
 @dataclass(frozen=True)
@@ -74,10 +92,22 @@ class Caller:
     organisation_id: str
     name: str
     role: Role
+    person: PersonRef | None = None
+    """The person calling; None for the organisation's integration key and for the admin."""
 
     def actor(self) -> Actor:
+        """Who a command is sent by; a fresh salt seals the person in the log (``ActingPerson``)."""
         assert self.role != "admin"
-        return Actor(organisation_id=self.organisation_id, role=self.role, name=self.name)
+        person = None
+        if self.person is not None:
+            person = ActingPerson(
+                id=self.person.id, name=self.person.name, role=self.person.role, salt=secrets.token_hex(16)
+            )
+        return Actor(organisation_id=self.organisation_id, role=self.role, name=self.name, person=person)
+
+    @property
+    def person_role(self) -> PersonRole | None:
+        return None if self.person is None else self.person.role
 
 
 UNAUTHORISED_HEADERS = {"WWW-Authenticate": 'Bearer realm="koopkracht"'}
@@ -108,7 +138,7 @@ def authenticate(
     """The caller for a bearer credential; raises a 401 problem when there is none or it is wrong
     (with ``read`` False, also when its key has not been read from the database in ``ttl_s``)."""
     if not credentials:
-        raise _unauthorised("send Authorization: Bearer <api key>")
+        raise _unauthorised("send Authorization: Bearer <api key or personal token>")
     if admin_token is not None and hmac.compare_digest(credentials.encode(), admin_token.get_secret_value().encode()):
         return Caller(ADMIN_ID, "admin", "admin")
     parts = split_key(credentials)
@@ -119,7 +149,7 @@ def authenticate(
     expected = known[0] if known is not None else _DUMMY_HASH
     given = hash_secret(parts[1]) if parts is not None else ""
     if not hmac.compare_digest(expected.encode(), given.encode()) or known is None:
-        raise _unauthorised("the API key is not valid")
+        raise _unauthorised("the API key or personal token is not valid")
     return known[1]
 
 
@@ -131,11 +161,12 @@ _known_keys_guard = threading.Lock()
 
 
 def _known_key(engine: Engine, key_id: str, read: bool, ttl_s: float) -> tuple[str, Caller] | None:
-    """The stored hash of a key and its organisation, remembered for ``ttl_s`` once read.
+    """The stored hash of a key or token (``key_id`` with its kind, ``kk:…`` or ``kkp:…``) and who
+    it lets in, remembered for ``ttl_s`` once read.
 
-    A key can be revoked or replaced (rotated) in another API process, so what was read is trusted
-    only for ``ttl_s`` seconds (``KOOPKRACHT_KEY_CACHE_TTL_S``): then the row is read again. Only the
-    hash is kept, as in the database. Unknown key ids are not remembered.
+    A key can be revoked or replaced (rotated), a person removed, in another API process, so what
+    was read is trusted only for ``ttl_s`` seconds (``KOOPKRACHT_KEY_CACHE_TTL_S``): then the row
+    is read again. Only the hash is kept, as in the database. Unknown key ids are not remembered.
     """
     now = time.monotonic()
     with _known_keys_guard:
@@ -146,18 +177,44 @@ def _known_key(engine: Engine, key_id: str, read: bool, ttl_s: float) -> tuple[s
             return known[0], known[1]
     if not read:
         return None
-    with Session(engine) as session:
-        organisation = session.exec(select(Organisation).where(Organisation.key_id == key_id)).first()
-    if organisation is None:
+    found = _read_key(engine, key_id)
+    if found is None:
         forget_key(engine, key_id)
         return None
-    caller = Caller(organisation.id, organisation.name, organisation.role)  # type: ignore[arg-type]
+    stored_hash, caller = found
     with _known_keys_guard:
-        keys[key_id] = (organisation.key_hash, caller, now)
+        keys[key_id] = (stored_hash, caller, now)
         keys.move_to_end(key_id)
         while len(keys) > _KNOWN_KEYS_KEPT:
             keys.popitem(last=False)
-    return organisation.key_hash, caller
+    return stored_hash, caller
+
+
+def _read_key(engine: Engine, key_id: str) -> tuple[str, Caller] | None:
+    kind, _, bare = key_id.partition(":")
+    with Session(engine) as session:
+        if kind == "kk":
+            organisation = session.exec(select(Organisation).where(Organisation.key_id == bare)).first()
+            if organisation is None:
+                return None
+            return organisation.key_hash, Caller(organisation.id, organisation.name, organisation.role)  # type: ignore[arg-type]
+        row = session.exec(
+            select(PersonalToken, Person, Organisation)
+            .where(PersonalToken.key_id == bare)
+            .join(Person, Person.id == PersonalToken.person_id)  # type: ignore[arg-type]
+            .join(Organisation, Organisation.id == Person.organisation_id)  # type: ignore[arg-type]
+        ).first()
+        if row is None:
+            return None
+        token, person, organisation = row
+        if token.revoked_at is not None or person.status != "active":
+            return REVOKED, Caller(organisation.id, organisation.name, organisation.role)  # type: ignore[arg-type]
+        # The token's last use, as near as the cache allows: once per read of the row.
+        token.last_used_at = datetime.now(UTC)
+        session.add(token)
+        session.commit()
+        person_ref = PersonRef(person.id, person.name, person.role)  # type: ignore[arg-type]
+        return token.token_hash, Caller(organisation.id, organisation.name, organisation.role, person_ref)  # type: ignore[arg-type]
 
 
 def forget_key(engine: Engine, key_id: str) -> None:

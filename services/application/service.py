@@ -38,13 +38,15 @@ from services.application.documents import (
     NegotiationListing,
     OrganisationCreated,
     OrganisationPublic,
+    PersonCreate,
 )
 from services.application.errors import Refusal, not_found, refused
 from services.application.hub import Hub
+from services.application.people import People
 from services.application.security import REVOKED, Caller, as_party, forget_key, new_key
 from services.catalogue import load_catalogue
 from services.readmodel.store import load_events, load_vendor_events
-from services.readmodel.tables import DashboardSession, MemberRow, NegotiationRow, Organisation, Subscription, utc
+from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, Subscription, utc
 from services.subscriptions.live import LiveSlots, live_messages
 from streams.core import decider, reads, views
 from streams.core.decider import Rejection
@@ -59,8 +61,11 @@ class Application:
     hub: Hub
     live_slots: LiveSlots = field(init=False)
 
+    people: People = field(init=False)
+
     def __post_init__(self) -> None:
         self.live_slots = LiveSlots(self.hub.settings.max_live_streams_per_caller)
+        self.people = People(self.hub.engine, sso=self.hub.settings.oidc_enabled)
 
     # -- commands ----------------------------------------------------------------------------
     async def execute(self, caller: Caller, action: Action, once: Once | None = None, instance: str = "") -> Answer:
@@ -266,8 +271,9 @@ class Application:
             ).one()
 
     # -- organisations -----------------------------------------------------------------------
-    def create_organisation(self, name: str, role: str) -> OrganisationCreated:
-        """A new organisation and its API key; the key is answered once, only its hash is kept."""
+    def create_organisation(self, name: str, role: str, owner: PersonCreate | None = None) -> OrganisationCreated:
+        """A new organisation, its integration key and its first owner; the key (and, without
+        single sign-on, the owner's first personal token) is answered once, only hashes are kept."""
         key = new_key()
         organisation = Organisation(
             id=f"org_{key.key_id}",
@@ -279,9 +285,18 @@ class Application:
         )
         with Session(self.hub.engine, expire_on_commit=False) as session:
             session.add(organisation)
+            first_owner = None
+            if owner is not None:
+                session.flush()
+                first_owner = self.people.add(session, organisation.id, owner, "owner")
             session.commit()
         return OrganisationCreated(
-            id=organisation.id, name=name, role=role, created_at=organisation.created_at, api_key=key.api_key
+            id=organisation.id,
+            name=name,
+            role=role,
+            created_at=organisation.created_at,
+            api_key=key.api_key,
+            owner=first_owner,
         )
 
     def who_am_i(self, caller: Caller) -> OrganisationPublic:
@@ -289,33 +304,38 @@ class Application:
         if caller.role != "admin":
             organisation = self._organisation(caller.organisation_id)
             created = utc(organisation.created_at) if organisation is not None else None
-        return OrganisationPublic(id=caller.organisation_id, name=caller.name, role=caller.role, created_at=created)
+        person = self.people.me(caller) if caller.person is not None else None
+        return OrganisationPublic(
+            id=caller.organisation_id, name=caller.name, role=caller.role, created_at=created, person=person
+        )
 
     def rotate_key(self, caller: Caller) -> OrganisationCreated:
-        """A new key for the calling organisation; its current key stops working (the organisation
-        rotates its own key; the admin has none to rotate)."""
+        """A new integration key for the calling organisation; its current key stops working. The
+        key itself or an owner rotates it (the admin has none to rotate)."""
         if caller.role == "admin":
             raise Refusal(403, "the admin token is a setting (KOOPKRACHT_ADMIN_TOKEN), not a key to rotate")
+        if caller.person is not None:
+            self.people.require_owner(caller, "rotate the integration key")
         return self.issue_key(caller.organisation_id)
 
     def issue_key(self, organisation_id: str) -> OrganisationCreated:
-        """A new key for the organisation, in place of its current one, revoked or not; its dashboard
-        sessions end. The key is answered once, only its hash is kept."""
+        """A new integration key for the organisation, in place of its current one, revoked or not.
+        The key is answered once, only its hash is kept."""
         key = new_key()
         organisation, old_key_id = self._replace_key(organisation_id, key.key_id, key.hash)
-        forget_key(self.hub.engine, old_key_id)
+        forget_key(self.hub.engine, f"kk:{old_key_id}")
         return OrganisationCreated(**_public(organisation).model_dump(), api_key=key.api_key)
 
     def revoke_key(self, organisation_id: str) -> OrganisationPublic:
-        """The organisation's key stops working, its dashboard sessions end and its webhook
-        subscriptions are disabled; ``issue_key`` gives it a new one."""
+        """The organisation's integration key stops working and its webhook subscriptions are
+        disabled; ``issue_key`` gives it a new one."""
         organisation, old_key_id = self._replace_key(organisation_id, None, REVOKED)
-        forget_key(self.hub.engine, old_key_id)
+        forget_key(self.hub.engine, f"kk:{old_key_id}")
         return _public(organisation)
 
     def _replace_key(self, organisation_id: str, key_id: str | None, key_hash: str) -> tuple[Organisation, str]:
-        """Set the organisation's key hash (and key id, unless None) and end its dashboard sessions, in
-        one transaction; the organisation and its former key id."""
+        """Set the organisation's key hash (and key id, unless None), in one transaction; the
+        organisation and its former key id. People's sessions and tokens are theirs, untouched."""
         with Session(self.hub.engine, expire_on_commit=False) as session:
             organisation = session.get(Organisation, organisation_id, with_for_update=True)
             if organisation is None:
@@ -324,10 +344,6 @@ class Application:
             organisation.key_id = key_id or old_key_id
             organisation.key_hash = key_hash
             session.add(organisation)
-            for row in session.exec(
-                select(DashboardSession).where(DashboardSession.organisation_id == organisation_id)
-            ):
-                session.delete(row)
             if key_hash == REVOKED:
                 # A subscription made with a stolen key would go on receiving the organisation's
                 # events: a revoked organisation's webhooks stop too, until its new key enables them.

@@ -10,8 +10,15 @@ NL: dict[str, str] = {
     "Sign in": "Inloggen",
     "Sign out": "Uitloggen",
     "API key": "API-sleutel",
-    "Your organisation's API key": "De API-sleutel van uw organisatie",
-    "That API key is not valid.": "Die API-sleutel is niet geldig.",
+    "Your personal token": "Uw persoonlijke token",
+    "That personal token is not valid.": "Dat persoonlijke token is niet geldig.",
+    "That is an organisation's integration key: sign in with your personal token.": (
+        "Dat is de integratiesleutel van een organisatie: log in met uw persoonlijke token."
+    ),
+    "Sign in with single sign-on.": "Log in met single sign-on.",
+    "owner": "eigenaar",
+    "approver": "goedkeurder",
+    "contributor": "bijdrager",
     "Too many failed sign-ins: try again later.": "Te veel mislukte inlogpogingen: probeer het later opnieuw.",
     "The admin signs in with an API client, not here.": "De beheerder gebruikt een API-client, niet dit dashboard.",
     "Negotiations": "Onderhandelingen",

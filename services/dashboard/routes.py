@@ -2,7 +2,9 @@
 read and each form builds a command and hands it to the same service, so a form does exactly
 what the HTTP API does; a refusal comes back as a notice on the board.
 
-Sign-in takes an organisation's API key once; the browser then holds only a random session token
+People sign in (SPEC section 10): with single sign-on when it is configured
+(``services.dashboard.oidc``), else with a personal token; an organisation's integration key does
+not open the dashboard. The browser then holds only a random session token
 in an HttpOnly, SameSite=Strict cookie (the table keeps its SHA-256), Secure when the hub's
 public address (``KOOPKRACHT_PUBLIC_URL``) is https. Every form carries the
 session's CSRF token. Live updates come from the same messages as ``/stream``, over an
@@ -43,7 +45,7 @@ from services.application.service import Application
 from services.application.throttle import address_of
 from services.dashboard.charts import cumulative_chart, number
 from services.dashboard.i18n import choose, translator
-from services.readmodel.tables import DashboardSession, Organisation
+from services.readmodel.tables import DashboardSession
 from streams.core import views
 
 HERE = Path(__file__).resolve().parent
@@ -67,14 +69,16 @@ def _session(request: Request) -> tuple[Caller, DashboardSession] | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    with Session(_application(request).hub.engine) as session:
+    application = _application(request)
+    with Session(application.hub.engine) as session:
         row = session.get(DashboardSession, _hash(token))
         if row is None or row.expires_at.replace(tzinfo=row.expires_at.tzinfo or UTC) < datetime.now(UTC):
             return None
-        organisation = session.get(Organisation, row.organisation_id)
-        if organisation is None:
-            return None
-        return Caller(organisation.id, organisation.name, organisation.role), row  # type: ignore[arg-type]
+    # The person as they are now: a removed person's sessions were deleted, a changed role ended them.
+    caller = application.people.person_caller(row.person_id)
+    if caller is None or caller.organisation_id != row.organisation_id:
+        return None
+    return caller, row
 
 
 def _application(request: Request) -> Application:
@@ -168,10 +172,15 @@ def _same_origin(request: Request) -> bool:
 
 @dashboard.post("/signin")
 async def signin(request: Request, api_key: Annotated[str, Form()]) -> Response:
+    """Sign in with a personal token (when the hub has no single sign-on). The form's field keeps
+    its old name, ``api_key``, so that saved password managers go on filling it in."""
     hub = _application(request).hub
     t = translator(_language(request))
+    invalid = t("That personal token is not valid.")
+    if hub.settings.oidc_enabled:
+        return page(request, "signin.html", status=403, error=t("Sign in with single sign-on."))
     if not _same_origin(request):  # no signing a victim in to somebody else's account from another site
-        return page(request, "signin.html", status=403, error=t("That API key is not valid."))
+        return page(request, "signin.html", status=403, error=invalid)
     try:
         with hub.throttle.guard(address_of(request.client), credential_sent=True):
             caller = await to_thread.run_sync(authenticate, hub.engine, None, api_key.strip(), True, 0.0)
@@ -180,12 +189,26 @@ async def signin(request: Request, api_key: Annotated[str, Form()]) -> Response:
             refused = page(request, "signin.html", status=429, error=t("Too many failed sign-ins: try again later."))
             refused.headers.update(refusal.headers)
             return refused
-        return page(request, "signin.html", status=401, error=t("That API key is not valid."))
+        return page(request, "signin.html", status=401, error=invalid)
+    if caller.person is None:
+        # An integration key is for systems; the dashboard is for people, so that every act on it
+        # is a person's (SPEC section 10).
+        message = t("That is an organisation's integration key: sign in with your personal token.")
+        return page(request, "signin.html", status=403, error=message)
+    return await start_session(request, caller)
+
+
+async def start_session(request: Request, caller: Caller) -> Response:
+    """Begin a dashboard session for a signed-in person and go to their negotiations: the browser
+    gets a random token in an HttpOnly, SameSite=Strict cookie; the table keeps its SHA-256."""
+    assert caller.person is not None
+    hub = _application(request).hub
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     row = DashboardSession(
         token_hash=_hash(token),
         organisation_id=caller.organisation_id,
+        person_id=caller.person.id,
         csrf_token=secrets.token_urlsafe(24),
         created_at=now,
         expires_at=now + timedelta(hours=SESSION_HOURS),

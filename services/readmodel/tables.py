@@ -47,6 +47,48 @@ class Organisation(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_time(nullable=False))
 
 
+class Person(SQLModel, table=True):
+    """A person of an organisation (SPEC section 10), with one role in it: ``owner``, ``approver`` or
+    ``contributor``. Invited by e-mail address (``subject`` None until the first single sign-on binds
+    it), or found by the identity provider's ``issuer`` and ``subject``. A removed person keeps the
+    row (the log names them by id) but can sign in no more."""
+
+    __tablename__ = "people"
+    __table_args__ = (Index("ux_people_identity", "issuer", "subject", unique=True),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    organisation_id: str = Field(max_length=64, index=True)
+    name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=320, index=True)
+    """Lower-case; how an invitation is matched at the first single sign-on."""
+    role: str = Field(max_length=16)
+    issuer: str | None = Field(default=None, max_length=500)
+    subject: str | None = Field(default=None, max_length=255)
+    status: str = Field(default="active", max_length=16)
+    """``active`` or ``removed``."""
+    created_at: datetime = Field(sa_column=_time(nullable=False))
+    bound_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    removed_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+
+
+class PersonalToken(SQLModel, table=True):
+    """A person's API token for scripts: ``kkp_<key id>_<secret>``, shown once, only the secret's
+    SHA-256 kept. Revoked tokens keep their row (with ``revoked_at``) so the list shows them."""
+
+    __tablename__ = "personal_tokens"
+
+    key_id: str = Field(primary_key=True, max_length=32)
+    person_id: str = Field(max_length=64, index=True)
+    organisation_id: str = Field(max_length=64)
+    label: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_time(nullable=False))
+    last_used_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    """When the token was last read from the database to let a request in: within
+    ``KOOPKRACHT_KEY_CACHE_TTL_S`` of its last use."""
+    revoked_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+
+
 class IdempotencyRecord(SQLModel, table=True):
     """A command sent with an ``Idempotency-Key``: written before the command is sent, and holding
     its first answer once there is one, to return again on every retry. Purged
@@ -304,6 +346,8 @@ class DashboardSession(SQLModel, table=True):
 
     token_hash: str = Field(primary_key=True, max_length=64)
     organisation_id: str = Field(max_length=64, index=True)
+    person_id: str = Field(max_length=64, index=True)
+    """The signed-in person: only people sign in to the dashboard."""
     csrf_token: str = Field(max_length=64)
     created_at: datetime = Field(sa_column=_time(nullable=False))
     expires_at: datetime = Field(sa_column=_time(nullable=False))

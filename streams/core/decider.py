@@ -21,8 +21,8 @@ from fractions import Fraction
 from typing import Any, Literal, ParamSpec, TypedDict, TypeVar
 
 from schemas.commands import (
-    ActingPerson,
     Abandon,
+    ActingPerson,
     Actor,
     AnswerClarification,
     ChangePolicy,

@@ -33,8 +33,8 @@ from schemas.documents import (
 )
 from schemas.events import Event
 from schemas.negotiation import Policy, Target
-from streams.core.chain import sealed
 from streams.core.aggregation import share
+from streams.core.chain import sealed
 from streams.core.offers import meets_published_target, status_of
 from streams.core.state import VENDOR_VISIBLE, NegotiationState
 

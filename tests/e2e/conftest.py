@@ -30,6 +30,8 @@ class RunningStack:
     admin_token: str
     database: str
     clients: list[httpx.Client] = field(default_factory=list)
+    owner_tokens: dict[str, str] = field(default_factory=dict)
+    """An organisation's integration key → the personal token of its first owner."""
 
     @property
     def metrics_token(self) -> str:
@@ -42,12 +44,29 @@ class RunningStack:
         self.clients.append(client)
         return client
 
-    def organisation(self, name: str, role: str) -> tuple[str, str]:
-        """A new organisation: (its id, its API key)."""
-        response = self.client(self.admin_token).post("/v1/organisations", json={"name": name, "role": role})
+    def organisation(self, name: str, role: str, owner: str | None = None) -> tuple[str, str]:
+        """A new organisation with a first owner: (its id, its integration key). The owner's
+        personal token is ``person_token(key)``."""
+        body = {"name": name, "role": role, "owner": {"name": owner or f"Owner of {name}"}}
+        response = self.client(self.admin_token).post("/v1/organisations", json=body)
         assert response.status_code == 201, response.text
-        body = response.json()
-        return body["id"], body["api_key"]
+        created = response.json()
+        self.owner_tokens[created["api_key"]] = created["owner"]["personal_token"]
+        return created["id"], created["api_key"]
+
+    def person_token(self, key: str) -> str:
+        """The personal token of the first owner of the organisation whose integration key is ``key``:
+        how a test signs in to the dashboard, which takes no integration key."""
+        return self.owner_tokens[key]
+
+    def person(self, key: str, name: str, role: str, email: str | None = None) -> tuple[str, str]:
+        """A person invited into the organisation of integration key ``key`` by its first owner:
+        (their id, their personal token)."""
+        body = {"name": name, "role": role, **({"email": email} if email else {})}
+        response = self.client(self.person_token(key)).post("/v1/organisations/me/people", json=body)
+        assert response.status_code == 201, response.text
+        created = response.json()
+        return created["id"], created["personal_token"]
 
     def log_tail(self, lines: int = 30) -> str:
         out = []

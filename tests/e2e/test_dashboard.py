@@ -48,10 +48,13 @@ def browser() -> Iterator[object]:
 
 
 def sign_in(browser: object, stack: RunningStack, api_key: str, language: str = "en") -> object:
+    """A browser page signed in with a personal token, or as the first owner of the organisation
+    whose integration key ``api_key`` is."""
+    api_key = stack.owner_tokens.get(api_key, api_key)
     context = browser.new_context(viewport={"width": 1366, "height": 900}, locale=language)  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(f"{stack.base_url}/signin?lang={language}")
-    page.get_by_label(re.compile("API")).fill(api_key)
+    page.get_by_label(re.compile("personal token|persoonlijke token")).fill(api_key)
     page.get_by_role("button", name=re.compile("Sign in|Inloggen")).click()
     page.wait_for_url(re.compile("/dashboard$"))
     return page
@@ -146,11 +149,13 @@ def test_forms_need_the_sessions_csrf_token_and_sign_out_ends_the_session(stack:
     stated = stack.client(member_key).put(f"/v1/negotiations/{nid}/positions/no-ai-training", json={"priority": "must"})
     assert stated.status_code == 200
     with httpx.Client(base_url=stack.base_url, follow_redirects=False) as browser_like:
-        signed = browser_like.post("/signin", data={"api_key": coordinator_key})
+        # an integration key does not open the dashboard: it is for systems, the dashboard for people
+        assert browser_like.post("/signin", data={"api_key": coordinator_key}).status_code == 403
+        signed = browser_like.post("/signin", data={"api_key": stack.person_token(coordinator_key)})
         assert signed.status_code == 303
         cookie = signed.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie
-        assert coordinator_key not in cookie
+        assert stack.person_token(coordinator_key) not in cookie
         forged = browser_like.post(f"/dashboard/n/{nid}/publish", data={"csrf": "forged"})
         assert forged.status_code == 303 and "error=" in forged.headers["location"]
         page = browser_like.get(f"/dashboard/n/{nid}").text
@@ -171,7 +176,9 @@ def test_forms_need_the_sessions_csrf_token_and_sign_out_ends_the_session(stack:
     with httpx.Client(base_url=stack.base_url) as anonymous:
         assert anonymous.post("/signin", data={"api_key": "kk_000000000000_nope"}).status_code == 401
         cross_site = anonymous.post(
-            "/signin", data={"api_key": coordinator_key}, headers={"Origin": "http://elsewhere.example"}
+            "/signin",
+            data={"api_key": stack.person_token(coordinator_key)},
+            headers={"Origin": "http://elsewhere.example"},
         )
         assert cross_site.status_code == 403
         assert "kk_session" not in cross_site.headers.get("set-cookie", "")
@@ -182,10 +189,11 @@ def test_forms_need_the_sessions_csrf_token_and_sign_out_ends_the_session(stack:
 
 
 def _signed_in(stack: RunningStack, key: str, nid: str) -> tuple[httpx.Client, str]:
-    """A browser-like client signed in with ``key``, and its session's CSRF token."""
+    """A browser-like client signed in with ``key`` (a personal token, or the integration key of an
+    organisation whose first owner signs in), and its session's CSRF token."""
     client = httpx.Client(base_url=stack.base_url, follow_redirects=False)
     stack.clients.append(client)
-    assert client.post("/signin", data={"api_key": key}).status_code == 303
+    assert client.post("/signin", data={"api_key": stack.owner_tokens.get(key, key)}).status_code == 303
     page = client.get(f"/dashboard/n/{nid}").text
     return client, re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
 

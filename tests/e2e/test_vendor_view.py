@@ -105,7 +105,7 @@ def test_the_vendor_numbers_what_it_sees_from_1_without_gaps_and_sees_no_member_
     # And the vendor's board numbers its timeline the same way
     vendor_key = p["vendor"].headers["authorization"].removeprefix("Bearer ")
     with httpx.Client(base_url=stack.base_url, follow_redirects=False) as browser_like:
-        assert browser_like.post("/signin", data={"api_key": vendor_key}).status_code == 303
+        assert browser_like.post("/signin", data={"api_key": stack.person_token(vendor_key)}).status_code == 303
         page = browser_like.get(f"/dashboard/n/{p.nid}/board").text
     assert f'data-sequence="{count}"' in page
     numbers = [int(k) for k in re.findall(r"#(\d+) [A-Z][A-Za-z]+", page)]

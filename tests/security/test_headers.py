@@ -69,7 +69,9 @@ def test_every_answer_has_the_security_headers(stack: RunningStack, negotiation:
     nid = negotiation["id"]
     # Given a member signed in to the dashboard (over plain http, as the proxy forwards it)
     with httpx.Client(base_url=stack.base_url, follow_redirects=False, timeout=30) as browser_like:
-        signed = browser_like.post("/signin", data={"api_key": negotiation["member"]}, headers={"Origin": PUBLIC})
+        signed = browser_like.post(
+            "/signin", data={"api_key": stack.person_token(negotiation["member"])}, headers={"Origin": PUBLIC}
+        )
         assert signed.status_code == 303
         assert_protected(signed)
         browser_like.headers["cookie"] = session_cookie(signed)
@@ -122,7 +124,7 @@ def test_the_session_cookie_is_secure_behind_a_proxy_that_ends_tls(
         # When a member signs in from the public page
         signed = forwarded.post(
             "/signin",
-            data={"api_key": negotiation["member"]},
+            data={"api_key": stack.person_token(negotiation["member"])},
             headers={"Origin": PUBLIC, "Sec-Fetch-Site": "same-origin"},
         )
         # Then the form from the public origin is accepted, and the session cookie is Secure
@@ -142,7 +144,9 @@ def test_the_session_cookie_is_secure_behind_a_proxy_that_ends_tls(
     # And a form from another site is still refused, and sets no cookie
     with httpx.Client(base_url=stack.base_url, follow_redirects=False, timeout=30) as elsewhere:
         refused = elsewhere.post(
-            "/signin", data={"api_key": negotiation["member"]}, headers={"Origin": "https://hub.example.org.evil.test"}
+            "/signin",
+            data={"api_key": stack.person_token(negotiation["member"])},
+            headers={"Origin": "https://hub.example.org.evil.test"},
         )
         assert refused.status_code == 403
         assert "kk_session" not in refused.headers.get("set-cookie", "")
@@ -204,7 +208,8 @@ def test_the_dashboard_works_in_chromium_with_no_policy_violation(
     context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en")  # type: ignore[attr-defined]
     coordinator = watched(context.new_page())
     coordinator.goto(f"{stack.base_url}/signin?lang=en")  # type: ignore[attr-defined]
-    coordinator.get_by_label(re.compile("API")).fill(negotiation["coordinator"])  # type: ignore[attr-defined]
+    token = stack.person_token(negotiation["coordinator"])
+    coordinator.get_by_label(re.compile("personal token")).fill(token)  # type: ignore[attr-defined]
     coordinator.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
     coordinator.wait_for_url(re.compile("/dashboard$"))  # type: ignore[attr-defined]
     coordinator.goto(f"{stack.base_url}/dashboard/n/{nid}")  # type: ignore[attr-defined]

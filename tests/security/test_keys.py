@@ -1,5 +1,6 @@
-"""API keys: the admin revokes an organisation's key or issues it a new one; an organisation rotates
-its own. A revoked or replaced key stops working at once in the API process that changed it, and
+"""API keys: the admin revokes an organisation's integration key or issues it a new one; an
+organisation rotates its own; an owner removes a person, whose personal tokens stop. A revoked or
+replaced key stops working at once in the API process that changed it, and
 within ``KOOPKRACHT_KEY_CACHE_TTL_S`` in every other: here a second API process on the same database
 and Kafka, which had the key in its cache. The admin token must be long enough to start at all.
 """
@@ -148,13 +149,41 @@ def test_a_live_stream_on_a_revoked_key_ends(apis: TwoApis) -> None:
             assert time.monotonic() < deadline, "the stream outlived its revoked key"
 
 
-def test_a_rotation_ends_the_organisations_dashboard_sessions(apis: TwoApis) -> None:
+def test_removing_a_person_ends_their_sessions_and_tokens_in_every_api_process(apis: TwoApis) -> None:
+    # Given an approver of a coordinator with two personal tokens, known to both API processes,
+    # and signed in to the dashboard
     _, key = apis.stack.organisation("Dashboard coop", "coordinator")
+    person_id, token = apis.stack.person(key, "Ada Approver", "approver")
+    script = apis.first(token).post("/v1/people/me/tokens", json={"label": "nightly export"})
+    assert script.status_code == 201, script.text
+    second_token = script.json()["token"]
+    for credential in (token, second_token):
+        assert [me(apis.first(credential)), me(apis.second(credential))] == [200, 200]
     browser = apis.stack.client()
-    assert browser.post("/signin", data={"api_key": key}).status_code == 303
+    assert browser.post("/signin", data={"api_key": token}).status_code == 303
     assert browser.get("/dashboard").status_code == 200
-    assert apis.first(key).post("/v1/organisations/me/key/rotate").status_code == 201
+    # When an owner removes her through the first API process
+    removed = apis.first(apis.stack.person_token(key)).delete(f"/v1/organisations/me/people/{person_id}")
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["status"] == "removed"
+    # Then her dashboard session has ended, her tokens are refused at once by the first process and
+    # within the key cache's bound by the second, and she cannot sign in again
     assert browser.get("/dashboard").headers.get("location") == "/signin"
+    for credential in (token, second_token):
+        assert me(apis.first(credential)) == 401
+        wait_for(lambda c=credential: me(apis.second(c)) == 401, TTL_S + MARGIN_S, "the second API to refuse her")
+    assert apis.stack.client().post("/signin", data={"api_key": token}).status_code == 401
+    # ...while the organisation's integration key and its owner go on
+    assert me(apis.second(key)) == 200
+    assert me(apis.second(apis.stack.person_token(key))) == 200
+
+
+def test_a_rotation_of_the_integration_key_leaves_peoples_sessions_alone(apis: TwoApis) -> None:
+    _, key = apis.stack.organisation("Rotating dashboard coop", "coordinator")
+    browser = apis.stack.client()
+    assert browser.post("/signin", data={"api_key": apis.stack.person_token(key)}).status_code == 303
+    assert apis.first(key).post("/v1/organisations/me/key/rotate").status_code == 201
+    assert browser.get("/dashboard").status_code == 200
 
 
 def test_who_may_revoke_issue_and_rotate(apis: TwoApis) -> None:

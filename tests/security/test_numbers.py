@@ -191,7 +191,7 @@ def _signed_in(stack: RunningStack, key: str, nid: str) -> tuple[httpx.Client, s
     """A browser-like client signed in with ``key``, and its session's CSRF token."""
     client = httpx.Client(base_url=stack.base_url, follow_redirects=False, timeout=30)
     stack.clients.append(client)
-    assert client.post("/signin", data={"api_key": key}).status_code == 303
+    assert client.post("/signin", data={"api_key": stack.person_token(key)}).status_code == 303
     page = client.get(f"/dashboard/n/{nid}").text
     return client, re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
 

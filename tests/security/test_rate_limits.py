@@ -79,7 +79,7 @@ def test_failed_dashboard_sign_ins_count_too(stack: RunningStack) -> None:
     wrong = [browser.post("/signin", data={"api_key": f"kk_{uuid.uuid4().hex[:12]}_nope"}) for _ in range(FAILURES)]
     assert [r.status_code for r in wrong] == [401] * FAILURES
     # The next sign-in, even with a good key, is refused with a page that says so, and Retry-After
-    refused = browser.post("/signin", data={"api_key": key})
+    refused = browser.post("/signin", data={"api_key": stack.person_token(key)})
     assert refused.status_code == 429
     assert "Too many failed sign-ins" in refused.text
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
@@ -101,7 +101,7 @@ def test_dashboard_pages_count_against_the_organisations_limit(stack: RunningSta
     with httpx.Client(
         base_url=stack.base_url, follow_redirects=False, headers={"X-Forwarded-For": "198.51.100.9"}
     ) as browser:
-        assert browser.post("/signin", data={"api_key": key}).status_code == 303
+        assert browser.post("/signin", data={"api_key": stack.person_token(key)}).status_code == 303
         # When it draws its pages more often than its key may make requests
         answers = [browser.get("/dashboard").status_code for _ in range(PER_KEY + 1)]
     # Then the page past the limit is refused like an API request past it

@@ -55,14 +55,14 @@ def test_the_admin_token_never_shows_in_repr(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_single_sign_on_is_on_with_an_issuer_and_a_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given no OIDC settings, then personal tokens sign in
-    assert not load_settings().oidc
+    assert not load_settings().oidc_enabled
     # When the operator names the provider and the client it registered
     monkeypatch.setenv("KOOPKRACHT_OIDC_ISSUER", "https://connect.surfconext.nl/")
     monkeypatch.setenv("KOOPKRACHT_OIDC_CLIENT_ID", "koopkracht.example.org")
     monkeypatch.setenv("KOOPKRACHT_OIDC_CLIENT_SECRET", "the-client-secret-from-the-federation")
     settings = load_settings()
     # Then people sign in through it, with the default scopes, and the secret shows nowhere
-    assert settings.oidc
+    assert settings.oidc_enabled
     assert settings.oidc_issuer == "https://connect.surfconext.nl"
     assert settings.oidc_scopes == "openid email profile"
     assert "the-client-secret-from-the-federation" not in repr(settings)
