@@ -11,11 +11,19 @@ it is reached at: ``http://localhost:<port>``. It does not check PKCE.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+import authlib.deprecate
 import httpx
+
+# The provider imports Authlib's deprecated modules, and Authlib sets its own warnings to "always"
+# as it loads; once loaded, they can be silenced for this import.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
+    import oidc_provider_mock
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,5 @@ def query(address: str) -> dict[str, str]:
 @contextlib.contextmanager
 def openid_provider() -> Iterator[OpenIDProvider]:
     """The provider on a free loopback port, stopped when the block ends."""
-    import oidc_provider_mock
-
     with oidc_provider_mock.run_server_in_thread(port=0, require_nonce=True) as server:
         yield OpenIDProvider(f"http://localhost:{server.server_port}")

@@ -16,6 +16,24 @@ NL: dict[str, str] = {
         "Dat is de integratiesleutel van een organisatie: log in met uw persoonlijke token."
     ),
     "Sign in with single sign-on.": "Log in met single sign-on.",
+    "Sign in with {label}": "Inloggen met {label}",
+    "Not signed in": "Niet ingelogd",
+    "Signed in": "Ingelogd",
+    "On to your negotiations": "Door naar uw onderhandelingen",
+    "Back to sign in": "Terug naar inloggen",
+    "This hub has no single sign-on: sign in with your personal token.": (
+        "Deze hub heeft geen single sign-on: log in met uw persoonlijke token."
+    ),
+    "{label} cannot be reached just now: try again in a few minutes.": (
+        "{label} is nu niet bereikbaar: probeer het over een paar minuten opnieuw."
+    ),
+    "This sign-in was not started in this browser, or took longer than ten minutes: start again.": (
+        "Deze inlogpoging is niet in deze browser begonnen, of duurde langer dan tien minuten: begin opnieuw."
+    ),
+    "{label} did not sign you in.": "{label} heeft u niet aangemeld.",
+    "The answer of {label} did not pass the hub's checks, so nobody was signed in.": (
+        "Het antwoord van {label} doorstond de controles van de hub niet, dus is niemand ingelogd."
+    ),
     "owner": "eigenaar",
     "approver": "goedkeurder",
     "contributor": "bijdrager",

@@ -36,13 +36,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import structlog
+from anyio import to_thread
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from pydantic import SecretStr
+
+from services.application.errors import Refusal
+from services.dashboard.i18n import translator
+from services.dashboard.routes import _application as application_of
+from services.dashboard.routes import _language as language_of
+from services.dashboard.routes import _secure_cookies as secure_cookies
+from services.dashboard.routes import page, start_session
+
+log = structlog.get_logger("koopkracht.dashboard")
+sso = APIRouter(include_in_schema=False)
 
 FLOW_COOKIE = "kk_oidc"
 FLOW_PATH = "/signin/oidc"
@@ -326,3 +340,130 @@ class Provider:
             email_verified=claims.get("email_verified") is True,
             name=name if isinstance(name, str) and name else None,
         )
+
+
+# -- the routes -----------------------------------------------------------------------------------
+
+
+def provider_of(request: Request) -> Provider | None:
+    """The provider of the hub's settings (one per API process, so that what was read of it is
+    kept), or None without single sign-on."""
+    provider: Provider | None = getattr(request.app.state, "oidc_provider", None)
+    settings = application_of(request).hub.settings
+    if provider is None and settings.oidc_enabled:
+        assert settings.oidc_issuer is not None
+        assert settings.oidc_client_id is not None
+        provider = Provider(
+            settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret, settings.oidc_scopes
+        )
+        request.app.state.oidc_provider = provider
+    return provider
+
+
+def redirect_uri(request: Request) -> str:
+    """Where the provider sends the browser back: on the hub's public address, else on the
+    address this request came to. The same must be registered at the provider."""
+    origin = application_of(request).hub.settings.public_origin or f"{request.url.scheme}://{request.url.netloc}"
+    return origin + CALLBACK_PATH
+
+
+def _failed(request: Request, status: int, message: str, detail: str | None = None) -> Response:
+    t = translator(language_of(request))
+    response = page(
+        request,
+        "signin_failed.html",
+        status=status,
+        title=t("Not signed in"),
+        message=message,
+        detail=detail,
+        error=None,
+    )
+    _forget_flow(request, response)
+    return response
+
+
+def _unreachable(request: Request, provider: Provider, exc: ProviderUnreachable) -> Response:
+    log.warning("dashboard.sso.unreachable", issuer=provider.issuer, problem=str(exc))
+    label = application_of(request).hub.settings.oidc_label
+    t = translator(language_of(request))
+    return _failed(
+        request, 502, t("{label} cannot be reached just now: try again in a few minutes.").format(label=label)
+    )
+
+
+def _forget_flow(request: Request, response: Response) -> None:
+    response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH, httponly=True, samesite="lax", secure=secure_cookies(request))
+
+
+@sso.get(FLOW_PATH)
+async def start(request: Request) -> Response:
+    """Off to the provider: a new flow cookie, and the authorization request it derives."""
+    provider = provider_of(request)
+    t = translator(language_of(request))
+    if provider is None:
+        return _failed(request, 404, t("This hub has no single sign-on: sign in with your personal token."))
+    flow = Flow.new(time.time())
+    try:
+        address = await provider.authorization_url(flow, redirect_uri(request))
+    except ProviderUnreachable as exc:
+        return _unreachable(request, provider, exc)
+    response = RedirectResponse(address, status_code=303)
+    response.set_cookie(
+        FLOW_COOKIE,
+        flow.cookie,
+        max_age=FLOW_TTL_S,
+        path=FLOW_PATH,
+        httponly=True,
+        samesite="lax",  # the provider sends the browser back from its own site: Strict would withhold it
+        secure=secure_cookies(request),
+    )
+    return response
+
+
+@sso.get(CALLBACK_PATH)
+async def callback(request: Request) -> Response:
+    """Back from the provider: the state must be this browser's, the code is redeemed and the ID
+    token checked; then the person of that identity (or the invitation for its verified e-mail
+    address) is signed in."""
+    provider = provider_of(request)
+    application = application_of(request)
+    t = translator(language_of(request))
+    label = application.hub.settings.oidc_label
+    if provider is None:
+        return _failed(request, 404, t("This hub has no single sign-on: sign in with your personal token."))
+    query = request.query_params
+    flow = Flow.from_cookie(request.cookies.get(FLOW_COOKIE), time.time())
+    try:
+        if flow is None or not flow.matches(query.get("state", "")):
+            raise SignInRefused("state", "the state is not the one of this browser's sign-in")
+        if "error" in query:
+            raise SignInRefused("provider", f"the provider answered {query['error'][:60]}")
+        identity = await provider.redeem(query.get("code", ""), flow, redirect_uri(request))
+        caller = await to_thread.run_sync(
+            application.people.person_for_sign_in,
+            identity.issuer,
+            identity.subject,
+            identity.email,
+            identity.email_verified,
+        )
+    except ProviderUnreachable as exc:
+        return _unreachable(request, provider, exc)
+    except SignInRefused as refused:
+        log.info("dashboard.sso.refused", reason=refused.reason, problem=refused.detail)
+        if refused.reason == "state":
+            message = t("This sign-in was not started in this browser, or took longer than ten minutes: start again.")
+            return _failed(request, 400, message)
+        if refused.reason == "provider":
+            return _failed(request, 401, t("{label} did not sign you in.").format(label=label), refused.detail)
+        message = t("The answer of {label} did not pass the hub's checks, so nobody was signed in.")
+        return _failed(request, 401, message.format(label=label), refused.detail)
+    except Refusal as refusal:
+        log.info("dashboard.sso.refused", reason="person", status=refusal.status)  # the detail may name an e-mail
+        return _failed(request, refusal.status, refusal.detail)  # nobody invited, or removed: the service's words
+    assert caller.person is not None
+    log.info("dashboard.sso.signed_in", organisation=caller.organisation_id, person_id=caller.person.id)
+    # Not a redirect to the negotiations: after the provider's cross-site redirects, browsers withhold
+    # the SameSite=Strict session cookie from the next hop. This page, of the hub's own site, moves on.
+    landing = page(request, "signed_in.html", error=None)
+    _forget_flow(request, landing)
+    return await start_session(request, caller, landing)

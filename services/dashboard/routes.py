@@ -121,6 +121,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
             "notice": request.query_params.get("notice"),
             "error": request.query_params.get("error"),
             "once": secrets.token_urlsafe(12),  # makes each drawn form one command, however often sent
+            "sso_label": _sso_label(request),
             **context,
         },
         status_code=status,
@@ -130,6 +131,12 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
             LANGUAGE_COOKIE, language, max_age=365 * 86400, samesite="strict", secure=_secure_cookies(request)
         )
     return response
+
+
+def _sso_label(request: Request) -> str | None:
+    """The single sign-on's name on the sign-in page ("Sign in with <label>"); None without it."""
+    settings = _application(request).hub.settings
+    return settings.oidc_label if settings.oidc_enabled else None
 
 
 def _secure_cookies(request: Request) -> bool:
@@ -198,9 +205,10 @@ async def signin(request: Request, api_key: Annotated[str, Form()]) -> Response:
     return await start_session(request, caller)
 
 
-async def start_session(request: Request, caller: Caller) -> Response:
-    """Begin a dashboard session for a signed-in person and go to their negotiations: the browser
-    gets a random token in an HttpOnly, SameSite=Strict cookie; the table keeps its SHA-256."""
+async def start_session(request: Request, caller: Caller, response: Response | None = None) -> Response:
+    """Begin a dashboard session for a signed-in person and go to their negotiations (or answer
+    ``response``): the browser gets a random token in an HttpOnly, SameSite=Strict cookie; the
+    table keeps its SHA-256."""
     assert caller.person is not None
     hub = _application(request).hub
     token = secrets.token_urlsafe(32)
@@ -220,7 +228,7 @@ async def start_session(request: Request, caller: Caller) -> Response:
             session.commit()
 
     await to_thread.run_sync(store)
-    response = RedirectResponse("/dashboard", status_code=303)
+    response = response or RedirectResponse("/dashboard", status_code=303)
     response.set_cookie(
         COOKIE,
         token,

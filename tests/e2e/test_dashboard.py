@@ -8,6 +8,7 @@ cohesion, again without a reload; the vendor's pages name no member. Screenshots
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -35,6 +36,14 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    with chromium() as launched:
+        yield launched
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """Chromium under Playwright (skipped without it, unless the run requires the browser tests).
+    Playwright's event loop runs while it is open: start a stack (which runs a loop of its own) first."""
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         if os.environ.get("KOOPKRACHT_REQUIRE_BROWSER") == "1":
             pytest.fail(f"no Chromium at {CHROMIUM}, and this run requires the browser tests")
