@@ -10,14 +10,18 @@ import re
 import httpx
 
 from tests.e2e.conftest import RunningStack
-from tests.e2e.test_dashboard import browser, shot, sign_in  # noqa: F401 - the browser fixture
+from tests.e2e.test_dashboard import browser, shot, sign_in
+
+__all__ = ["browser"]  # the browser fixture, shared with the dashboard's tests
 
 
 def _me(stack: RunningStack, token: str) -> int:
     return stack.client(token).get("/v1/people/me").status_code
 
 
-def test_an_owner_invites_re_roles_and_removes_a_person_on_the_people_page(browser: object, stack: RunningStack) -> None:
+def test_an_owner_invites_re_roles_and_removes_a_person_on_the_people_page(
+    browser: object, stack: RunningStack
+) -> None:
     # Given a member organisation's owner signed in to the dashboard
     _, key = stack.organisation("Universiteit Utrecht", "member", owner="Olga Owner")
     owner = sign_in(browser, stack, key)
