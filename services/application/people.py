@@ -105,11 +105,14 @@ class People:
                 409, f"an organisation has at most {MAX_PEOPLE_PER_ORGANISATION} people", title="Limit reached"
             )
         email = body.email.lower() if body.email else None
-        if email is not None and session.exec(
-            select(Person.id).where(
-                Person.organisation_id == organisation_id, Person.email == email, Person.status == "active"
-            )
-        ).first():
+        if (
+            email is not None
+            and session.exec(
+                select(Person.id).where(
+                    Person.organisation_id == organisation_id, Person.email == email, Person.status == "active"
+                )
+            ).first()
+        ):
             raise Refusal(409, f"{email} is already one of the organisation's people", title="Already invited")
         key = new_key()
         person = Person(
