@@ -32,6 +32,7 @@ NL: dict[str, str] = {
     "removed": "verwijderd",
     "signed in": "ingelogd",
     "active": "actief",
+    "by": "door",
     "invited": "uitgenodigd",
     "Change role": "Rol wijzigen",
     "Remove": "Verwijderen",
