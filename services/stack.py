@@ -19,6 +19,7 @@ and the Kafka the stack started, whatever happened before.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import sys
@@ -26,8 +27,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
 
@@ -134,7 +136,7 @@ class Stack:
         if stopping():
             return
         self.progress("ensuring topics")
-        reports = asyncio.run(ensure_topics(self.bootstrap, self.settings.topic_prefix))
+        reports = _run_to_end(ensure_topics(self.bootstrap, self.settings.topic_prefix))
         bad = [r for r in reports if r.action == "mismatch"]
         if bad:
             raise StackError("topics differ from the registry: " + "; ".join(f"{r.name}: {r.detail}" for r in bad))
@@ -247,3 +249,17 @@ class Stack:
                 except Exception:
                     log.exception("stack.stop_kafka_failed")
                 self.cluster = None
+
+
+T = TypeVar("T")
+
+
+def _run_to_end(work: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(work)``, also when the calling thread already runs an event loop (a program
+    that embeds the stack, such as a browser driven from the same thread): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()

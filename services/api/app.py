@@ -41,6 +41,7 @@ from services.application.service import Application
 from services.application.throttle import Throttle, address_of
 from services.application.watch import ProjectionWatch
 from services.dashboard.oidc import sso
+from services.dashboard.people import people_pages
 from services.dashboard.routes import HERE as DASHBOARD
 from services.dashboard.routes import dashboard
 from services.metrics import Metrics, MetricsMiddleware
@@ -224,6 +225,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(subscriptions)
     app.include_router(dashboard)
     app.include_router(sso)
+    app.include_router(people_pages)
     app.mount("/static", StaticFiles(directory=str(DASHBOARD / "static")), name="static")
     app.add_middleware(BodyLimit)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -67,6 +67,7 @@ def create_subscription(body: SubscriptionCreate, caller: PartyDep, application:
     must be https and its host must resolve to public addresses only, unless the hub's operator
     allows more (``KOOPKRACHT_WEBHOOK_ALLOW``, ``KOOPKRACHT_WEBHOOK_ALLOW_HTTP``); otherwise 422.
     """
+    application.people.require_acting(caller, "subscribe webhooks")
     if body.negotiation_id is not None:
         application.viewer(caller, body.negotiation_id)  # 404 unless a party
     _within_quota(application, caller)
@@ -90,6 +91,7 @@ def create_subscription(body: SubscriptionCreate, caller: PartyDep, application:
         event_types=list(body.event_types) if body.event_types else None,
         secret=secret,
         created_at=datetime.now(UTC),
+        created_by=caller.person.id if caller.person is not None else None,
     )
     with Session(application.hub.engine, expire_on_commit=False) as session:
         session.add(row)
@@ -152,6 +154,7 @@ def get_subscription(
 )
 def delete_subscription(subscription_id: SubscriptionId, caller: PartyDep, application: ApplicationDep) -> Response:
     """Stop deliveries and forget the subscription, its pending deliveries and its log."""
+    application.people.require_acting(caller, "delete webhook subscriptions")
     with Session(application.hub.engine) as session, session.begin():
         row = _own(session, caller, subscription_id)
         session.execute(delete(DeliveryAttempt).where(col(DeliveryAttempt.subscription_id) == row.id))
@@ -171,6 +174,7 @@ def enable_subscription(
     Events that happened while it was disabled were not queued for it; read them from the
     change feed.
     """
+    application.people.require_acting(caller, "enable webhook subscriptions")
     now = datetime.now(UTC)
     with Session(application.hub.engine, expire_on_commit=False) as session, session.begin():
         row = _own(session, caller, subscription_id)

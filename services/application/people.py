@@ -32,7 +32,7 @@ from services.application.documents import (
 )
 from services.application.errors import Refusal, not_found
 from services.application.security import Caller, PersonRef, forget_key, new_key
-from services.readmodel.tables import DashboardSession, Person, PersonalToken, utc
+from services.readmodel.tables import DashboardSession, Person, PersonalToken, Subscription, utc
 
 MAX_PEOPLE_PER_ORGANISATION = 1000
 MAX_TOKENS_PER_PERSON = 20
@@ -88,6 +88,13 @@ class People:
             raise Refusal(403, f"a {caller.person.role} may not {what}; this needs an owner of {caller.name}")
 
     @staticmethod
+    def require_acting(caller: Caller, what: str) -> None:
+        """An owner, an approver or the integration key: a contributor may not (403). For what sends
+        the organisation's events elsewhere (webhooks), which is acting for it."""
+        if caller.person is not None and caller.person.role == "contributor":
+            raise Refusal(403, f"a contributor may not {what}; an approver or owner of {caller.name} may")
+
+    @staticmethod
     def require_person(caller: Caller) -> PersonRef:
         if caller.person is None:
             raise Refusal(403, "this is a person's own: call it with a personal token, not an integration key")
@@ -104,12 +111,22 @@ class People:
             raise Refusal(
                 409, f"an organisation has at most {MAX_PEOPLE_PER_ORGANISATION} people", title="Limit reached"
             )
+        email = body.email.lower() if body.email else None
+        if (
+            email is not None
+            and session.exec(
+                select(Person.id).where(
+                    Person.organisation_id == organisation_id, Person.email == email, Person.status == "active"
+                )
+            ).first()
+        ):
+            raise Refusal(409, f"{email} is already one of the organisation's people", title="Already invited")
         key = new_key()
         person = Person(
             id=f"person_{key.key_id}",
             organisation_id=organisation_id,
             name=body.name,
-            email=body.email.lower() if body.email else None,
+            email=email,
             role=role,
             status="active",
             created_at=datetime.now(UTC),
@@ -316,7 +333,9 @@ class People:
     @staticmethod
     def _end_sessions_and_cached_tokens(session: Session, person_id: str, revoke: bool) -> Sequence[str]:
         """End the person's dashboard sessions (they sign in again, with their new role if it
-        changed); with ``revoke``, revoke their tokens. The key ids to forget from the cache."""
+        changed); with ``revoke``, revoke their tokens and disable the webhook subscriptions they
+        made (else a removed person's webhook would go on receiving the organisation's events).
+        The key ids to forget from the cache."""
         for row in session.exec(select(DashboardSession).where(DashboardSession.person_id == person_id)):
             session.delete(row)
         tokens = session.exec(select(PersonalToken).where(PersonalToken.person_id == person_id)).all()
@@ -326,4 +345,12 @@ class People:
                 if token.revoked_at is None:
                     token.revoked_at = now
                     session.add(token)
+            for subscription in session.exec(
+                select(Subscription).where(Subscription.created_by == person_id, Subscription.status == "active")
+            ):
+                subscription.status, subscription.disabled_at = "disabled", now
+                subscription.disabled_reason = (
+                    "the person who made it was removed; an approver or owner may enable it again"
+                )
+                session.add(subscription)
         return [t.key_id for t in tokens]

@@ -34,6 +34,50 @@ NL: dict[str, str] = {
     "The answer of {label} did not pass the hub's checks, so nobody was signed in.": (
         "Het antwoord van {label} doorstond de controles van de hub niet, dus is niemand ingelogd."
     ),
+    "People": "Mensen",
+    "Your tokens": "Uw tokens",
+    "Your organisation": "Uw organisatie",
+    "People of {name}": "Mensen van {name}",
+    "{name} is invited as {role}.": "{name} is uitgenodigd als {role}.",
+    "Give them this personal token to sign in; it is shown only now:": (
+        "Geef deze persoon dit persoonlijke token om in te loggen; het wordt alleen nu getoond:"
+    ),
+    "They sign in with {label} using {email}.": "Deze persoon logt in met {label} via {email}.",
+    "Name": "Naam",
+    "E-mail": "E-mail",
+    "Role": "Rol",
+    "Manage": "Beheren",
+    "removed": "verwijderd",
+    "signed in": "ingelogd",
+    "active": "actief",
+    "by": "door",
+    "invited": "uitgenodigd",
+    "Change role": "Rol wijzigen",
+    "Remove": "Verwijderen",
+    "Invite a person": "Iemand uitnodigen",
+    "Invite": "Uitnodigen",
+    "Invited {name}.": "{name} is uitgenodigd.",
+    "Removed {name}.": "{name} is verwijderd.",
+    "Choose a role.": "Kies een rol.",
+    "An owner manages the organisation's people and integration key; an approver acts for the organisation; "
+    "a contributor drafts and comments.": (
+        "Een eigenaar beheert de mensen en de integratiesleutel van de organisatie; een goedkeurder handelt "
+        "namens de organisatie; een bijdrager maakt concepten en reageert."
+    ),
+    "Your personal tokens": "Uw persoonlijke tokens",
+    "A personal token lets a script act as you, with your role. Keep it secret.": (
+        "Met een persoonlijk token handelt een script als u, met uw rol. Houd het geheim."
+    ),
+    "Your new token “{label}”; it is shown only now:": "Uw nieuwe token “{label}”; het wordt alleen nu getoond:",
+    "Label": "Label",
+    "Made": "Gemaakt",
+    "Last used": "Laatst gebruikt",
+    "revoked": "ingetrokken",
+    "in use": "in gebruik",
+    "Revoke": "Intrekken",
+    "Revoked.": "Ingetrokken.",
+    "Make a token": "Token maken",
+    "e.g. nightly export": "bijv. nachtelijke export",
     "owner": "eigenaar",
     "approver": "goedkeurder",
     "contributor": "bijdrager",

@@ -285,6 +285,9 @@ class Subscription(SQLModel, table=True):
     failing_since: datetime | None = Field(default=None, sa_column=_time(nullable=True))
     created_at: datetime = Field(sa_column=_time(nullable=False))
     disabled_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    created_by: str | None = Field(default=None, max_length=64, index=True)
+    """The person who made it (None: the organisation's integration key): removing that person
+    disables it, as revoking the integration key disables the organisation's."""
 
 
 class Delivery(SQLModel, table=True):

@@ -162,6 +162,13 @@ def test_removing_a_person_ends_their_sessions_and_tokens_in_every_api_process(a
     browser = apis.stack.client()
     assert browser.post("/signin", data={"api_key": token}).status_code == 303
     assert browser.get("/dashboard").status_code == 200
+    # ...and with a webhook she subscribed to the organisation's events (a contributor could not)
+    hook = {"url": "http://127.0.0.1:9/her-own-server"}
+    subscribed = apis.first(token).post("/v1/subscriptions", json=hook)
+    assert subscribed.status_code == 201, subscribed.text
+    _, contributor = apis.stack.person(key, "Chris Contributor", "contributor")
+    refused = apis.first(contributor).post("/v1/subscriptions", json=hook)
+    assert refused.status_code == 403 and "contributor" in refused.json()["detail"]
     # When an owner removes her through the first API process
     removed = apis.first(apis.stack.person_token(key)).delete(f"/v1/organisations/me/people/{person_id}")
     assert removed.status_code == 200, removed.text
@@ -173,6 +180,10 @@ def test_removing_a_person_ends_their_sessions_and_tokens_in_every_api_process(a
         assert me(apis.first(credential)) == 401
         wait_for(lambda c=credential: me(apis.second(c)) == 401, TTL_S + MARGIN_S, "the second API to refuse her")
     assert apis.stack.client().post("/signin", data={"api_key": token}).status_code == 401
+    # ...and her webhook no longer receives the organisation's events
+    owner = apis.first(apis.stack.person_token(key))
+    hook_now = owner.get(f"/v1/subscriptions/{subscribed.json()['id']}").json()
+    assert hook_now["status"] == "disabled" and "removed" in hook_now["disabled_reason"]
     # ...while the organisation's integration key and its owner go on
     assert me(apis.second(key)) == 200
     assert me(apis.second(apis.stack.person_token(key))) == 200
