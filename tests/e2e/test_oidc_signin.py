@@ -1,11 +1,12 @@
 """Single sign-on to the dashboard (SPEC section 10) with a real OpenID provider on loopback
 (``tests/openid_provider.py``) and the running stack configured for it (``KOOPKRACHT_OIDC_*``).
 
-A person invited by e-mail signs in through the provider in Chromium and lands on their
-negotiations, named on the page; the second sign-in of that identity finds the same person by the
+In Chromium, an owner the admin invited by e-mail signs in through the provider and invites a
+contributor by e-mail on the people page, who signs in through the provider too; each lands on
+their negotiations, named on the page. Over HTTP: a second sign-in finds the same person by the
 issuer's subject, not by the e-mail address; a callback with another state, an ID token with
 another nonce and an identity nobody invited are each refused with a page that says why, and none
-of them starts a session.
+of them starts a session; an unreachable provider gets a page of its own.
 """
 
 from __future__ import annotations
@@ -106,43 +107,68 @@ def _people(stack: RunningStack, key: str) -> dict[str, dict[str, object]]:
     return {str(person["email"]): person for person in listed.json()}
 
 
-def test_a_person_invited_by_email_signs_in_through_the_provider(
+def sign_in_in_chromium(browser: object, stack: RunningStack, provider: OpenIDProvider, subject: str) -> object:
+    """A new browser window that signs in through the provider as ``subject``, on the provider's
+    own authorize page; the page it lands on."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en")  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/signin")
+    page.get_by_role("link", name="Sign in with SURFconext").click()
+    page.wait_for_url(re.compile(re.escape(provider.issuer) + "/oauth2/authorize"))
+    page.get_by_placeholder("sub").fill(subject)
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(re.compile(r"/dashboard$"))
+    page.get_by_role("heading", name="Negotiations").wait_for()
+    return page
+
+
+def test_people_invited_by_email_sign_in_through_the_provider(
     stack: RunningStack,
     provider: OpenIDProvider,
     browser: object,
 ) -> None:
     # Given an organisation whose owner, Anna, the admin invited by her e-mail address
-    email = f"{_unique('anna')}@uni-leiden.example"
-    _, key = organisation_with_owner(stack, "Universiteit Leiden", "Anna de Vries", email)
+    anna_email = f"{_unique('anna')}@uni-leiden.example"
+    _, key = organisation_with_owner(stack, "Universiteit Leiden", "Anna de Vries", anna_email)
     # And the provider knows her as a subject of its own, with that verified address
-    subject = _unique("surf-anna")
-    provider.person(subject, email, "A. de Vries")
+    anna = _unique("surf-anna")
+    provider.person(anna, anna_email, "A. de Vries")
 
     # When she opens the sign-in page
     context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en")  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(f"{stack.base_url}/signin")
     # Then it offers single sign-on, and no personal-token field
-    button = page.get_by_role("link", name="Sign in with SURFconext")
-    assert button.is_visible()
+    assert page.get_by_role("link", name="Sign in with SURFconext").is_visible()
     assert page.locator("input[name=api_key]").count() == 0
-
     shot(page, "oidc-signin-page")
+    context.close()
 
     # When she signs in with it, at the provider's own page
-    button.click()
-    page.wait_for_url(re.compile(re.escape(provider.issuer) + "/oauth2/authorize"))
-    page.get_by_placeholder("sub").fill(subject)
-    page.get_by_role("button", name="Authorize").click()
-
+    owner = sign_in_in_chromium(browser, stack, provider, anna)
     # Then she lands on her organisation's negotiations, signed in as herself
-    page.wait_for_url(re.compile(r"/dashboard$"))
-    page.get_by_role("heading", name="Negotiations").wait_for()
-    assert "Anna de Vries (owner) · Universiteit Leiden" in page.locator(".who").inner_text()
-    shot(page, "oidc-signin")
+    assert "Anna de Vries (owner) · Universiteit Leiden" in owner.locator(".who").inner_text()  # type: ignore[attr-defined]
     # And her invitation is bound to the provider's identity
-    assert _people(stack, key)[email]["signed_in_with_sso"] is True
-    context.close()
+    assert _people(stack, key)[anna_email]["signed_in_with_sso"] is True
+
+    # When she invites Bram by his e-mail address on the people page
+    bram_email = f"{_unique('bram')}@uni-leiden.example"
+    owner.goto(f"{stack.base_url}/dashboard/people")  # type: ignore[attr-defined]
+    invite = owner.locator("form.invite")  # type: ignore[attr-defined]
+    invite.get_by_label("Name").fill("Bram Jansen")
+    invite.get_by_label("E-mail").fill(bram_email)
+    invite.get_by_label("Role").select_option("contributor")
+    invite.get_by_role("button", name="Invite").click()
+    owner.get_by_text(f"They sign in with SURFconext using {bram_email}.").wait_for()  # type: ignore[attr-defined]
+
+    # And Bram signs in through the provider, as whom the provider knows him
+    bram = _unique("surf-bram")
+    provider.person(bram, bram_email, "B. Jansen")
+    page = sign_in_in_chromium(browser, stack, provider, bram)
+    # Then he is on his organisation's negotiations, named, as a contributor
+    assert "Bram Jansen (contributor) · Universiteit Leiden" in page.locator(".who").inner_text()  # type: ignore[attr-defined]
+    shot(page, "oidc-signin")
+    assert _people(stack, key)[bram_email]["signed_in_with_sso"] is True
 
 
 def test_the_second_sign_in_finds_the_person_by_subject_not_by_email(
