@@ -188,6 +188,14 @@ class Settings(BaseSettings):
         pattern=r"^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$",
         description="The scopes asked for, separated by spaces; openid among them.",
     )
+    oidc_trust_email: bool = Field(
+        default=False,
+        description=(
+            "Bind an invitation to an identity whose e-mail address the provider sends without an email_verified "
+            "claim (a federation whose institutions vouch for their addresses, such as SURFconext, which does not "
+            "send the claim). An email_verified of false is never trusted."
+        ),
+    )
 
     @field_validator("oidc_issuer")
     @classmethod

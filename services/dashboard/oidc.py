@@ -149,6 +149,22 @@ class Identity:
     name: str | None
 
 
+def identity_of(issuer: str, claims: dict[str, Any], trust_email: bool) -> Identity:
+    """The identity of verified claims. The e-mail address counts as verified when the provider
+    says so (``email_verified: true``), or, with ``trust_email``, when it says nothing about it;
+    never when it says ``false``."""
+    email = claims.get("email")
+    name = claims.get("name")
+    verified = claims.get("email_verified")
+    return Identity(
+        issuer=issuer,
+        subject=claims["sub"],
+        email=email if isinstance(email, str) and email else None,
+        email_verified=verified is True or (trust_email and verified is None),
+        name=name if isinstance(name, str) and name else None,
+    )
+
+
 class InvalidIdToken(Exception):
     """An ID token that failed a check (the message says which)."""
 
@@ -201,6 +217,8 @@ class Provider:
     client_secret: SecretStr | None
     scopes: str
     transport: httpx.AsyncBaseTransport | None = None
+    trust_email: bool = False
+    """``KOOPKRACHT_OIDC_TRUST_EMAIL``: an e-mail address without ``email_verified`` counts as verified."""
     _metadata: dict[str, Any] | None = field(default=None, repr=False)
     _keys: KeySet | None = field(default=None, repr=False)
     _read_at: float = field(default=0.0, repr=False)
@@ -331,15 +349,7 @@ class Provider:
             )
             if info.get("sub") == claims["sub"]:  # OpenID Connect Core 1.0, section 5.3.2
                 claims = {**info, **claims}
-        email = claims.get("email")
-        name = claims.get("name")
-        return Identity(
-            issuer=self.issuer,
-            subject=claims["sub"],
-            email=email if isinstance(email, str) and email else None,
-            email_verified=claims.get("email_verified") is True,
-            name=name if isinstance(name, str) and name else None,
-        )
+        return identity_of(self.issuer, claims, self.trust_email)
 
 
 # -- the routes -----------------------------------------------------------------------------------
@@ -354,7 +364,11 @@ def provider_of(request: Request) -> Provider | None:
         assert settings.oidc_issuer is not None
         assert settings.oidc_client_id is not None
         provider = Provider(
-            settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret, settings.oidc_scopes
+            settings.oidc_issuer,
+            settings.oidc_client_id,
+            settings.oidc_client_secret,
+            settings.oidc_scopes,
+            trust_email=settings.oidc_trust_email,
         )
         request.app.state.oidc_provider = provider
     return provider

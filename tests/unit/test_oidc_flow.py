@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-from services.dashboard.oidc import FLOW_TTL_S, Flow
+import pytest
+
+from services.dashboard.oidc import FLOW_TTL_S, Flow, identity_of
 
 
 def test_the_flow_cookie_gives_back_the_same_state_nonce_and_verifier() -> None:
@@ -41,3 +43,23 @@ def test_moving_the_start_time_in_the_cookie_changes_the_state() -> None:
     # Then it is a flow, but not the one the provider was sent: its state does not match
     assert rewritten is not None
     assert not rewritten.matches(flow.state)
+
+
+@pytest.mark.parametrize(
+    ("claim", "trust_email", "verified"),
+    [
+        ({"email_verified": True}, False, True),
+        ({"email_verified": False}, False, False),
+        ({}, False, False),
+        # a federation that vouches for its institutions' addresses but sends no claim (SURFconext)
+        ({}, True, True),
+        # a provider that says the address is not verified is believed, whatever the setting
+        ({"email_verified": False}, True, False),
+        ({"email_verified": "true"}, True, False),
+    ],
+)
+def test_an_email_address_counts_as_verified_only_as_the_provider_and_the_setting_say(
+    claim: dict[str, object], trust_email: bool, verified: bool
+) -> None:
+    claims = {"sub": "s-1", "email": "ada@uni.example", **claim}
+    assert identity_of("https://idp.example", claims, trust_email).email_verified is verified
