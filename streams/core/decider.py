@@ -225,6 +225,8 @@ def decide(state: NegotiationState | None, command: Command, context: Context) -
     if state is not None and command.command_id in state.commands:
         if state.role_of(command.actor.organisation_id) is None:
             raise _not_found(f"there is no negotiation {state.negotiation_id}")
+        # A contributor learns nothing by sending a command id that was decided before: it acts for nobody.
+        _acts_for_organisation(command.actor, command.type)
         return Decision(command.command_id, command.negotiation_id, (), duplicate_of=state.commands[command.command_id])
     if isinstance(command, OpenNegotiation):
         if state is not None:
