@@ -275,6 +275,9 @@ class Subscription(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=64)
     organisation_id: str = Field(max_length=64, index=True)
+    person_id: str | None = Field(default=None, max_length=64, index=True)
+    """The owner who made it or last enabled it (None: the integration key): their removal
+    disables it."""
     url: str = Field(max_length=2048)
     negotiation_id: str | None = Field(default=None, max_length=64)
     event_types: list[str] | None = Field(default=None, sa_column=Column(JSON))
