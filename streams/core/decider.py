@@ -171,7 +171,8 @@ class Envelope(TypedDict):
 @dataclass(frozen=True, slots=True)
 class Stamp:
     """Gives the ``index``-th event of a command's decision its envelope: a deterministic id,
-    the next sequence after ``last_sequence``, the decision's time, the actor and the command."""
+    the next sequence after ``last_sequence``, the decision's time, the actor, the command, and
+    the person who sent it (``acting_person``, SPEC section 10)."""
 
     command: Command
     context: Context
