@@ -506,11 +506,14 @@ def demo(
         stack.check()  # a process that kept crashing during the story stops the demo, as it would `up`
         _Console().print(_demo_table(result.state))
         console.print(f"The story took {time.monotonic() - started:.0f} s. The release: {result.release_path}")
-        console.print(f"Dashboard: [bold]{url}/signin[/bold] (API docs at {url}/docs). Sign in with a key:")
+        console.print(
+            f"Dashboard: [bold]{url}/signin[/bold] (API docs at {url}/docs). Sign in with an owner's personal token:"
+        )
         for short in ("surf", "uva", "vendor"):
             organisation = result.organisations[short]
-            console.print(f"  {organisation.role:12} {organisation.name}: API key {organisation.api_key}")
-        console.print(f"  (all keys: {settings.data_dir.resolve() / 'demo' / 'organisations.json'})")
+            console.print(f"  {organisation.role:12} {organisation.name}: personal token {organisation.owner_token}")
+        kept = settings.data_dir.resolve() / "demo" / "organisations.json"
+        console.print(f"  (all tokens, and the organisations' integration keys: {kept})")
         if serve:
             console.print("Serving until Ctrl-C.")
             stack.wait(stop)

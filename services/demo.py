@@ -115,6 +115,9 @@ class Organisation:
     name: str
     role: str
     api_key: str
+    """The organisation's integration key: the story's calls are a system's."""
+    owner_token: str | None = None
+    """The personal token of its first owner: how a person signs in to the dashboard."""
 
 
 @dataclass
@@ -160,14 +163,20 @@ class Demo:
         kept = self.folder / "organisations.json"
         if kept.exists():
             known = {k: Organisation(**v) for k, v in json.loads(kept.read_text()).items()}
-            if all(self.client(o.api_key).get("/v1/organisations/me").status_code == 200 for o in known.values()):
+            # Kept from before people signed in (no owner's token): made again, with owners.
+            credentials = [c for o in known.values() for c in (o.api_key, o.owner_token)]
+            if all(
+                c is not None and self.client(c).get("/v1/organisations/me").status_code == 200 for c in credentials
+            ):
                 self.step(f"reusing the {len(known)} organisations of an earlier run")
                 return known
         made: dict[str, Organisation] = {}
         wanted = [("surf", *COORDINATOR), ("vendor", *VENDOR)] + [(s, n, "member") for s, n, _ in MEMBERS]
         for short, name, role in wanted:
-            body = self.call(self.admin_token, "POST", "/v1/organisations", {"name": name, "role": role}, 201)
-            made[short] = Organisation(body["id"], name, role, body["api_key"])
+            body = {"name": name, "role": role, "owner": {"name": f"Owner of {name}"}}
+            created = self.call(self.admin_token, "POST", "/v1/organisations", body, 201)
+            owner = created.get("owner") or {}
+            made[short] = Organisation(created["id"], name, role, created["api_key"], owner.get("personal_token"))
             self.step(f"organisation {name} ({role})")
         kept.touch(mode=0o600)
         kept.write_text(json.dumps({k: vars(v) for k, v in made.items()}, indent=2))

@@ -1,5 +1,9 @@
 """``/v1/subscriptions``: a party's webhooks, their delivery log, and enabling them again.
 
+Subscriptions are the organisation's integrations: its integration key or an owner creates,
+enables and deletes them (403 for approvers and contributors, who may read them). A subscription
+an owner made is disabled when that owner is removed.
+
 Creating a subscription checks its URL (``services.subscriptions.destinations``): https, and a
 host that resolves to public addresses only, unless the operator allows more; a refused one is a
 422 naming ``url``. Creating a subscription answers its signing secret once. Like organisation keys, that answer is
@@ -66,8 +70,9 @@ def create_subscription(body: SubscriptionCreate, caller: PartyDep, application:
     Deliveries are signed per Standard Webhooks with the ``secret`` answered here, once. The URL
     must be https and its host must resolve to public addresses only, unless the hub's operator
     allows more (``KOOPKRACHT_WEBHOOK_ALLOW``, ``KOOPKRACHT_WEBHOOK_ALLOW_HTTP``); otherwise 422.
+    The organisation's integration key or an owner subscribes (403 for other people).
     """
-    application.people.require_acting(caller, "subscribe webhooks")
+    application.people.require_integrations(caller, "manage webhook subscriptions")
     if body.negotiation_id is not None:
         application.viewer(caller, body.negotiation_id)  # 404 unless a party
     _within_quota(application, caller)
@@ -86,12 +91,12 @@ def create_subscription(body: SubscriptionCreate, caller: PartyDep, application:
     row = Subscription(
         id=f"sub_{uuid.uuid4().hex}",
         organisation_id=caller.organisation_id,
+        person_id=caller.person.id if caller.person is not None else None,
         url=str(body.url),
         negotiation_id=body.negotiation_id,
         event_types=list(body.event_types) if body.event_types else None,
         secret=secret,
         created_at=datetime.now(UTC),
-        created_by=caller.person.id if caller.person is not None else None,
     )
     with Session(application.hub.engine, expire_on_commit=False) as session:
         session.add(row)
@@ -153,8 +158,9 @@ def get_subscription(
     "/{subscription_id}", status_code=204, response_class=Response, responses=problems(401, 403, 404, 422)
 )
 def delete_subscription(subscription_id: SubscriptionId, caller: PartyDep, application: ApplicationDep) -> Response:
-    """Stop deliveries and forget the subscription, its pending deliveries and its log."""
-    application.people.require_acting(caller, "delete webhook subscriptions")
+    """Stop deliveries and forget the subscription, its pending deliveries and its log (the
+    integration key or an owner)."""
+    application.people.require_integrations(caller, "manage webhook subscriptions")
     with Session(application.hub.engine) as session, session.begin():
         row = _own(session, caller, subscription_id)
         session.execute(delete(DeliveryAttempt).where(col(DeliveryAttempt.subscription_id) == row.id))
@@ -172,13 +178,14 @@ def enable_subscription(
     """Enable a disabled subscription: its pending deliveries are tried again at once.
 
     Events that happened while it was disabled were not queued for it; read them from the
-    change feed.
+    change feed. The integration key or an owner enables it, and becomes whom it belongs to.
     """
-    application.people.require_acting(caller, "enable webhook subscriptions")
+    application.people.require_integrations(caller, "manage webhook subscriptions")
     now = datetime.now(UTC)
     with Session(application.hub.engine, expire_on_commit=False) as session, session.begin():
         row = _own(session, caller, subscription_id)
         row.status, row.disabled_reason, row.disabled_at, row.failing_since = "active", None, None, None
+        row.person_id = caller.person.id if caller.person is not None else None
         pending = session.exec(
             select(Delivery).where(Delivery.subscription_id == row.id, Delivery.status == "pending")
         ).all()

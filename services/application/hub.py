@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 import uuid
@@ -67,6 +68,16 @@ def command_id_for(organisation_id: str, idempotency_key: str | None) -> str:
     if idempotency_key is None:
         return str(uuid.uuid4())
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{organisation_id}\n{idempotency_key}"))
+
+
+def idempotency_scope(caller: Caller, idempotency_key: str) -> str:
+    """The key an ``Idempotency-Key`` is kept under: the integration key's as sent, a person's under
+    the person's id (hashed, to fit the column), so that another person of the organisation who
+    sends the same key neither gets this person's answer (a contributor replaying an approver's
+    request would read a success that was not its own) nor spoils this person's retry."""
+    if caller.person is None:
+        return idempotency_key
+    return f"{caller.person.id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
 
 
 def negotiation_id_for(command_id: str) -> str:
@@ -117,10 +128,11 @@ class Hub:
         )
         if once is None:
             return Answer(*await self._send(action.build(str(uuid.uuid4())), job))
-        command = action.build(command_id_for(caller.organisation_id, once.key))
+        key = idempotency_scope(caller, once.key)
+        command = action.build(command_id_for(caller.organisation_id, key))
         claim = IdempotencyRecord(
             organisation_id=caller.organisation_id,
-            key=once.key,
+            key=key,
             fingerprint=once.fingerprint,
             command_id=command.command_id,
             negotiation_id=command.negotiation_id,

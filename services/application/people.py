@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, func, select
 
 from services.application.documents import (
@@ -32,7 +32,7 @@ from services.application.documents import (
 )
 from services.application.errors import Refusal, not_found
 from services.application.security import Caller, PersonRef, forget_key, new_key
-from services.readmodel.tables import DashboardSession, Person, PersonalToken, Subscription, utc
+from services.readmodel.tables import DashboardSession, Organisation, Person, PersonalToken, Subscription, utc
 
 MAX_PEOPLE_PER_ORGANISATION = 1000
 MAX_TOKENS_PER_PERSON = 20
@@ -87,15 +87,17 @@ class People:
         if caller.person.role != "owner":
             raise Refusal(403, f"a {caller.person.role} may not {what}; this needs an owner of {caller.name}")
 
-    @staticmethod
-    def require_acting(caller: Caller, what: str) -> None:
-        """An owner, an approver or the integration key: a contributor may not (403). For what sends
-        the organisation's events elsewhere (webhooks), which is acting for it."""
-        if caller.person is not None and caller.person.role == "contributor":
-            raise Refusal(403, f"a contributor may not {what}; an approver or owner of {caller.name} may")
+    @classmethod
+    def require_integrations(cls, caller: Caller, what: str) -> None:
+        """The organisation's integrations (its integration key, its webhook subscriptions) are
+        managed by the integration key itself or an owner (403 for other people and the admin)."""
+        if caller.person is not None or caller.role == "admin":
+            cls.require_owner(caller, what)
 
     @staticmethod
     def require_person(caller: Caller) -> PersonRef:
+        if caller.role == "admin":
+            raise Refusal(403, "the admin is not a person of an organisation: call this with a personal token")
         if caller.person is None:
             raise Refusal(403, "this is a person's own: call it with a personal token, not an integration key")
         return caller.person
@@ -103,7 +105,16 @@ class People:
     # -- people -----------------------------------------------------------------------------------
     def add(self, session: Session, organisation_id: str, body: PersonCreate, role: PersonRoleName) -> PersonCreated:
         """A new person of the organisation (in the caller's transaction); with no single sign-on,
-        with a first personal token, shown once."""
+        with a first personal token, shown once. With single sign-on, the e-mail address is how the
+        person will be found at their first sign-in, so it is required (422)."""
+        if self.sso and not body.email:
+            raise Refusal(
+                422,
+                "email: the hub signs people in with single sign-on, which finds an invited person by "
+                "their e-mail address: give one",
+                field="email",
+            )
+        self._lock_organisation(session, organisation_id)
         count = session.exec(
             select(func.count()).select_from(Person).where(Person.organisation_id == organisation_id)
         ).one()
@@ -147,8 +158,6 @@ class People:
     def add_owner(self, organisation_id: str, body: PersonCreate) -> PersonCreated:
         """An owner for the organisation, by the admin: the first of a new organisation, or of one
         that existed before people did."""
-        from services.readmodel.tables import Organisation
-
         with Session(self.engine, expire_on_commit=False) as session:
             if session.get(Organisation, organisation_id) is None:
                 raise not_found(f"there is no organisation {organisation_id}")
@@ -171,7 +180,8 @@ class People:
     def change_role(self, caller: Caller, person_id: str, role: PersonRoleName) -> PersonPublic:
         self.require_owner(caller, "change people's roles")
         with Session(self.engine, expire_on_commit=False) as session:
-            person = self._own(session, caller, person_id, lock=True)
+            self._lock_organisation(session, caller.organisation_id)
+            person = self._own(session, caller, person_id)
             if person.status != "active":
                 raise Refusal(409, "the person was removed; invite them again")
             if person.role == "owner" and role != "owner":
@@ -185,10 +195,12 @@ class People:
         return _public(person)
 
     def remove(self, caller: Caller, person_id: str) -> PersonPublic:
-        """The person may act no more: their tokens are revoked and their sessions end."""
+        """The person may act no more: their tokens are revoked, their sessions end, and the webhook
+        subscriptions they made are disabled (an owner may enable them again)."""
         self.require_owner(caller, "remove people")
         with Session(self.engine, expire_on_commit=False) as session:
-            person = self._own(session, caller, person_id, lock=True)
+            self._lock_organisation(session, caller.organisation_id)
+            person = self._own(session, caller, person_id)
             if person.status == "removed":
                 return _public(person)
             if person.role == "owner":
@@ -196,6 +208,7 @@ class People:
             person.status, person.removed_at = "removed", datetime.now(UTC)
             session.add(person)
             keys = self._end_sessions_and_cached_tokens(session, person.id, revoke=True)
+            self._disable_subscriptions(session, person)
             session.commit()
         for key_id in keys:
             forget_key(self.engine, f"kkp:{key_id}")
@@ -256,8 +269,6 @@ class People:
     def person_for_sign_in(self, issuer: str, subject: str, email: str | None, email_verified: bool) -> Caller:
         """The person an identity signs in as: the one bound to ``(issuer, subject)``, else the
         oldest open invitation for the verified ``email``, which this binds. 403 otherwise."""
-        from services.readmodel.tables import Organisation
-
         with Session(self.engine, expire_on_commit=False) as session:
             person = session.exec(select(Person).where(Person.issuer == issuer, Person.subject == subject)).first()
             if person is None and email and email_verified:
@@ -288,8 +299,6 @@ class People:
     def person_caller(self, person_id: str) -> Caller | None:
         """The caller a dashboard session's person is now (their current role), or None when the
         person was removed."""
-        from services.readmodel.tables import Organisation
-
         with Session(self.engine) as session:
             person = session.get(Person, person_id)
             if person is None or person.status != "active":
@@ -314,8 +323,32 @@ class People:
         return TokenCreated(**_token_public(token).model_dump(), token=key.api_key)
 
     @staticmethod
-    def _own(session: Session, caller: Caller, person_id: str, lock: bool = False) -> Person:
-        person = session.get(Person, person_id, with_for_update=lock)
+    def _lock_organisation(session: Session, organisation_id: str) -> None:
+        """Hold the organisation's row for the rest of the transaction: its people change one
+        request at a time, so two owners who demote or remove each other at once cannot both count
+        two owners and leave none. An UPDATE rather than SELECT … FOR UPDATE: SQLite has no row
+        locks, and a write is what makes it take its write lock before the count."""
+        session.execute(
+            update(Organisation).where(col(Organisation.id) == organisation_id).values(name=Organisation.name)
+        )
+
+    @staticmethod
+    def _disable_subscriptions(session: Session, person: Person) -> None:
+        """A removed person's webhooks would go on sending the organisation's events (with the names
+        of who acted) wherever they pointed them: they stop, until an owner enables them again."""
+        now = datetime.now(UTC)
+        for subscription in session.exec(
+            select(Subscription).where(Subscription.person_id == person.id, Subscription.status == "active")
+        ):
+            subscription.status, subscription.disabled_at = "disabled", now
+            subscription.disabled_reason = (
+                f"{person.name}, who made it, was removed from the organisation; an owner may enable it again"
+            )
+            session.add(subscription)
+
+    @staticmethod
+    def _own(session: Session, caller: Caller, person_id: str) -> Person:
+        person = session.get(Person, person_id)
         if person is None or person.organisation_id != caller.organisation_id:
             raise not_found(f"there is no person {person_id} in {caller.name}")
         return person
@@ -333,9 +366,7 @@ class People:
     @staticmethod
     def _end_sessions_and_cached_tokens(session: Session, person_id: str, revoke: bool) -> Sequence[str]:
         """End the person's dashboard sessions (they sign in again, with their new role if it
-        changed); with ``revoke``, revoke their tokens and disable the webhook subscriptions they
-        made (else a removed person's webhook would go on receiving the organisation's events).
-        The key ids to forget from the cache."""
+        changed); with ``revoke``, revoke their tokens. The key ids to forget from the cache."""
         for row in session.exec(select(DashboardSession).where(DashboardSession.person_id == person_id)):
             session.delete(row)
         tokens = session.exec(select(PersonalToken).where(PersonalToken.person_id == person_id)).all()
@@ -345,12 +376,4 @@ class People:
                 if token.revoked_at is None:
                     token.revoked_at = now
                     session.add(token)
-            for subscription in session.exec(
-                select(Subscription).where(Subscription.created_by == person_id, Subscription.status == "active")
-            ):
-                subscription.status, subscription.disabled_at = "disabled", now
-                subscription.disabled_reason = (
-                    "the person who made it was removed; an approver or owner may enable it again"
-                )
-                session.add(subscription)
         return [t.key_id for t in tokens]

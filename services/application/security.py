@@ -157,6 +157,8 @@ _KNOWN_KEYS: weakref.WeakKeyDictionary[Engine, OrderedDict[str, tuple[str, Calle
     weakref.WeakKeyDictionary()
 )
 _KNOWN_KEYS_KEPT = 4096
+_FORGETS: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+"""How many times each engine's keys were forgotten: a read that began before a forget is not kept."""
 _known_keys_guard = threading.Lock()
 
 
@@ -167,6 +169,12 @@ def _known_key(engine: Engine, key_id: str, read: bool, ttl_s: float) -> tuple[s
     A key can be revoked or replaced (rotated), a person removed, in another API process, so what
     was read is trusted only for ``ttl_s`` seconds (``KOOPKRACHT_KEY_CACHE_TTL_S``): then the row
     is read again. Only the hash is kept, as in the database. Unknown key ids are not remembered.
+    The cache holds at most ``_KNOWN_KEYS_KEPT`` keys and tokens per engine, the least recently
+    used leaving first (to be read again at their next use).
+
+    A row read while this process revoked the key (or removed the person) may be the row as it was
+    before: it answers the request that read it, which began before the revocation, but is not
+    remembered, so that "at once in this API process" holds for every later request.
     """
     now = time.monotonic()
     with _known_keys_guard:
@@ -175,18 +183,21 @@ def _known_key(engine: Engine, key_id: str, read: bool, ttl_s: float) -> tuple[s
         if known is not None and now - known[2] < ttl_s:
             keys.move_to_end(key_id)
             return known[0], known[1]
+        forgets = _FORGETS.get(engine, 0)
     if not read:
         return None
     found = _read_key(engine, key_id)
     if found is None:
-        forget_key(engine, key_id)
+        with _known_keys_guard:
+            keys.pop(key_id, None)
         return None
     stored_hash, caller = found
     with _known_keys_guard:
-        keys[key_id] = (stored_hash, caller, now)
-        keys.move_to_end(key_id)
-        while len(keys) > _KNOWN_KEYS_KEPT:
-            keys.popitem(last=False)
+        if _FORGETS.get(engine, 0) == forgets:
+            keys[key_id] = (stored_hash, caller, now)
+            keys.move_to_end(key_id)
+            while len(keys) > _KNOWN_KEYS_KEPT:
+                keys.popitem(last=False)
     return stored_hash, caller
 
 
@@ -218,8 +229,10 @@ def _read_key(engine: Engine, key_id: str) -> tuple[str, Caller] | None:
 
 
 def forget_key(engine: Engine, key_id: str) -> None:
-    """This process no longer trusts what it read of ``key_id`` (it was revoked or replaced here)."""
+    """This process no longer trusts what it read of ``key_id`` (it was revoked or replaced here),
+    nor what a read under way when it was forgotten brings back (``_known_key``)."""
     with _known_keys_guard:
+        _FORGETS[engine] = _FORGETS.get(engine, 0) + 1
         keys = _KNOWN_KEYS.get(engine)
         if keys is not None:
             keys.pop(key_id, None)

@@ -314,8 +314,7 @@ class Application:
         key itself or an owner rotates it (the admin has none to rotate)."""
         if caller.role == "admin":
             raise Refusal(403, "the admin token is a setting (KOOPKRACHT_ADMIN_TOKEN), not a key to rotate")
-        if caller.person is not None:
-            self.people.require_owner(caller, "rotate the integration key")
+        self.people.require_integrations(caller, "rotate the integration key")
         return self.issue_key(caller.organisation_id)
 
     def issue_key(self, organisation_id: str) -> OrganisationCreated:

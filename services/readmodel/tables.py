@@ -275,6 +275,9 @@ class Subscription(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=64)
     organisation_id: str = Field(max_length=64, index=True)
+    person_id: str | None = Field(default=None, max_length=64, index=True)
+    """The owner who made it or last enabled it (None: the integration key): their removal
+    disables it."""
     url: str = Field(max_length=2048)
     negotiation_id: str | None = Field(default=None, max_length=64)
     event_types: list[str] | None = Field(default=None, sa_column=Column(JSON))
@@ -285,9 +288,6 @@ class Subscription(SQLModel, table=True):
     failing_since: datetime | None = Field(default=None, sa_column=_time(nullable=True))
     created_at: datetime = Field(sa_column=_time(nullable=False))
     disabled_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
-    created_by: str | None = Field(default=None, max_length=64, index=True)
-    """The person who made it (None: the organisation's integration key): removing that person
-    disables it, as revoking the integration key disables the organisation's."""
 
 
 class Delivery(SQLModel, table=True):

@@ -171,7 +171,8 @@ class Envelope(TypedDict):
 @dataclass(frozen=True, slots=True)
 class Stamp:
     """Gives the ``index``-th event of a command's decision its envelope: a deterministic id,
-    the next sequence after ``last_sequence``, the decision's time, the actor and the command."""
+    the next sequence after ``last_sequence``, the decision's time, the actor, the command, and
+    the person who sent it (``acting_person``, SPEC section 10)."""
 
     command: Command
     context: Context
@@ -225,6 +226,8 @@ def decide(state: NegotiationState | None, command: Command, context: Context) -
     if state is not None and command.command_id in state.commands:
         if state.role_of(command.actor.organisation_id) is None:
             raise _not_found(f"there is no negotiation {state.negotiation_id}")
+        # A contributor learns nothing by sending a command id that was decided before: it acts for nobody.
+        _acts_for_organisation(command.actor, command.type)
         return Decision(command.command_id, command.negotiation_id, (), duplicate_of=state.commands[command.command_id])
     if isinstance(command, OpenNegotiation):
         if state is not None:

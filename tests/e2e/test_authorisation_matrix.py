@@ -1,9 +1,12 @@
 """Every endpoint, for every kind of caller: the status, and no forbidden field in any body.
 
 Callers: the admin, the coordinator, a member of the negotiation, a member not in it, the vendor,
-another vendor, no key, a wrong key. A refused call must change nothing, so the negotiation's
-sequence is checked after all of them. Each allowed command runs against a fresh negotiation in
-the phase it needs, and must succeed with the status of SPEC section 8.
+another vendor (each with its integration key), people of the member (its owner, an approver, a
+contributor), of the coordinator (an approver) and of the member not in it (its owner), no key, a
+wrong key. A refused call must change nothing, so the negotiation's sequence is checked after all
+of them. Each allowed command runs against a fresh negotiation in the phase it needs, and must
+succeed with the status of SPEC section 8. Who acted is the acting organisation's own business
+(SPEC section 10): no caller's answer names a person of another organisation, nor their id.
 """
 
 from __future__ import annotations
@@ -34,7 +37,35 @@ VENDOR_NEVER_SEES = (
     "accepting_share",
     "rejecting_share",
 )
-CALLERS = ["admin", "coordinator", "member", "outsider_member", "vendor", "other_vendor", "no_key", "wrong_key"]
+PEOPLE = {
+    # caller: (organisation, role in it, name); a first owner is the one the admin made with the organisation
+    "member_owner": ("member", "owner", "Owner of Org member"),
+    "member_approver": ("member", "approver", "Max Approver"),
+    "member_contributor": ("member", "contributor", "Moe Contributor"),
+    "coordinator_approver": ("coordinator", "approver", "Cora Approver"),
+    "outsider_owner": ("outsider_member", "owner", "Owner of Org outsider_member"),
+}
+CALLERS = [
+    "admin",
+    "coordinator",
+    "member",
+    "outsider_member",
+    "vendor",
+    "other_vendor",
+    *PEOPLE,
+    "no_key",
+    "wrong_key",
+]
+
+
+def org_of(caller: str) -> str:
+    """The organisation a caller calls for (the admin and the keyless for none: themselves)."""
+    return PEOPLE[caller][0] if caller in PEOPLE else caller
+
+
+def person_role(caller: str) -> str | None:
+    """The caller's role inside its organisation; None for an integration key (and the rest)."""
+    return PEOPLE[caller][1] if caller in PEOPLE else None
 
 
 @dataclass
@@ -42,6 +73,8 @@ class World:
     stack: RunningStack
     ids: dict[str, str]
     keys: dict[str, str]
+    people: list[tuple[str, str, str]]
+    """Every person of the world's organisations: (organisation, name, id)."""
 
     def client(self, caller: str) -> httpx.Client:
         if caller == "no_key":
@@ -53,8 +86,11 @@ class World:
     def prepared(self, phase: str = "negotiating") -> str:
         """A fresh negotiation: members A (7) and B (3) with positions, version 1 published, round 1
         answered, clarification 1 asked; with ``phase="endorsing"`` also proposed."""
+        # The member's position is stated by its approver and the demand published by the
+        # coordinator's: the log names people, whom nobody outside their organisation may see.
         coordinator, vendor = self.client("coordinator"), self.client("vendor")
-        member_a, member_b = self.client("member"), self.client("member_b")
+        member_a, member_b = self.client("member_approver"), self.client("member_b")
+        publisher = self.client("coordinator_approver")
         opened = coordinator.post(
             "/v1/negotiations", json={"title": TITLE, "vendor_id": self.ids["vendor"], "items": ITEMS}
         )
@@ -66,7 +102,7 @@ class World:
             (member_a, "PUT", "/positions/no-ai-training", {"priority": "must", "rationale": SECRET_A}, 200),
             (member_b, "PUT", "/positions/no-ai-training", {"priority": "should", "rationale": SECRET_B}, 200),
             (member_b, "PUT", "/positions/data-location", {"priority": "must", "accepted": ["NL", "EU"]}, 200),
-            (coordinator, "POST", "/demand/publish", None, 201),
+            (publisher, "POST", "/demand/publish", None, 201),
             (
                 vendor,
                 "POST",
@@ -87,6 +123,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(stack: RunningStack) -> World:
     ids, keys = {}, {}
+    people = []
     for name, role in [
         ("coordinator", "coordinator"),
         ("member", "member"),
@@ -97,8 +134,17 @@ def world(stack: RunningStack) -> World:
         ("other_vendor", "vendor"),
     ]:
         ids[name], keys[name] = stack.organisation(f"Org {name}", role)
+        owner = stack.person_token(keys[name])
+        me = stack.client(owner).get("/v1/people/me").json()
+        people.append((name, me["name"], me["id"]))
+        if name in ("member", "outsider_member"):
+            keys[f"{'member' if name == 'member' else 'outsider'}_owner"] = owner
+    for caller, (organisation, role, name) in PEOPLE.items():
+        if role != "owner":
+            person_id, keys[caller] = stack.person(keys[organisation], name, role)
+            people.append((organisation, name, person_id))
     keys["admin"] = stack.admin_token
-    return World(stack, ids, keys)
+    return World(stack, ids, keys, people)
 
 
 # (method, path after /v1/negotiations/{id}, body, the role allowed to act, its status, phase it needs)
@@ -140,21 +186,35 @@ NEGOTIATION_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, tuple[str, ..
 ]
 
 
-def expected_status(caller: str, allowed: tuple[str, ...], allowed_status: int) -> int:
+def expected_status(caller: str, allowed: tuple[str, ...], allowed_status: int, method: str = "GET") -> int:
     if caller in ("no_key", "wrong_key"):
         return 401
     if caller == "admin":
         return 403
-    if caller in ("outsider_member", "other_vendor"):
+    if org_of(caller) in ("outsider_member", "other_vendor"):
         return 404  # not a party: nothing in it exists for them
-    role = "member" if caller == "member" else caller
-    return allowed_status if role in allowed else 403
+    if org_of(caller) not in allowed:
+        return 403
+    if person_role(caller) == "contributor" and method != "GET":
+        return 403  # a contributor reads, and acts for nobody (SPEC section 10)
+    return allowed_status
+
+
+def people_leaks(caller: str, body: Any, world: World) -> list[str]:
+    """People of other organisations than the caller's, named or identified in a response body."""
+    text = json.dumps(body)
+    return [
+        f"{name} of {organisation}"
+        for organisation, name, person_id in world.people
+        if organisation != org_of(caller) and (name in text or person_id in text)
+    ]
 
 
 def forbidden_in(caller: str, body: Any, world: World) -> list[str]:
     """What this caller may not see, found in a response body."""
     text = json.dumps(body)
-    found = []
+    found = people_leaks(caller, body, world) if caller != "admin" else []
+    caller = org_of(caller)
     if caller in ("vendor", "other_vendor"):
         for member in ("member", "member_b", "spare_member"):
             if world.ids[member] in text or f"Org {member}" in text:
@@ -219,7 +279,7 @@ def test_every_negotiation_endpoint_for_every_caller(world: World) -> None:
     # When every caller calls every endpoint that the caller may not use to change anything
     for method, suffix, body, allowed, allowed_status, _ in NEGOTIATION_ENDPOINTS:
         for caller in CALLERS:
-            expected = expected_status(caller, allowed, allowed_status)
+            expected = expected_status(caller, allowed, allowed_status, method)
             if expected == allowed_status and method != "GET":
                 continue  # allowed commands run below, each on a negotiation of its own
             response = call(world.client(caller), method, f"/v1/negotiations/{nid}{suffix}", body, world)
@@ -238,13 +298,31 @@ def test_every_negotiation_endpoint_for_every_caller(world: World) -> None:
     assert coordinator.get(f"/v1/negotiations/{nid}").json()["sequence"] == before
 
 
+def acting_callers(allowed: tuple[str, ...]) -> list[str]:
+    """Who may send a command of the one role allowed: its integration key, and its people who act
+    for it (the member's owner and approver, the coordinator's approver)."""
+    (role,) = allowed
+    return [role] + [
+        caller for caller, (organisation, r, _) in PEOPLE.items() if organisation == role and r != "contributor"
+    ]
+
+
+ACTS = [
+    (caller, *endpoint)
+    for endpoint in NEGOTIATION_ENDPOINTS
+    if endpoint[0] != "GET"
+    for caller in acting_callers(endpoint[3])
+]
+
+
 @pytest.mark.parametrize(
-    ("method", "suffix", "body", "allowed", "status", "phase"),
-    [endpoint for endpoint in NEGOTIATION_ENDPOINTS if endpoint[0] != "GET"],
-    ids=[f"{e[0]} {e[1]}" for e in NEGOTIATION_ENDPOINTS if e[0] != "GET"],
+    ("caller", "method", "suffix", "body", "allowed", "status", "phase"),
+    ACTS,
+    ids=[f"{a[0]} {a[1]} {a[2]}" for a in ACTS],
 )
 def test_the_allowed_party_can_act(
     world: World,
+    caller: str,
     method: str,
     suffix: str,
     body: dict[str, Any] | None,
@@ -255,8 +333,7 @@ def test_the_allowed_party_can_act(
     # Given a fresh negotiation in the phase the command needs
     nid = world.prepared(phase)
     before = world.client("coordinator").get(f"/v1/negotiations/{nid}").json()["sequence"]
-    # When the one role that may act does so
-    (caller,) = allowed
+    # When the one role that may act does so, with its integration key or as a person who acts for it
     response = call(world.client(caller), method, f"/v1/negotiations/{nid}{suffix}", body, world)
     # Then it succeeds, the change is readable at once, and the body shows nothing forbidden
     assert response.status_code == status, response.text
@@ -285,16 +362,23 @@ def test_the_endpoints_outside_a_negotiation(world: World, caller: str) -> None:
     assert me.status_code == 200
     assert me.json()["role"] == ("admin" if caller == "admin" else _role(caller))
     assert "api_key" not in me.json()
-    assert create_negotiation.status_code == (201 if caller == "coordinator" else 403)
+    # The person behind a personal token is named; an integration key is nobody
+    if caller in PEOPLE:
+        assert (me.json()["person"]["name"], me.json()["person"]["role"]) == (PEOPLE[caller][2], PEOPLE[caller][1])
+    else:
+        assert me.json().get("person") is None
+    opens = org_of(caller) == "coordinator" and person_role(caller) != "contributor"
+    assert create_negotiation.status_code == (201 if opens else 403)
     assert listing.status_code == (403 if caller == "admin" else 200)
-    if caller in ("outsider_member", "other_vendor"):
+    if org_of(caller) in ("outsider_member", "other_vendor"):
         assert listing.json() == []
-    if listing.status_code == 200:
-        assert forbidden_in(caller, listing.json(), world) == []
+    for response in (me, listing):
+        if response.status_code == 200:
+            assert forbidden_in(caller, response.json(), world) == []
 
 
 def _role(caller: str) -> str:
-    return {"coordinator": "coordinator", "member": "member", "outsider_member": "member"}.get(caller, "vendor")
+    return {"coordinator": "coordinator", "member": "member", "outsider_member": "member"}.get(org_of(caller), "vendor")
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -308,16 +392,98 @@ def test_subscriptions_for_every_caller(world: World, caller: str) -> None:
     if expected is not None:
         assert [r.status_code for r in (anywhere, here, listed)] == [expected] * 3
         return
+    if person_role(caller) in ("approver", "contributor"):
+        # Webhooks are the organisation's integrations: its people read them, its owners and its
+        # integration key manage them
+        assert [r.status_code for r in (anywhere, here, listed)] == [403, 403, 200]
+        made = world.client(org_of(caller)).post("/v1/subscriptions", json={"url": "http://127.0.0.1:9/hook"})
+        assert made.status_code == 201
+        subscription_id = made.json()["id"]
+        for method, suffix, status in (("GET", "", 200), ("GET", "/deliveries", 200), ("POST", "/enable", 403)):
+            assert client.request(method, f"/v1/subscriptions/{subscription_id}{suffix}").status_code == status
+        assert client.delete(f"/v1/subscriptions/{subscription_id}").status_code == 403
+        assert world.client(org_of(caller)).delete(f"/v1/subscriptions/{subscription_id}").status_code == 204
+        return
     assert anywhere.status_code == 201
-    assert here.status_code == (404 if caller in ("outsider_member", "other_vendor") else 201)
+    assert here.status_code == (404 if org_of(caller) in ("outsider_member", "other_vendor") else 201)
     assert listed.status_code == 200
     assert all("secret" not in s for s in listed.json())
     # Nobody reads, enables or deletes another organisation's subscription
-    other = world.client("coordinator" if caller != "coordinator" else "vendor")
+    other = world.client("coordinator" if org_of(caller) != "coordinator" else "vendor")
     subscription_id = anywhere.json()["id"]
     for method, suffix in (("GET", ""), ("GET", "/deliveries"), ("POST", "/enable"), ("DELETE", "")):
         assert other.request(method, f"/v1/subscriptions/{subscription_id}{suffix}").status_code == 404
     assert client.delete(f"/v1/subscriptions/{subscription_id}").status_code == 204
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_the_people_endpoints_for_every_caller(world: World, caller: str) -> None:
+    # Given a person of the member to re-role and remove, and a spare token of its approver's
+    client, member_owner, approver = world.client(caller), world.client("member_owner"), world.client("member_approver")
+    target = member_owner.post("/v1/organisations/me/people", json={"name": "Tess Target", "role": "contributor"})
+    assert target.status_code == 201, target.text
+    target_id = target.json()["id"]
+    world.people.append(("member", "Tess Target", target_id))
+    spare = approver.post("/v1/people/me/tokens", json={"label": "spare"})
+    assert spare.status_code == 201, spare.text
+    organisation, role = org_of(caller), person_role(caller)
+    invited = f"Ivy Invited by {caller}"  # names are told apart by the leak check: one per organisation
+    owner_here = 200 if organisation == "member" else 404  # another organisation's people are not there
+    # (what, method, path, body, status)
+    calls: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
+        ("list people", "GET", "/v1/organisations/me/people", None, 403 if caller == "admin" else 200),
+        ("invite", "POST", "/v1/organisations/me/people", {"name": invited}, 201 if role == "owner" else 403),
+        (
+            "change a role",
+            "PUT",
+            f"/v1/organisations/me/people/{target_id}",
+            {"role": "approver"},
+            owner_here if role == "owner" else 403,
+        ),
+        ("remove", "DELETE", f"/v1/organisations/me/people/{target_id}", None, owner_here if role == "owner" else 403),
+        (
+            "add an owner",
+            "POST",
+            f"/v1/organisations/{world.ids['member']}/owners",
+            {"name": "Adam Admin-made"},
+            201 if caller == "admin" else 403,
+        ),
+        ("who am I", "GET", "/v1/people/me", None, 200 if role else 403),
+        ("list tokens", "GET", "/v1/people/me/tokens", None, 200 if role else 403),
+        ("make a token", "POST", "/v1/people/me/tokens", {"label": "matrix"}, 201 if role else 403),
+        (
+            "revoke another's token",
+            "DELETE",
+            f"/v1/people/me/tokens/{spare.json()['id']}",
+            None,
+            (200 if caller == "member_approver" else 404) if role else 403,
+        ),
+    ]
+    if caller == "admin" or role in ("approver", "contributor"):
+        # (the owners and integration keys that may rotate the key are not run here: the key is the world's)
+        calls.append(("rotate the key", "POST", "/v1/organisations/me/key/rotate", None, 403))
+    mismatches, leaks = [], []
+    # When the caller calls each
+    for what, method, path, body, status in calls:
+        response = client.request(method, path, json=body)
+        expected = 401 if caller in ("no_key", "wrong_key") else status
+        if response.status_code != expected:
+            mismatches.append(f"{what}: {response.status_code}, wanted {expected}: {response.text[:200]}")
+        if response.status_code >= 400:
+            problem_shape(response)
+        elif response.content:
+            created = response.json()
+            if isinstance(created, dict) and created.get("name") in (invited, "Adam Admin-made"):
+                world.people.append(("member" if caller == "admin" else organisation, created["name"], created["id"]))
+            if caller != "admin":
+                leaks += [f"{what}: {leak}" for leak in people_leaks(caller, created, world)]
+            if method == "GET" and role:
+                # a person's own documents never hold a token, only their ids
+                assert "kkp_" not in json.dumps(created), what
+    # Then each got its status, and saw no person of another organisation
+    assert mismatches == []
+    assert leaks == []
+    approver.delete(f"/v1/people/me/tokens/{spare.json()['id']}")
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])

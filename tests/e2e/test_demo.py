@@ -45,6 +45,10 @@ def test_the_demo_reaches_an_agreement_and_writes_a_valid_ocds_release(kafka_boo
     release = json.loads(release_path.read_text())
     assert list(Draft4Validator(schema, format_checker=FormatChecker()).iter_errors(release)) == []
     assert len([p for p in release["parties"] if p["roles"] == ["interestedParty"]]) == 12
-    # The organisations' keys are kept for the next run, readable by their owner only
+    # The organisations' keys and their owners' personal tokens are kept for the next run, readable
+    # by the user only; the dashboard is signed in to with a person's token, which the demo prints
     kept = tmp_path / "demo" / "organisations.json"
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    organisations = json.loads(kept.read_text())
+    assert all(o["owner_token"].startswith("kkp_") and o["api_key"].startswith("kk_") for o in organisations.values())
+    assert f"personal token {organisations['surf']['owner_token']}" in output.replace("\n", " ")

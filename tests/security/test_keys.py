@@ -150,10 +150,10 @@ def test_a_live_stream_on_a_revoked_key_ends(apis: TwoApis) -> None:
 
 
 def test_removing_a_person_ends_their_sessions_and_tokens_in_every_api_process(apis: TwoApis) -> None:
-    # Given an approver of a coordinator with two personal tokens, known to both API processes,
+    # Given a second owner of a coordinator with two personal tokens, known to both API processes,
     # and signed in to the dashboard
     _, key = apis.stack.organisation("Dashboard coop", "coordinator")
-    person_id, token = apis.stack.person(key, "Ada Approver", "approver")
+    person_id, token = apis.stack.person(key, "Ada Owner", "owner")
     script = apis.first(token).post("/v1/people/me/tokens", json={"label": "nightly export"})
     assert script.status_code == 201, script.text
     second_token = script.json()["token"]
@@ -162,13 +162,13 @@ def test_removing_a_person_ends_their_sessions_and_tokens_in_every_api_process(a
     browser = apis.stack.client()
     assert browser.post("/signin", data={"api_key": token}).status_code == 303
     assert browser.get("/dashboard").status_code == 200
-    # ...and with a webhook she subscribed to the organisation's events (a contributor could not)
+    # ...and with a webhook she subscribed to the organisation's events (an approver could not)
     hook = {"url": "http://127.0.0.1:9/her-own-server"}
     subscribed = apis.first(token).post("/v1/subscriptions", json=hook)
     assert subscribed.status_code == 201, subscribed.text
-    _, contributor = apis.stack.person(key, "Chris Contributor", "contributor")
-    refused = apis.first(contributor).post("/v1/subscriptions", json=hook)
-    assert refused.status_code == 403 and "contributor" in refused.json()["detail"]
+    _, approver = apis.stack.person(key, "Arjen Approver", "approver")
+    refused = apis.first(approver).post("/v1/subscriptions", json=hook)
+    assert refused.status_code == 403 and "owner" in refused.json()["detail"]
     # When an owner removes her through the first API process
     removed = apis.first(apis.stack.person_token(key)).delete(f"/v1/organisations/me/people/{person_id}")
     assert removed.status_code == 200, removed.text

@@ -1,5 +1,5 @@
 """People inside organisations (SPEC section 10): people with a role, their personal tokens,
-dashboard sessions that belong to a person, and who made each webhook subscription.
+dashboard sessions that belong to a person, and the person who made a webhook subscription.
 
 Existing organisations keep their API key as their integration key. Dashboard sessions begun with
 an organisation key end: the dashboard is for people, who sign in again with single sign-on or a
@@ -59,14 +59,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("person_id", sa.String(length=64), nullable=False))
         batch_op.create_index("ix_dashboard_sessions_person_id", ["person_id"], unique=False)
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("created_by", sa.String(length=64), nullable=True))
-        batch_op.create_index("ix_subscriptions_created_by", ["created_by"], unique=False)
+        batch_op.add_column(sa.Column("person_id", sa.String(length=64), nullable=True))
+        batch_op.create_index("ix_subscriptions_person_id", ["person_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.drop_index("ix_subscriptions_created_by")
-        batch_op.drop_column("created_by")
+        batch_op.drop_index("ix_subscriptions_person_id")
+        batch_op.drop_column("person_id")
     op.execute("DELETE FROM dashboard_sessions")
     with op.batch_alter_table("dashboard_sessions", schema=None) as batch_op:
         batch_op.drop_index("ix_dashboard_sessions_person_id")
