@@ -261,18 +261,30 @@ class People:
             if token.revoked_at is None:
                 token.revoked_at = datetime.now(UTC)
                 session.add(token)
+                # The list keeps the most recently revoked tokens only, so it stays bounded.
+                for old in session.exec(
+                    select(PersonalToken)
+                    .where(PersonalToken.person_id == ref.id, col(PersonalToken.revoked_at).is_not(None))
+                    .order_by(col(PersonalToken.revoked_at).desc(), col(PersonalToken.key_id))
+                    .offset(MAX_TOKENS_PER_PERSON)
+                ):
+                    session.delete(old)
                 session.commit()
         forget_key(self.engine, f"kkp:{token_id}")
         return _token_public(token)
 
     # -- single sign-on ---------------------------------------------------------------------------
     def person_for_sign_in(self, issuer: str, subject: str, email: str | None, email_verified: bool) -> Caller:
-        """The person an identity signs in as: the one bound to ``(issuer, subject)``, else the
-        oldest open invitation for the verified ``email``, which this binds. 403 otherwise."""
+        """The person an identity signs in as: the one bound to ``(issuer, subject)``, else the open
+        invitation for the verified ``email``, which this binds. 403 otherwise.
+
+        An identity is one person of one organisation, so an address that several organisations
+        have invited binds to none of them until all but one withdraw their invitation: otherwise
+        any owner could invite somebody else's address and capture that person's first sign-in."""
         with Session(self.engine, expire_on_commit=False) as session:
             person = session.exec(select(Person).where(Person.issuer == issuer, Person.subject == subject)).first()
             if person is None and email and email_verified:
-                person = session.exec(
+                invitations = session.exec(
                     select(Person)
                     .where(
                         func.lower(Person.email) == email.lower(),
@@ -281,7 +293,24 @@ class People:
                     )
                     .order_by(col(Person.created_at))
                     .with_for_update()
-                ).first()
+                ).all()
+                if len(invitations) > 1:
+                    names = sorted(
+                        {
+                            o.name
+                            for o in session.exec(
+                                select(Organisation).where(
+                                    col(Organisation.id).in_([p.organisation_id for p in invitations])
+                                )
+                            )
+                        }
+                    )
+                    raise Refusal(
+                        403,
+                        f"{email} is invited by {len(invitations)} organisations ({', '.join(names)}); a person "
+                        "belongs to one: ask the owners of all but yours to withdraw their invitation",
+                    )
+                person = invitations[0] if invitations else None
                 if person is not None:
                     person.issuer, person.subject, person.bound_at = issuer, subject, datetime.now(UTC)
                     session.add(person)

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from services.application.documents import PersonCreate
 from services.application.errors import Refusal
-from services.application.people import People
+from services.application.people import MAX_TOKENS_PER_PERSON, People
 from services.application.security import Caller, PersonRef, authenticate, new_key
 from services.readmodel.store import alembic_config, create_db_engine, require_current_schema, upgrade
 from services.readmodel.tables import DashboardSession, Organisation, Person
@@ -136,6 +136,36 @@ def test_with_single_sign_on_a_person_is_invited_by_e_mail_address(database: str
     assert again.value.status == 422
 
 
+def test_an_address_invited_by_two_organisations_binds_to_neither_until_one_withdraws(database: str) -> None:
+    # Given a hub with single sign-on, where one university invited its privacy officer, and the
+    # owner of another organisation invited her address too (to capture her first sign-in)
+    upgrade(database)
+    engine = create_db_engine(database)
+    people = People(engine, sso=True)
+    hers, _ = organisation(engine)
+    theirs, _ = organisation(engine)
+    her_owner = people.add_owner(hers, PersonCreate(name="Her owner", email="owner@uni.example"))
+    their_owner = people.add_owner(theirs, PersonCreate(name="Their owner", email="owner@other.example"))
+    invited = people.invite(owner_caller(hers, her_owner.id), PersonCreate(name="Priya", email="priya@uni.example"))
+    capture = people.invite(owner_caller(theirs, their_owner.id), PersonCreate(name="Priya", email="PRIYA@uni.example"))
+    # When she signs in for the first time
+    with pytest.raises(Refusal) as refused:
+        people.person_for_sign_in("https://idp.example", "priya-subject", "priya@uni.example", True)
+    # Then she is bound to neither, and told why
+    assert refused.value.status == 403
+    assert "invited by 2 organisations" in refused.value.detail
+    with Session(engine) as session:
+        assert session.get(Person, invited.id).subject is None  # type: ignore[union-attr]
+        assert session.get(Person, capture.id).subject is None  # type: ignore[union-attr]
+    # When the other organisation's invitation is withdrawn, she signs in as her university's
+    people.remove(owner_caller(theirs, their_owner.id), capture.id)
+    caller = people.person_for_sign_in("https://idp.example", "priya-subject", "priya@uni.example", True)
+    assert caller.organisation_id == hers and caller.person is not None and caller.person.id == invited.id
+    # And an address the provider did not verify binds nothing
+    with pytest.raises(Refusal):
+        people.person_for_sign_in("https://idp.example", "other-subject", "owner@uni.example", False)
+
+
 def test_an_organisation_from_before_people_keeps_its_key_as_its_integration_key(database: str) -> None:
     # Given a database at revision 0003 (before people) with an organisation and a dashboard
     # session begun with the organisation's key
@@ -186,3 +216,21 @@ def test_an_organisation_from_before_people_keeps_its_key_as_its_integration_key
     assert owner.personal_token is not None
     person = authenticate(engine, None, owner.personal_token, ttl_s=0.0).person
     assert person is not None and (person.name, person.role) == ("Ada Owner", "owner")
+
+
+def test_a_persons_token_list_keeps_the_latest_revoked_tokens_only(database: str) -> None:
+    # Given a person who made and revoked more tokens than a person may hold at once
+    upgrade(database)
+    engine = create_db_engine(database)
+    people = People(engine, sso=False)
+    organisation_id, _ = organisation(engine)
+    owner = people.add_owner(organisation_id, PersonCreate(name="Tinkerer"))
+    caller = owner_caller(organisation_id, owner.id)
+    for i in range(MAX_TOKENS_PER_PERSON + 5):
+        people.revoke_token(caller, people.create_token(caller, f"try {i}").id)
+    # Then the list holds her first token (in use) and the latest revoked ones, no more
+    listed = people.tokens(caller)
+    revoked = [t.label for t in listed if t.revoked_at is not None]
+    assert len(revoked) == MAX_TOKENS_PER_PERSON
+    assert f"try {MAX_TOKENS_PER_PERSON + 4}" in revoked and "try 0" not in revoked
+    assert [t.label for t in listed if t.revoked_at is None] == ["first personal token"]
