@@ -35,7 +35,12 @@ def engine(database: str) -> Iterator[Engine]:
 
 def session_row(name: str, expires_at: datetime) -> DashboardSession:
     return DashboardSession(
-        token_hash=name, organisation_id="org", csrf_token="x", created_at=expires_at - DAY, expires_at=expires_at
+        token_hash=name,
+        organisation_id="org",
+        person_id="person",
+        csrf_token="x",
+        created_at=expires_at - DAY,
+        expires_at=expires_at,
     )
 
 
