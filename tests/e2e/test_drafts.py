@@ -9,6 +9,7 @@ members, the vendor and outsiders get 404 on every drafts route.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import httpx
@@ -16,6 +17,9 @@ import pytest
 
 from services.application.drafts import MAX_COMMENTS_PER_DRAFT
 from tests.e2e.conftest import RunningStack
+from tests.e2e.test_dashboard import _signed_in, browser, shot, sign_in
+
+__all__ = ["browser"]  # the browser fixture, shared with the dashboard's tests
 
 CONFIDENTIAL = "Our DPO says the research data may not leave NL"
 
@@ -236,3 +240,85 @@ def test_a_draft_is_checked_as_a_position_is_and_threads_are_bounded(stack: Runn
     late = contributor.put(c.path("/drafts/diagnostic-data-retention"), json={"priority": "must", "value": 7})
     assert late.status_code == 409, late.text
     assert approver.post(c.path("/drafts/diagnostic-data-retention/adopt")).status_code == 409
+
+
+def test_the_draft_thread_on_the_board_and_an_adoption_with_a_click(
+    browser: object, stack: RunningStack, coalition: Coalition
+) -> None:
+    c = coalition
+    board = f"{stack.base_url}/dashboard/n/{c.nid}"
+    # Given the contributor drafts "NL only" in the board's draft form
+    contributor = sign_in(browser, stack, c.contributor)
+    contributor.goto(board)  # type: ignore[attr-defined]
+    thread = contributor.locator("#draft-data-location")  # type: ignore[attr-defined]
+    thread.locator("summary").click()
+    form = thread.locator("#draft-form-data-location")
+    form.get_by_label("Priority").select_option("must")
+    form.get_by_label("NL").check()
+    form.get_by_label(re.compile("^Rationale")).fill(CONFIDENTIAL)
+    form.get_by_role("button", name="Save the draft").click()
+    contributor.wait_for_url(re.compile(r"notice=.*#draft-data-location$"))  # type: ignore[attr-defined]
+    # And a contributor is offered no adoption
+    assert thread.get_by_role("button", name=re.compile("^Adopt")).count() == 0
+    # And the privacy officer comments in the thread
+    officer = sign_in(browser, stack, c.privacy_officer)
+    officer.goto(board)  # type: ignore[attr-defined]
+    comment = officer.locator("#draft-data-location")  # type: ignore[attr-defined]
+    comment.get_by_label("Your comment").fill("NL only rules out the EU data boundary; EU would do as well.")
+    comment.get_by_role("button", name="Add the comment").click()
+    officer.wait_for_url(re.compile(r"notice="))  # type: ignore[attr-defined]
+
+    # When the approver opens the board
+    approver = sign_in(browser, stack, c.approver)
+    approver.goto(board)  # type: ignore[attr-defined]
+    thread = approver.locator("#draft-data-location")  # type: ignore[attr-defined]
+    # Then the thread shows the draft, who drafted it, and the comment with its author
+    text = thread.inner_text()
+    assert "Drafted by Joris Bakker" in text and "NL" in text and CONFIDENTIAL in text
+    assert "Femke Jansen" in text and "EU would do as well" in text
+    # When the approver adopts it with a click
+    thread.get_by_role("button", name=re.compile("^Adopt")).click()
+    approver.wait_for_url(re.compile(r"notice="))  # type: ignore[attr-defined]
+    # Then the draft says who adopted it, and the organisation's position is stated
+    approver.locator("#draft-data-location .adopted").wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    assert "Adopted by Pieter van Dam" in approver.locator("#draft-data-location").inner_text()  # type: ignore[attr-defined]
+    stated = stack.client(c.member_key).get(c.path("/positions")).json()
+    assert [(p["item_key"], p["accepted"]) for p in stated] == [("data-location", ["NL"])]
+    assert approver.locator("#item-data-location .support").inner_text() == "50%"  # type: ignore[attr-defined]
+    shot(approver, "draft-thread")
+
+    # And the coordinator's board draws no draft thread; the other member's only its own, empty one
+    for key in (stack.person_token(c.coordinator_key), c.other_approver):
+        page = sign_in(browser, stack, key)
+        page.goto(board)  # type: ignore[attr-defined]
+        content = page.content()  # type: ignore[attr-defined]
+        assert ('id="draft-' in content) is (key == c.other_approver)
+        assert "Joris Bakker" not in content and "Femke Jansen" not in content and "EU would do" not in content
+    # (the coordinator reads the stated position's rationale, as SPEC section 1 allows; another member does not)
+    assert CONFIDENTIAL not in content
+
+
+def test_the_dashboards_draft_forms_refuse_what_the_api_refuses(stack: RunningStack, coalition: Coalition) -> None:
+    c = coalition
+    # Given the contributor, signed in to the dashboard, drafts and comments through its forms
+    page, csrf = _signed_in(stack, c.contributor, c.nid)
+    base = f"/dashboard/n/{c.nid}/drafts/diagnostic-data-retention"
+    saved = page.post(base, data={"csrf": csrf, "priority": "must", "value": "14,5"})
+    assert "notice=" in saved.headers["location"] and saved.headers["location"].endswith(
+        "#draft-diagnostic-data-retention"
+    )
+    commented = page.post(f"{base}/comments", data={"csrf": csrf, "text": "Half a day more is fine"})
+    assert "notice=" in commented.headers["location"]
+    (draft,) = stack.client(c.contributor).get(c.path("/drafts")).json()
+    assert draft["position"]["value"] == 14.5 and draft["comments"][0]["text"] == "Half a day more is fine"
+    # When the contributor presses adopt through a forged form, or drafts what the item does not take
+    adopted = page.post(f"{base}/adopt", data={"csrf": csrf, "once": "adopt-form-1"})
+    wrong = page.post(base, data={"csrf": csrf, "priority": "must", "value": ""})
+    forged = page.post(f"{base}/comments", data={"csrf": "forged", "text": "sneaky"})
+    # Then each comes back as the board's error, and nothing changed
+    for refused in (adopted, wrong, forged):
+        assert "error=" in refused.headers["location"], refused.headers["location"]
+    assert "contributor" in adopted.headers["location"]
+    assert stack.client(c.member_key).get(c.path("/positions")).json() == []
+    (draft,) = stack.client(c.contributor).get(c.path("/drafts")).json()
+    assert draft["position"]["value"] == 14.5 and len(draft["comments"]) == 1
