@@ -28,6 +28,7 @@ from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
+from schemas.documents import PositionView
 from schemas.negotiation import Position
 from services.application import commands
 from services.application.actions import Answer, Once
@@ -106,7 +107,7 @@ class Drafts:
                             updated_at=now,
                         )
                     elif draft.position != text:
-                        # Another draft than the one adopted: it waits for its own adoption.
+                        # No longer what was adopted: it waits for an adoption of its own.
                         draft.position, draft.adopted_at = text, None
                         draft.adopted_by_id = draft.adopted_by_name = None
                     draft.updated_by_id, draft.updated_by_name, draft.updated_at = person.id, person.name, now
@@ -179,7 +180,13 @@ class Drafts:
             caller, commands.state_position(caller, negotiation_id, item_key, position), once, instance
         )
         if not answer.refused:
-            await to_thread.run_sync(self._adopted, caller, negotiation_id, item_key, draft.position, answer.replayed)
+            stated = PositionView.model_validate_json(answer.body)
+            adopted = Position(
+                priority=stated.priority, value=stated.value, accepted=stated.accepted, rationale=stated.rationale
+            )
+            await to_thread.run_sync(
+                self._adopted, caller, negotiation_id, item_key, adopted.model_dump_json(), answer.replayed
+            )
         return answer
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -192,7 +199,10 @@ class Drafts:
 
         def view(state: NegotiationState, viewer: Audience) -> T:
             if viewer.role != "member":
-                raise not_found(f"negotiation {negotiation_id} has no drafts for you: a member organisation's draft")
+                # The same answer whatever drafts the members have: nothing of theirs shows.
+                raise not_found(
+                    f"negotiation {negotiation_id} has no drafts for you: drafts are a member organisation's own"
+                )
             if person and caller.person is None:
                 raise Refusal(
                     403,
@@ -213,8 +223,9 @@ class Drafts:
         return draft
 
     def _adopted(self, caller: Caller, negotiation_id: str, item_key: str, stated: str, replayed: bool) -> None:
-        """Mark the draft adopted, if it is still what was stated (it may have changed meanwhile).
-        A replayed answer keeps the first adoption's mark."""
+        """Mark the draft adopted, if it is still what was stated: it may have changed meanwhile, and
+        a replayed answer (an ``Idempotency-Key`` used again) is the first adoption's, which keeps
+        its mark."""
         person = _person(caller)
         with Session(self.hub.engine) as session:
             draft = session.get(Draft, (caller.organisation_id, negotiation_id, item_key), with_for_update=True)

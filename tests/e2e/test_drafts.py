@@ -235,6 +235,14 @@ def test_a_draft_is_checked_as_a_position_is_and_threads_are_bounded(stack: Runn
     assert first.status_code == again.status_code == 200, first.text
     assert again.headers.get("idempotent-replayed") == "true" and again.json() == first.json()
     assert len(acting_people(stack.client(c.member_key), c)) == 1
+    assert contributor.get(c.path("/drafts")).json()[0]["adopted_at"] is not None
+    # And a retry after the draft changed marks the new draft adopted no more than it states it
+    assert contributor.put(
+        c.path("/drafts/diagnostic-data-retention"), json={"priority": "must", "value": 7}
+    ).is_success
+    replayed = approver.post(c.path("/drafts/diagnostic-data-retention/adopt"), headers=once)
+    assert replayed.headers.get("idempotent-replayed") == "true" and replayed.json()["value"] == 0.1
+    assert contributor.get(c.path("/drafts")).json()[0]["adopted_at"] is None
     # Once the negotiation is over, a draft is refused for the phase, as adopting it would be
     assert stack.client(c.coordinator_key).post(c.path("/abandon"), json={}).status_code == 200
     late = contributor.put(c.path("/drafts/diagnostic-data-retention"), json={"priority": "must", "value": 7})
