@@ -24,6 +24,7 @@ from services.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from services.demo import Organisation
     from services.readmodel.retention import Retention
     from services.stack import Stack
 
@@ -506,14 +507,10 @@ def demo(
         stack.check()  # a process that kept crashing during the story stops the demo, as it would `up`
         _Console().print(_demo_table(result.state))
         console.print(f"The story took {time.monotonic() - started:.0f} s. The release: {result.release_path}")
-        console.print(
-            f"Dashboard: [bold]{url}/signin[/bold] (API docs at {url}/docs). Sign in with an owner's personal token:"
-        )
-        for short in ("surf", "uva", "vendor"):
-            organisation = result.organisations[short]
-            console.print(f"  {organisation.role:12} {organisation.name}: personal token {organisation.owner_token}")
+        for line in _sign_in_lines(url, result.organisations):
+            console.print(line)
         kept = settings.data_dir.resolve() / "demo" / "organisations.json"
-        console.print(f"  (all tokens, and the organisations' integration keys: {kept})")
+        console.print(f"  (every integration key and personal token: {kept})")
         if serve:
             console.print("Serving until Ctrl-C.")
             stack.wait(stop)
@@ -521,6 +518,24 @@ def demo(
         raise _fail(str(exc)) from None
     finally:
         _stop_stack(stack)
+
+
+def _sign_in_lines(url: str, organisations: dict[str, Organisation]) -> list[str]:
+    """How to sign in to the dashboard after the demo: people sign in with their personal tokens
+    (SPEC section 10), so the coordinator's, TU Delft's and the vendor's owners, and the TU Delft
+    people of the story. With single sign-on there are no tokens to show."""
+    from services.demo import DRAFTING, PEOPLE
+
+    owners = [organisations[short] for short in ("surf", DRAFTING, "vendor")]
+    if any(o.owner_token is None for o in owners):
+        return [f"Dashboard: [bold]{url}/signin[/bold] (API docs at {url}/docs): sign in with single sign-on."]
+    lines = [f"Dashboard: [bold]{url}/signin[/bold] (API docs at {url}/docs). Sign in with a personal token:"]
+    lines += [f"  {o.role:12} {o.name}, its owner: {o.owner_token}" for o in owners]
+    drafting = organisations[DRAFTING]
+    for does, token in drafting.people.items():
+        name, role = PEOPLE[does]
+        lines.append(f"  {drafting.role:12} {drafting.name}, {name} ({role}, the {does}): {token}")
+    return lines
 
 
 def _demo_table(state: dict[str, Any]) -> Table:

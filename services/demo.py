@@ -3,12 +3,18 @@
 A cooperative (SURF), twelve member institutions with realistic weights (their users, in
 thousands) and a vendor negotiate privacy and exit terms from the catalogue: the members state
 positions (two of them conflict on data location), the cooperative publishes, the vendor answers
-in three rounds with counters and a clarification, a member gives way, and the coalition agrees by
-endorsement. The OCDS release of the agreement is written to the data folder.
+in three rounds with counters and a clarification, two members give way, and the coalition agrees
+by endorsement. The OCDS release of the agreement is written to the data folder.
+
+Every organisation has an owner (SPEC section 10). At TU Delft, giving way is a decision of its
+people: a contributor drafts "NL only", the privacy officer comments, and the approver redrafts it
+to "NL or EU" and adopts it, which states the position (the event records the approver, seen only
+inside TU Delft). The other organisations act with their integration keys, as systems would.
 
 Everything goes through the HTTP API, as any client would. Organisations are made once and kept
-(with their keys) in ``<data dir>/demo/organisations.json``, so running the demo again reuses them
-and opens a new negotiation beside the old ones.
+(with their keys and their people's personal tokens) in ``<data dir>/demo/organisations.json``,
+readable only by its owner, so running the demo again reuses them and opens a new negotiation
+beside the old ones.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +45,14 @@ MEMBERS: list[tuple[str, str, int]] = [
     ("rocva", "ROC van Amsterdam", 30),
     ("albeda", "Albeda", 20),
 ]
+DRAFTING = "tud"
+"""The member whose people draft, comment and adopt its change of position on data location."""
+PEOPLE: dict[str, tuple[str, str]] = {
+    # what they do in the story: (name, role)
+    "architect": ("Joris Bakker", "contributor"),
+    "privacy officer": ("Femke Jansen", "contributor"),
+    "CIO": ("Pieter van Dam", "approver"),
+}
 ITEMS = [
     "data-location",
     "no-ai-training",
@@ -115,9 +129,12 @@ class Organisation:
     name: str
     role: str
     api_key: str
-    """The organisation's integration key: the story's calls are a system's."""
+    """The organisation's integration key."""
     owner_token: str | None = None
-    """The personal token of its first owner: how a person signs in to the dashboard."""
+    """The personal token of its first owner: how a person signs in to the dashboard. None when
+    the hub has single sign-on (then people sign in with it)."""
+    people: dict[str, str] = field(default_factory=dict)
+    """The personal tokens of the people the story needs, by what they do in it (``PEOPLE``)."""
 
 
 @dataclass
@@ -158,30 +175,48 @@ class Demo:
 
     # -- organisations ---------------------------------------------------------------------------
     def organisations(self) -> dict[str, Organisation]:
-        """The demo's organisations: those kept from an earlier run if their keys still work."""
+        """The demo's organisations with their owners and people: those kept from an earlier run if
+        their keys and tokens still work."""
         self.folder.mkdir(parents=True, exist_ok=True)
         kept = self.folder / "organisations.json"
         if kept.exists():
-            known = {k: Organisation(**v) for k, v in json.loads(kept.read_text()).items()}
-            # Kept from before people signed in (no owner's token): made again, with owners.
-            credentials = [c for o in known.values() for c in (o.api_key, o.owner_token)]
-            if all(
-                c is not None and self.client(c).get("/v1/organisations/me").status_code == 200 for c in credentials
-            ):
+            entries = json.loads(kept.read_text())
+            # Kept by a demo from before organisations had people: made anew, with owners.
+            known = {k: Organisation(**v) for k, v in entries.items() if "owner_token" in v}
+            if len(known) < len(entries):
+                known = {}
+            if known and all(self._still_works(o) for o in known.values()):
                 self.step(f"reusing the {len(known)} organisations of an earlier run")
                 return known
         made: dict[str, Organisation] = {}
         wanted = [("surf", *COORDINATOR), ("vendor", *VENDOR)] + [(s, n, "member") for s, n, _ in MEMBERS]
         for short, name, role in wanted:
-            body = {"name": name, "role": role, "owner": {"name": f"Owner of {name}"}}
-            created = self.call(self.admin_token, "POST", "/v1/organisations", body, 201)
-            owner = created.get("owner") or {}
-            made[short] = Organisation(created["id"], name, role, created["api_key"], owner.get("personal_token"))
-            self.step(f"organisation {name} ({role})")
+            body = self.call(
+                self.admin_token,
+                "POST",
+                "/v1/organisations",
+                {"name": name, "role": role, "owner": {"name": f"Owner of {name}"}},
+                201,
+            )
+            made[short] = Organisation(body["id"], name, role, body["api_key"], body["owner"]["personal_token"])
+            self.step(f"organisation {name} ({role}), with its owner")
+        drafting = made[DRAFTING]
+        if drafting.owner_token is not None:
+            for does, (name, role) in PEOPLE.items():
+                person = self.call(
+                    drafting.owner_token, "POST", "/v1/organisations/me/people", {"name": name, "role": role}, 201
+                )
+                drafting.people[does] = person["personal_token"]
+            self.step(f"{drafting.name}'s owner invited {', '.join(f'{n} ({r})' for n, r in PEOPLE.values())}")
         kept.touch(mode=0o600)
         kept.write_text(json.dumps({k: vars(v) for k, v in made.items()}, indent=2))
         os.chmod(kept, 0o600)
         return made
+
+    def _still_works(self, organisation: Organisation) -> bool:
+        """Whether a kept organisation's integration key and personal tokens all still let it in."""
+        credentials = [organisation.api_key, *filter(None, [organisation.owner_token]), *organisation.people.values()]
+        return all(self.client(c).get("/v1/organisations/me").status_code == 200 for c in credentials)
 
     # -- the story -------------------------------------------------------------------------------
     def run(self) -> DemoResult:
@@ -233,13 +268,9 @@ class Demo:
         )
         self.step("the vendor asked about diagnostic-data-retention; SURF answered")
         # The two universities give way on data location: NL is fine for them too.
-        for short in ("tud", "rug"):
-            self.call(
-                orgs[short].api_key,
-                "PUT",
-                f"{n}/positions/data-location",
-                {"priority": "must", "accepted": ["NL", "EU"]},
-            )
+        give_way = {"priority": "must", "accepted": ["NL", "EU"]}
+        self.call(orgs["rug"].api_key, "PUT", f"{n}/positions/data-location", give_way)
+        self.give_way_inside(orgs[DRAFTING], n, give_way)
         self.step("TU Delft and Groningen accept NL as well: the data-location conflict is gone")
         self.call(surf, "POST", f"{n}/demand/publish", expect=201)
         self.step("SURF published demand version 2")
@@ -261,6 +292,29 @@ class Demo:
         path.write_text(json.dumps(release, indent=2, ensure_ascii=False))
         self.step(f"wrote the OCDS release to {path}")
         return DemoResult(nid, orgs, state, path)
+
+    def give_way_inside(self, member: Organisation, n: str, position: dict[str, Any]) -> None:
+        """How a member's people align before it states a position (SPEC section 10): a draft, a
+        comment, an adoption. Without personal tokens (a hub with single sign-on, where people
+        sign in themselves), the integration key states the position."""
+        people = member.people
+        if set(people) != set(PEOPLE):
+            self.call(member.api_key, "PUT", f"{n}/positions/data-location", position)
+            return
+        draft = f"{n}/drafts/data-location"
+        architect, officer, cio = (PEOPLE[k][0] for k in ("architect", "privacy officer", "CIO"))
+        self.call(people["architect"], "PUT", draft, {"priority": "must", "accepted": ["NL"]})
+        self.step(f'{member.name}: {architect} drafts data location "NL only", as the medical centres want')
+        comment = (
+            "NL only would turn down the vendor's EU data boundary for nothing: NL or EU keeps our research "
+            "data under the GDPR and joins the medical centres."
+        )
+        self.call(people["privacy officer"], "POST", f"{draft}/comments", {"text": comment}, 201)
+        self.step(f"{member.name}: {officer}, the privacy officer, comments: NL or EU is enough")
+        self.call(people["CIO"], "PUT", draft, position)
+        adopted = self.call(people["CIO"], "POST", f"{draft}/adopt")
+        accepted = " or ".join(adopted["accepted"])
+        self.step(f"{member.name}: {cio} (approver) redrafts it to {accepted} and adopts it: the position is stated")
 
     def respond(self, vendor: str, n: str, version: int, answers: list[dict[str, Any]]) -> None:
         answered = self.call(vendor, "POST", f"{n}/responses", {"demand_version": version, "items": answers}, 201)

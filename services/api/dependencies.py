@@ -150,11 +150,16 @@ class CommandCall:
         self.idempotency_key = idempotency_key
 
     async def __call__(self, action: Action) -> Response:
+        return await self.run(lambda caller, once, instance: self.application.execute(caller, action, once, instance))
+
+    async def run(self, execute: Callable[[Caller, Once | None, str], Awaitable[Answer]]) -> Response:
+        """Answer with what ``execute(caller, once, instance)`` answers: for a command that the
+        application service builds and sends itself (adopting a draft)."""
         request = self.request
         once = None
         if self.idempotency_key is not None:
             once = Once.of(self.idempotency_key, request.method, request.url.path, await request.body())
-        return response(await self.application.execute(self.caller, action, once, request.url.path))
+        return response(await execute(self.caller, once, request.url.path))
 
 
 async def command_call(

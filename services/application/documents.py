@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
-from schemas.negotiation import Decision, ItemResponse, Phase, Policy, RequirementItem
+from schemas.negotiation import Decision, ItemResponse, Phase, Policy, Position, RequirementItem
 
 Email = Annotated[
     str,
@@ -100,6 +100,44 @@ class TokenPublic(Frozen):
 class TokenCreated(TokenPublic):
     token: str
     """Shown once: only its hash is stored."""
+
+
+MAX_COMMENT_LENGTH = 2000
+
+
+class CommentCreate(Frozen):
+    """A comment on the organisation's draft of an item."""
+
+    text: Annotated[str, Field(min_length=1, max_length=MAX_COMMENT_LENGTH)]
+
+
+class PersonNamed(Frozen):
+    """A person of the caller's own organisation, by id and name."""
+
+    id: Identifier
+    name: ShortText
+
+
+class CommentView(Frozen):
+    id: str
+    person: PersonNamed
+    text: str
+    created_at: datetime
+
+
+class DraftView(Frozen):
+    """The organisation's draft of its position on an item, with its comment thread (oldest first).
+    Seen only by the organisation's people (and its integration key)."""
+
+    item_key: Slug
+    position: Position
+    """What adopting the draft states: the body of ``PUT …/positions/{item_key}``."""
+    updated_by: PersonNamed
+    updated_at: datetime
+    adopted_at: datetime | None = None
+    """When this very draft was adopted; null while it has not been, or changed since."""
+    adopted_by: PersonNamed | None = None
+    comments: tuple[CommentView, ...] = ()
 
 
 class CatalogueRef(Frozen):

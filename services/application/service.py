@@ -40,6 +40,7 @@ from services.application.documents import (
     OrganisationPublic,
     PersonCreate,
 )
+from services.application.drafts import Drafts
 from services.application.errors import Refusal, not_found, refused
 from services.application.hub import Hub
 from services.application.people import People
@@ -62,10 +63,12 @@ class Application:
     live_slots: LiveSlots = field(init=False)
 
     people: People = field(init=False)
+    drafts: Drafts = field(init=False)
 
     def __post_init__(self) -> None:
         self.live_slots = LiveSlots(self.hub.settings.max_live_streams_per_caller)
         self.people = People(self.hub.engine, sso=self.hub.settings.oidc_enabled)
+        self.drafts = Drafts(self.hub)
 
     # -- commands ----------------------------------------------------------------------------
     async def execute(self, caller: Caller, action: Action, once: Once | None = None, instance: str = "") -> Answer:
@@ -168,10 +171,14 @@ class Application:
         return self.read(caller, negotiation_id, lambda state, viewer: reads.ocds_release(state, viewer, prefix))
 
     def board(self, caller: Caller, negotiation_id: str, timeline: int = 25) -> dict[str, Any]:
-        """The dashboard's board: every document the viewer may see, and its latest events."""
+        """The dashboard's board: every document the viewer may see, its latest events, and for a
+        member its drafts."""
         data = self.read(caller, negotiation_id, reads.board)
         after = max(0, data["state"].sequence - timeline)
         data["timeline"] = self.change_feed(caller, negotiation_id, after=after, limit=timeline).events
+        # A member's people also see its drafts, each with its comment thread (SPEC section 10).
+        member = data["role"] == "member"
+        data["drafts"] = {d.item_key: d for d in self.drafts.of_negotiation(caller, negotiation_id)} if member else {}
         return data
 
     def change_feed(self, caller: Caller, negotiation_id: str, after: int = 0, limit: int = 100) -> ChangeFeed:

@@ -176,6 +176,20 @@ NL: dict[str, str] = {
     "Updates wait while you edit a form: send it, or reload the page.": (
         "Updates wachten zolang u een formulier bewerkt: verstuur het, of laad de pagina opnieuw."
     ),
+    # a member's drafts and their comments (SPEC section 10)
+    "Draft": "Concept",
+    "1 comment": "1 opmerking",
+    "{n} comments": "{n} opmerkingen",
+    "Drafted by {name}": "Opgesteld door {name}",
+    "Adopted by {name}": "Vastgesteld door {name}",
+    "No draft yet: anyone in your organisation may draft the position, an approver adopts it.": (
+        "Nog geen concept: iedereen in uw organisatie mag het standpunt opstellen, een goedkeurder stelt het vast."
+    ),
+    "Draft the position": "Het standpunt opstellen",
+    "Save the draft": "Concept opslaan",
+    "Your comment": "Uw opmerking",
+    "Add the comment": "Opmerking plaatsen",
+    "Adopt: state this as our position": "Vaststellen: dit als ons standpunt innemen",
     # the "why?" of a target: the explanation of the joint demand (SPEC 4.1)
     "why?": "waarom?",
     "Included: members with a must position hold {must} of the weight.": (

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -37,8 +37,8 @@ from schemas.common import number_from_text
 from schemas.events import EVENT_TYPES
 from schemas.negotiation import ItemResponse, Position
 from services.application import commands, paging
-from services.application.actions import Action, Once
-from services.application.documents import EndorsementCreate
+from services.application.actions import Action, Answer, Once
+from services.application.documents import CommentCreate, EndorsementCreate
 from services.application.errors import Refusal
 from services.application.security import Caller, authenticate
 from services.application.service import Application
@@ -348,8 +348,26 @@ async def live(request: Request, negotiation_id: str) -> Response:
 # -- forms: each builds a command and hands it to the application service -----------------------
 
 
-async def _act(request: Request, negotiation_id: str, action: Callable[[Caller], Action]) -> Response:
+async def _act(request: Request, negotiation_id: str, action: Callable[[Caller], Action], anchor: str = "") -> Response:
     """Send the command ``action(caller)`` builds and go back to the board with its outcome."""
+    application = _application(request)
+    return await _submit(
+        request,
+        negotiation_id,
+        lambda caller, once: application.execute(caller, action(caller), once, request.url.path),
+        anchor,
+    )
+
+
+async def _submit(
+    request: Request,
+    negotiation_id: str,
+    run: Callable[[Caller, Once | None], Awaitable[Answer | None]],
+    anchor: str = "",
+) -> Response:
+    """Do what ``run(caller, once)`` does for the signed-in person and go back to the board with
+    its outcome: a command's answer, or None for what is no command (a draft, a comment). A
+    success goes back to ``anchor`` on the board (``#draft-…``)."""
     found = await signed_in(request)
     if found is None:
         return _to_signin()
@@ -364,7 +382,7 @@ async def _act(request: Request, negotiation_id: str, action: Callable[[Caller],
         _check_csrf(row, str(form.get("csrf", "")))
         _application(request).hub.throttle.spend(caller.organisation_id)  # as the organisation's API key
         once = None if key is None else Once.of(key, request.method, request.url.path, await request.body())
-        answer = await _application(request).execute(caller, action(caller), once, request.url.path)
+        answer = await run(caller, once)
     except Refusal as problem:
         return RedirectResponse(f"{back}?error={quote(problem.detail)}", status_code=303)
     except ValueError as exc:  # includes pydantic's ValidationError: a form field that is not valid
@@ -373,9 +391,9 @@ async def _act(request: Request, negotiation_id: str, action: Callable[[Caller],
         first = exc.errors()[0]
         message = ".".join(str(p) for p in first["loc"]) + ": " + str(first["msg"])
         return RedirectResponse(f"{back}?error={quote(message)}", status_code=303)
-    if answer.refused:
+    if answer is not None and answer.refused:
         return RedirectResponse(f"{back}?error={quote(answer.detail)}", status_code=303)
-    return RedirectResponse(f"{back}?notice={quote(t('Done.'))}", status_code=303)
+    return RedirectResponse(f"{back}?notice={quote(t('Done.'))}{anchor}", status_code=303)
 
 
 async def _form(request: Request) -> Any:
@@ -397,23 +415,64 @@ def _number(text: str, field: str = "value") -> Fraction | None:
         raise ValueError(f"{field}: {exc}") from None
 
 
+def _position(form: Any) -> Position:
+    """The position a form describes (a position's, or a draft's)."""
+    value = str(form.get("value", ""))
+    rationale = str(form.get("rationale", "")).strip()
+    return Position(
+        priority=str(form.get("priority", "must")),
+        value=_number(value) if value.strip() else None,
+        accepted=tuple(str(v) for v in form.getlist("accepted")) or None,
+        rationale=rationale or None,
+    )
+
+
 @dashboard.post("/dashboard/n/{negotiation_id}/positions/{item_key}")
 async def state_position(request: Request, negotiation_id: str, item_key: str) -> Response:
     form = await _form(request)
-    accepted = [str(v) for v in form.getlist("accepted")]
-    value = str(form.get("value", ""))
-    rationale = str(form.get("rationale", "")).strip()
+    return await _act(
+        request,
+        negotiation_id,
+        lambda caller: commands.state_position(caller, negotiation_id, item_key, _position(form)),
+    )
 
-    def action(caller: Caller) -> Action:
-        position = Position(
-            priority=str(form.get("priority", "must")),
-            value=_number(value) if value.strip() else None,
-            accepted=tuple(accepted) or None,
-            rationale=rationale or None,
-        )
-        return commands.state_position(caller, negotiation_id, item_key, position)
 
-    return await _act(request, negotiation_id, action)
+# -- a member's drafts (SPEC section 10): the application service's, like the API's routes -------
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/drafts/{item_key}")
+async def save_draft(request: Request, negotiation_id: str, item_key: str) -> Response:
+    form = await _form(request)
+    drafts = _application(request).drafts
+
+    async def run(caller: Caller, once: Once | None) -> None:
+        position = _position(form)
+        await to_thread.run_sync(drafts.save, caller, negotiation_id, item_key, position)
+
+    return await _submit(request, negotiation_id, run, f"#draft-{quote(item_key)}")
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/drafts/{item_key}/comments")
+async def comment_draft(request: Request, negotiation_id: str, item_key: str) -> Response:
+    form = await _form(request)
+    drafts = _application(request).drafts
+
+    async def run(caller: Caller, once: Once | None) -> None:
+        text = CommentCreate(text=str(form.get("text", "")).strip()).text
+        await to_thread.run_sync(drafts.comment, caller, negotiation_id, item_key, text)
+
+    return await _submit(request, negotiation_id, run, f"#draft-{quote(item_key)}")
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/drafts/{item_key}/adopt")
+async def adopt_draft(request: Request, negotiation_id: str, item_key: str) -> Response:
+    drafts = _application(request).drafts
+    return await _submit(
+        request,
+        negotiation_id,
+        lambda caller, once: drafts.adopt(caller, negotiation_id, item_key, once, request.url.path),
+        f"#draft-{quote(item_key)}",
+    )
 
 
 @dashboard.post("/dashboard/n/{negotiation_id}/positions/{item_key}/withdraw")

@@ -4,9 +4,10 @@ The negotiation tables are rebuilt from events by the projector, their only writ
 says which event (``sequence``) last wrote it. The API reads ``negotiations``, ``members`` and
 ``events``; ``positions``, ``demand_versions``, ``responses``, ``clarifications`` and
 ``endorsements`` are kept for SQL consumers (reporting, ad-hoc queries) and the API never reads
-them (it answers from the state the pure core rebuilds from ``events``). ``organisations`` and
-``idempotency_records`` are the API's own: they are not negotiation facts but the hub's configuration and its memory of
-answers already given.
+them (it answers from the state the pure core rebuilds from ``events``). ``organisations``,
+``people``, ``personal_tokens``, ``drafts``, ``draft_comments`` and ``idempotency_records`` are the
+API's own: they are not negotiation facts but the hub's configuration, the members' internal working
+state, and its memory of answers already given.
 
 Times are stored in UTC. Exact numbers (position values) are stored as their JSON text, so no
 database rounds them.
@@ -87,6 +88,44 @@ class PersonalToken(SQLModel, table=True):
     """When the token was last read from the database to let a request in: within
     ``KOOPKRACHT_KEY_CACHE_TTL_S`` of its last use."""
     revoked_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+
+
+class Draft(SQLModel, table=True):
+    """A member organisation's draft of its position on one item (SPEC section 10): its people's
+    working state before an approver adopts it, which states the position. Not a negotiation fact,
+    so not an event: only the organisation's people see it. ``position`` is the position's JSON
+    (exact numbers as their JSON text, as the commands carry them)."""
+
+    __tablename__ = "drafts"
+
+    organisation_id: str = Field(primary_key=True, max_length=64)
+    negotiation_id: str = Field(primary_key=True, max_length=64)
+    item_key: str = Field(primary_key=True, max_length=64)
+    position: str = Field(sa_column=Column(Text, nullable=False))
+    updated_by_id: str = Field(max_length=64)
+    updated_by_name: str = Field(max_length=200)
+    updated_at: datetime = Field(sa_column=_time(nullable=False))
+    adopted_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    """When this very draft was adopted (stated as the position); None once it changes again."""
+    adopted_by_id: str | None = Field(default=None, max_length=64)
+    adopted_by_name: str | None = Field(default=None, max_length=200)
+
+
+class DraftComment(SQLModel, table=True):
+    """A comment of a person on their organisation's draft of an item. Its id is random, so that no
+    number counts anybody's comments; the thread is ordered by ``created_at``."""
+
+    __tablename__ = "draft_comments"
+    __table_args__ = (Index("ix_draft_comments_thread", "organisation_id", "negotiation_id", "item_key", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    organisation_id: str = Field(max_length=64)
+    negotiation_id: str = Field(max_length=64)
+    item_key: str = Field(max_length=64)
+    person_id: str = Field(max_length=64)
+    person_name: str = Field(max_length=200)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_time(nullable=False))
 
 
 class IdempotencyRecord(SQLModel, table=True):

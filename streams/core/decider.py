@@ -401,12 +401,26 @@ def _change_policy(state: NegotiationState, command: ChangePolicy, stamp: Stamp)
     return [_new(PolicyChanged.model_construct)(**stamp(0), policy=command.policy)]
 
 
+def may_state_positions(state: NegotiationState, actor: Actor) -> None:
+    """Only a member states positions, through an owner or approver of it or its integration key
+    (raises the :class:`Rejection` otherwise). The hub asks before it adopts a draft, so that a
+    contributor's adoption is refused without a command."""
+    _role_of(state, actor, "StatePosition", "member")
+
+
+def position_fits(state: NegotiationState, item_key: str, position: Position) -> None:
+    """What a position must be besides who states it: on an item of the negotiation (404), while
+    positions may change (409), fitting the item's kind and options (422). The hub checks a draft
+    with this very rule, so that adopting it can fail only for what changed since."""
+    item = _item(state, item_key, in_path=True)
+    _phase_for(state, "StatePosition", "collecting", "negotiating")
+    check_position(item, position)
+
+
 @_handles(StatePosition)
 def _state_position(state: NegotiationState, command: StatePosition, stamp: Stamp) -> list[Event]:
-    _role(state, command, "member")
-    item = _item(state, command.item_key, in_path=True)
-    _phase(state, command, "collecting", "negotiating")
-    check_position(item, command.position)
+    may_state_positions(state, command.actor)
+    position_fits(state, command.item_key, command.position)
     return [_new(PositionStated.model_construct)(**stamp(0), item_key=command.item_key, position=command.position)]
 
 

@@ -7,6 +7,9 @@ wrong key. A refused call must change nothing, so the negotiation's sequence is 
 of them. Each allowed command runs against a fresh negotiation in the phase it needs, and must
 succeed with the status of SPEC section 8. Who acted is the acting organisation's own business
 (SPEC section 10): no caller's answer names a person of another organisation, nor their id.
+
+The drafts endpoints (SPEC section 10) are a member organisation's own: nobody outside the
+member (the coordinator, the vendor, outsiders and all their people) sees a draft or a comment.
 """
 
 from __future__ import annotations
@@ -144,6 +147,8 @@ def world(stack: RunningStack) -> World:
             person_id, keys[caller] = stack.person(keys[organisation], name, role)
             people.append((organisation, name, person_id))
     keys["admin"] = stack.admin_token
+    for name in ("coordinator", "member", "outsider_member", "vendor"):
+        keys[f"{name}_owner"] = stack.person_token(keys[name])
     return World(stack, ids, keys, people)
 
 
@@ -500,3 +505,120 @@ def test_metrics_answer_only_the_metrics_token(world: World, caller: str) -> Non
     secret = world.keys["coordinator"].split("_", 2)[2]  # kk_<key id>_<secret>: the secret may contain "_"
     assert len(secret) >= 40  # the whole secret (32 random bytes), not a short piece of it
     assert secret not in scraped.text
+
+
+# -- the drafts of a member organisation (SPEC section 10) ----------------------------------------
+
+DRAFT_SECRET = "secret-draft-of-member-a"
+COMMENT_SECRET = "secret-comment-inside-member-a"
+DRAFT_CALLERS = [
+    *CALLERS,
+    "member_owner",
+    "member_approver",
+    "member_contributor",
+    "coordinator_owner",
+    "vendor_owner",
+    "outsider_member_owner",
+]
+MEMBER_A = {
+    "member": "integration key",
+    "member_owner": "owner",
+    "member_approver": "approver",
+    "member_contributor": "contributor",
+}
+"""Member A's callers, and what each is in it."""
+DRAFTERS = ("owner", "approver", "contributor")
+
+# (method, path after /v1/negotiations/{id}, body, who of the member may (its people by role, or its
+# "integration key"), its status)
+DRAFT_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, tuple[str, ...], int]] = [
+    ("GET", "/drafts", None, ("integration key", *DRAFTERS), 200),
+    ("PUT", "/drafts/data-location", {"priority": "should", "accepted": ["EU"]}, DRAFTERS, 200),
+    ("POST", "/drafts/data-location/comments", {"text": "Fine by me"}, DRAFTERS, 201),
+    ("POST", "/drafts/data-location/adopt", None, ("owner", "approver"), 200),
+]
+
+
+def expected_draft_status(caller: str, allowed: tuple[str, ...], allowed_status: int) -> int:
+    if caller in ("no_key", "wrong_key"):
+        return 401
+    if caller == "admin":
+        return 403
+    if caller not in MEMBER_A:
+        return 404  # the coordinator, the vendor, outsiders and all their people: there are no drafts
+    return allowed_status if MEMBER_A[caller] in allowed else 403
+
+
+def drafted(world: World, nid: str) -> list[Any]:
+    """Member A's contributor drafts data-location with a secret rationale and comments on it."""
+    contributor = world.client("member_contributor")
+    draft = {"priority": "must", "accepted": ["NL"], "rationale": DRAFT_SECRET}
+    assert contributor.put(f"/v1/negotiations/{nid}/drafts/data-location", json=draft).status_code == 200
+    comment = {"text": COMMENT_SECRET}
+    assert contributor.post(f"/v1/negotiations/{nid}/drafts/data-location/comments", json=comment).status_code == 201
+    drafts: list[Any] = contributor.get(f"/v1/negotiations/{nid}/drafts").json()
+    return drafts
+
+
+def test_every_drafts_endpoint_for_every_caller(world: World) -> None:
+    # Given a negotiation in which member A's contributor drafted a position and commented on it
+    nid = world.prepared()
+    before_drafts = drafted(world, nid)
+    coordinator = world.client("coordinator")
+    before = coordinator.get(f"/v1/negotiations/{nid}").json()["sequence"]
+    mismatches, leaks = [], []
+    # When every caller calls every drafts endpoint that the caller may not use to change anything
+    for method, suffix, body, allowed, allowed_status in DRAFT_ENDPOINTS:
+        for caller in DRAFT_CALLERS:
+            expected = expected_draft_status(caller, allowed, allowed_status)
+            if expected == allowed_status and method != "GET":
+                continue  # allowed writes run below, each on a negotiation of its own
+            response = call(world.client(caller), method, f"/v1/negotiations/{nid}{suffix}", body, world)
+            if response.status_code != expected:
+                mismatches.append(f"{caller} {method} {suffix}: {response.status_code}, wanted {expected}")
+            if response.status_code >= 400:
+                problem_shape(response)
+            if caller not in MEMBER_A:
+                leaks += [
+                    f"{caller} {method} {suffix}: {s}" for s in (DRAFT_SECRET, COMMENT_SECRET) if s in response.text
+                ]
+    # Then each got its status, nobody outside member A saw its draft, and nothing changed
+    assert mismatches == []
+    assert leaks == []
+    assert coordinator.get(f"/v1/negotiations/{nid}").json()["sequence"] == before
+    assert world.client("member_contributor").get(f"/v1/negotiations/{nid}/drafts").json() == before_drafts
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body", "caller", "status"),
+    [
+        (method, suffix, body, caller, status)
+        for method, suffix, body, allowed, status in DRAFT_ENDPOINTS
+        if method != "GET"
+        for caller, role in MEMBER_A.items()
+        if role in allowed
+    ],
+    ids=[
+        f"{method} {suffix} by {role}"
+        for method, suffix, _, allowed, _ in DRAFT_ENDPOINTS
+        if method != "GET"
+        for role in MEMBER_A.values()
+        if role in allowed
+    ],
+)
+def test_the_members_people_draft_comment_and_adopt(
+    world: World, method: str, suffix: str, body: dict[str, Any] | None, caller: str, status: int
+) -> None:
+    # Given a fresh negotiation with a draft of member A
+    nid = world.prepared()
+    drafted(world, nid)
+    before = world.client("coordinator").get(f"/v1/negotiations/{nid}").json()["sequence"]
+    # When one of member A's people who may act does so
+    response = call(world.client(caller), method, f"/v1/negotiations/{nid}{suffix}", body, world)
+    # Then it succeeds; only an adoption is a command, and it states the position
+    assert response.status_code == status, response.text
+    after = world.client("coordinator").get(f"/v1/negotiations/{nid}").json()["sequence"]
+    assert after == (before + 1 if suffix.endswith("/adopt") else before)
+    if suffix.endswith("/adopt"):
+        own = world.client("member").get(f"/v1/negotiations/{nid}/positions").json()
+        assert ("data-location", ["NL"]) in [(p["item_key"], p.get("accepted")) for p in own]

@@ -1,4 +1,5 @@
-"""``koopkracht demo --no-serve`` plays the whole story on a fresh stack and exits 0."""
+"""``koopkracht demo --no-serve`` plays the whole story on a fresh stack and exits 0: TU Delft's
+people draft, comment and adopt its change of position on the way."""
 
 from __future__ import annotations
 
@@ -40,15 +41,23 @@ def test_the_demo_reaches_an_agreement_and_writes_a_valid_ocds_release(kafka_boo
     assert done.returncode == 0, output[-4000:]
     assert "agreement agreed" in output
     assert "phase agreed" in output
+    # At TU Delft a contributor drafted, the privacy officer commented and the approver adopted
+    assert 'Joris Bakker drafts data location "NL only"' in output
+    assert "Femke Jansen, the privacy officer, comments" in output
+    assert "Pieter van Dam (approver) redrafts it to NL or EU and adopts it" in output
+    assert "the data-location conflict is gone" in output
     (release_path,) = (tmp_path / "demo").glob("ocds-release-*.json")
     schema = json.loads((ROOT / "tests" / "data" / "ocds" / "release-schema.json").read_text())
     release = json.loads(release_path.read_text())
     assert list(Draft4Validator(schema, format_checker=FormatChecker()).iter_errors(release)) == []
     assert len([p for p in release["parties"] if p["roles"] == ["interestedParty"]]) == 12
-    # The organisations' keys and their owners' personal tokens are kept for the next run, readable
-    # by the user only; the dashboard is signed in to with a person's token, which the demo prints
+    # The organisations' keys and their people's tokens are kept for the next run, readable by
+    # their owner only; the console shows how people sign in, with personal tokens, not keys
     kept = tmp_path / "demo" / "organisations.json"
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
     organisations = json.loads(kept.read_text())
-    assert all(o["owner_token"].startswith("kkp_") and o["api_key"].startswith("kk_") for o in organisations.values())
-    assert f"personal token {organisations['surf']['owner_token']}" in output.replace("\n", " ")
+    assert all(o["owner_token"].startswith("kkp_") for o in organisations.values())
+    assert sorted(organisations["tud"]["people"]) == ["CIO", "architect", "privacy officer"]
+    assert "Sign in with a personal token" in output
+    assert organisations["surf"]["owner_token"] in output and organisations["tud"]["people"]["CIO"] in output
+    assert all(o["api_key"] not in output for o in organisations.values())

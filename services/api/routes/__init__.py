@@ -6,13 +6,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.api.routes import agreement, demand, feed, negotiations, organisations, people, positions, responses
+from services.api.routes import (
+    agreement,
+    demand,
+    drafts,
+    feed,
+    negotiations,
+    organisations,
+    people,
+    positions,
+    responses,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     people.router,  # before organisations: /v1/organisations/me/people is not an organisation's id
     organisations.router,
     negotiations.router,
     positions.router,
+    drafts.router,
     demand.router,
     responses.router,
     agreement.router,
