@@ -174,6 +174,7 @@ class Application:
         """The dashboard's board: every document the viewer may see, its latest events, and for a
         member its drafts."""
         data = self.read(caller, negotiation_id, reads.board)
+        data["may_act"] = decider.acts_for_organisation(caller.actor())  # a contributor's board has no command forms
         after = max(0, data["state"].sequence - timeline)
         data["timeline"] = self.change_feed(caller, negotiation_id, after=after, limit=timeline).events
         # A member's people also see its drafts, each with its comment thread (SPEC section 10).

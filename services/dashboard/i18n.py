@@ -50,6 +50,11 @@ NL: dict[str, str] = {
     "removed": "verwijderd",
     "signed in": "ingelogd",
     "active": "actief",
+    "As a contributor you read the negotiation and draft and comment; "
+    "an approver or owner acts for your organisation.": (
+        "Als bijdrager leest u de onderhandeling en maakt u concepten en reacties; een goedkeurder of eigenaar "
+        "handelt namens uw organisatie."
+    ),
     "by": "door",
     "invited": "uitgenodigd",
     "Change role": "Rol wijzigen",

@@ -261,10 +261,14 @@ def _role_of(state: NegotiationState, actor: Actor, command_type: str, *allowed:
     return role
 
 
+def acts_for_organisation(actor: Actor) -> bool:
+    """Whether the actor may send commands for its organisation (SPEC section 10): an owner, an
+    approver or the integration key (no person) may; a contributor drafts and comments inside it."""
+    return actor.person is None or actor.person.role != "contributor"
+
+
 def _acts_for_organisation(actor: Actor, command_type: str) -> None:
-    """Only an owner or approver acts for an organisation (SPEC section 10): a contributor drafts
-    and comments inside it. An integration key (no person) acts for its organisation."""
-    if actor.person is not None and actor.person.role == "contributor":
+    if not acts_for_organisation(actor):
         raise _forbidden(
             f"a contributor may not {_verb(command_type)}: a contributor drafts and comments, "
             f"an approver or owner of {actor.name} acts for it"

@@ -266,8 +266,10 @@ def test_the_draft_thread_on_the_board_and_an_adoption_with_a_click(
     form.get_by_label(re.compile("^Rationale")).fill(CONFIDENTIAL)
     form.get_by_role("button", name="Save the draft").click()
     contributor.wait_for_url(re.compile(r"notice=.*#draft-data-location$"))  # type: ignore[attr-defined]
-    # And a contributor is offered no adoption
+    # And a contributor is offered no adoption, and no position form it could send
     assert thread.get_by_role("button", name=re.compile("^Adopt")).count() == 0
+    assert contributor.locator("#position-data-location button").is_disabled()  # type: ignore[attr-defined]
+    assert contributor.locator("p.contributor").count() == 1  # type: ignore[attr-defined]
     # And the privacy officer comments in the thread
     officer = sign_in(browser, stack, c.privacy_officer)
     officer.goto(board)  # type: ignore[attr-defined]
@@ -293,6 +295,8 @@ def test_the_draft_thread_on_the_board_and_an_adoption_with_a_click(
     stated = stack.client(c.member_key).get(c.path("/positions")).json()
     assert [(p["item_key"], p["accepted"]) for p in stated] == [("data-location", ["NL"])]
     assert approver.locator("#item-data-location .support").inner_text() == "50%"  # type: ignore[attr-defined]
+    # ...and the timeline tells TU Delft's people who stated it
+    approver.locator(".timeline .by", has_text="Pieter van Dam").wait_for(timeout=10_000)  # type: ignore[attr-defined]
     shot(approver, "draft-thread")
 
     # And the coordinator's board draws no draft thread; the other member's only its own, empty one
@@ -302,6 +306,7 @@ def test_the_draft_thread_on_the_board_and_an_adoption_with_a_click(
         content = page.content()  # type: ignore[attr-defined]
         assert ('id="draft-' in content) is (key == c.other_approver)
         assert "Joris Bakker" not in content and "Femke Jansen" not in content and "EU would do" not in content
+        assert "Pieter van Dam" not in content  # who acted is TU Delft's own business
     # (the coordinator reads the stated position's rationale, as SPEC section 1 allows; another member does not)
     assert CONFIDENTIAL not in content
 
