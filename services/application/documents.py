@@ -132,6 +132,9 @@ class DraftView(Frozen):
     item_key: Slug
     position: Position
     """What adopting the draft states: the body of ``PUT …/positions/{item_key}``."""
+    version: str
+    """Names this content of the draft (its ``ETag``): an adoption sent with ``If-Match: "<version>"``
+    states the draft only if it still is what the approver read (412 otherwise)."""
     updated_by: PersonNamed
     updated_at: datetime
     adopted_at: datetime | None = None

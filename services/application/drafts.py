@@ -18,6 +18,7 @@ draft and comment names who wrote it); the organisation's integration key may re
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,17 +162,33 @@ class Drafts:
         return _comment_view(comment)
 
     async def adopt(
-        self, caller: Caller, negotiation_id: str, item_key: str, once: Once | None = None, instance: str = ""
+        self,
+        caller: Caller,
+        negotiation_id: str,
+        item_key: str,
+        once: Once | None = None,
+        instance: str = "",
+        version: str | None = None,
     ) -> Answer:
         """State the draft as the organisation's position (an approver or owner; a contributor is
         refused 403 by the core's rule), through the usual command: the answer is the usual
-        position answer, and the event records the adopting person."""
+        position answer, and the event records the adopting person.
+
+        With ``version`` (the draft's ``version`` the approver read), the draft is stated only if it
+        still is that one (412 otherwise): else a colleague's redraft between reading and clicking
+        would be stated in the approver's name. The dashboard always sends it."""
 
         def check(state: NegotiationState) -> None:
             decider.may_state_positions(state, caller.actor())
 
         await to_thread.run_sync(lambda: self._as_member(caller, negotiation_id, check, person=True))
         draft = await to_thread.run_sync(self._draft, caller, negotiation_id, item_key)
+        if version is not None and version != draft_version(draft.position):
+            raise Refusal(
+                412,
+                f"the draft on {item_key!r} changed since you read it: read it again, then adopt what you read",
+                title="Precondition failed",
+            )
         position = Position.model_validate_json(draft.position)
         await to_thread.run_sync(
             lambda: self._as_member(caller, negotiation_id, lambda s: decider.position_fits(s, item_key, position))
@@ -223,13 +240,15 @@ class Drafts:
         return draft
 
     def _adopted(self, caller: Caller, negotiation_id: str, item_key: str, stated: str, replayed: bool) -> None:
-        """Mark the draft adopted, if it is still what was stated: it may have changed meanwhile, and
-        a replayed answer (an ``Idempotency-Key`` used again) is the first adoption's, which keeps
-        its mark."""
+        """Mark the draft adopted, if it is still what was stated: it may have changed meanwhile. A
+        replayed answer (an ``Idempotency-Key`` used again) stated nothing now, so it marks nothing:
+        the first adoption marked what it stated then."""
         person = _person(caller)
+        if replayed:
+            return
         with Session(self.hub.engine) as session:
             draft = session.get(Draft, (caller.organisation_id, negotiation_id, item_key), with_for_update=True)
-            if draft is None or draft.position != stated or (replayed and draft.adopted_at is not None):
+            if draft is None or draft.position != stated:
                 return
             draft.adopted_at = datetime.now(UTC)
             draft.adopted_by_id, draft.adopted_by_name = person.id, person.name
@@ -264,6 +283,11 @@ def _comment_view(comment: DraftComment) -> CommentView:
     )
 
 
+def draft_version(position_json: str) -> str:
+    """The version of a draft's content: the first 16 hex digits of the SHA-256 of its JSON."""
+    return hashlib.sha256(position_json.encode()).hexdigest()[:16]
+
+
 def _draft_view(draft: Draft, thread: list[CommentView]) -> DraftView:
     adopted_by = None
     if draft.adopted_by_id is not None and draft.adopted_by_name is not None:
@@ -271,6 +295,7 @@ def _draft_view(draft: Draft, thread: list[CommentView]) -> DraftView:
     return DraftView(
         item_key=draft.item_key,
         position=Position.model_validate_json(draft.position),
+        version=draft_version(draft.position),
         updated_by=PersonNamed(id=draft.updated_by_id, name=draft.updated_by_name),
         updated_at=utc(draft.updated_at) or draft.updated_at,
         adopted_at=utc(draft.adopted_at),

@@ -3,7 +3,7 @@ and how single sign-on finds them.
 
 An organisation's **owner** invites and removes people and manages its integration key; an
 **approver** acts for the organisation; a **contributor** drafts and comments only. Which commands
-a role may send is the pure core's rule (``decider._acts_for_organisation``); who may manage
+a role may send is the pure core's rule (``decider.acts_for_organisation``); who may manage
 people is this module's, since people are the hub's configuration, not negotiation facts.
 
 A person is found at sign-in by the identity provider's issuer and subject; an invitation by

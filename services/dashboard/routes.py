@@ -467,10 +467,12 @@ async def comment_draft(request: Request, negotiation_id: str, item_key: str) ->
 @dashboard.post("/dashboard/n/{negotiation_id}/drafts/{item_key}/adopt")
 async def adopt_draft(request: Request, negotiation_id: str, item_key: str) -> Response:
     drafts = _application(request).drafts
+    form = await _form(request)
+    version = str(form.get("version", "")) or "none"  # the draft the approver read: adopt that or nothing
     return await _submit(
         request,
         negotiation_id,
-        lambda caller, once: drafts.adopt(caller, negotiation_id, item_key, once, request.url.path),
+        lambda caller, once: drafts.adopt(caller, negotiation_id, item_key, once, request.url.path, version=version),
         f"#draft-{quote(item_key)}",
     )
 

@@ -268,6 +268,7 @@ def acts_for_organisation(actor: Actor) -> bool:
 
 
 def _acts_for_organisation(actor: Actor, command_type: str) -> None:
+    """Refuse (403) a command of an actor who does not act for its organisation."""
     if not acts_for_organisation(actor):
         raise _forbidden(
             f"a contributor may not {_verb(command_type)}: a contributor drafts and comments, "

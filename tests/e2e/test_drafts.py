@@ -144,6 +144,53 @@ def test_a_contributor_drafts_a_colleague_comments_and_an_approver_adopts(
     assert [m["text"] for m in redrafted.json()["comments"]] == ["EU would do as well"]
 
 
+def test_an_approver_adopts_what_they_read_and_not_a_redraft_made_meanwhile(
+    stack: RunningStack, coalition: Coalition
+) -> None:
+    c = coalition
+    contributor, approver = stack.client(c.contributor), stack.client(c.approver)
+    # Given the approver has read the draft "NL or EU"
+    body = {"priority": "must", "accepted": ["NL", "EU"]}
+    assert contributor.put(c.path("/drafts/data-location"), json=body).status_code == 200
+    (read,) = approver.get(c.path("/drafts")).json()
+    # When a contributor redrafts it to "NL or EEA" before the approver clicks adopt
+    redraft = {"priority": "must", "accepted": ["NL", "EEA"]}
+    assert contributor.put(c.path("/drafts/data-location"), json=redraft).status_code == 200
+    stale = approver.post(c.path("/drafts/data-location/adopt"), headers={"If-Match": f'"{read["version"]}"'})
+    # Then the adoption of what the approver read is refused, and nothing is stated in their name
+    assert stale.status_code == 412, stale.text
+    assert "changed since you read it" in stale.json()["detail"]
+    assert stack.client(c.member_key).get(c.path("/positions")).json() == []
+    # When the approver reads the draft again and adopts that version, it is stated
+    (again,) = approver.get(c.path("/drafts")).json()
+    assert again["version"] != read["version"]
+    fresh = approver.post(c.path("/drafts/data-location/adopt"), headers={"If-Match": f'"{again["version"]}"'})
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.json()["accepted"] == ["NL", "EEA"]
+
+
+def test_a_replayed_adoption_marks_no_draft_it_did_not_state(stack: RunningStack, coalition: Coalition) -> None:
+    c = coalition
+    contributor, approver = stack.client(c.contributor), stack.client(c.approver)
+    first, second = {"priority": "must", "accepted": ["NL"]}, {"priority": "must", "accepted": ["NL", "EU"]}
+    # Given the approver adopted "NL" with an Idempotency-Key, then "NL or EU"
+    assert contributor.put(c.path("/drafts/data-location"), json=first).status_code == 200
+    once = {"Idempotency-Key": "adopt-nl-only"}
+    assert approver.post(c.path("/drafts/data-location/adopt"), headers=once).status_code == 200
+    assert contributor.put(c.path("/drafts/data-location"), json=second).status_code == 200
+    assert approver.post(c.path("/drafts/data-location/adopt")).status_code == 200
+    # When the draft is set back to "NL" and the first adoption is sent again (a stale page)
+    assert contributor.put(c.path("/drafts/data-location"), json=first).status_code == 200
+    replayed = approver.post(c.path("/drafts/data-location/adopt"), headers=once)
+    # Then the answer is the first one, replayed, and the draft is not marked adopted: the
+    # organisation's position is still "NL or EU"
+    assert replayed.status_code == 200 and replayed.headers.get("Idempotent-Replayed") == "true"
+    (draft,) = contributor.get(c.path("/drafts")).json()
+    assert draft["adopted_at"] is None
+    (stated,) = stack.client(c.member_key).get(c.path("/positions")).json()
+    assert stated["accepted"] == ["NL", "EU"]
+
+
 def test_nobody_outside_the_organisation_sees_or_touches_its_drafts(stack: RunningStack, coalition: Coalition) -> None:
     c = coalition
     # Given a draft with a comment inside TU Delft

@@ -4,8 +4,10 @@ a member of the negotiation gets 404 on every route here."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from anyio import to_thread
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 
 from schemas.documents import PositionView
 from schemas.negotiation import Position
@@ -55,10 +57,29 @@ async def comment(
     return await to_thread.run_sync(application.drafts.comment, caller, negotiation_id, item_key, body.text)
 
 
-@router.post("/{negotiation_id}/drafts/{item_key}/adopt", response_model=PositionView, responses=COMMAND)
-async def adopt(negotiation_id: NegotiationId, item_key: ItemKey, send: Send, application: ApplicationDep) -> Response:
+@router.post(
+    "/{negotiation_id}/drafts/{item_key}/adopt", response_model=PositionView, responses={**COMMAND, **problems(412)}
+)
+async def adopt(
+    negotiation_id: NegotiationId,
+    item_key: ItemKey,
+    send: Send,
+    application: ApplicationDep,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=100,
+            description="The draft's `version` as read: adopt only if the draft is still that (412 otherwise).",
+        ),
+    ] = None,
+) -> Response:
     """Adopt the draft: state it as the organisation's position (an approver or owner; 403 for a
-    contributor), through the same command as `PUT …/positions/{item_key}`, with the same answer."""
+    contributor), through the same command as `PUT …/positions/{item_key}`, with the same answer.
+    Send `If-Match` with the draft's `version` to adopt exactly what you read."""
+    version = None if if_match is None else if_match.strip().removeprefix("W/").strip('"')
     return await send.run(
-        lambda caller, once, instance: application.drafts.adopt(caller, negotiation_id, item_key, once, instance)
+        lambda caller, once, instance: application.drafts.adopt(
+            caller, negotiation_id, item_key, once, instance, version=version
+        )
     )
