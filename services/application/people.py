@@ -206,6 +206,9 @@ class People:
             if person.role == "owner":
                 self._keep_an_owner(session, caller.organisation_id)
             person.status, person.removed_at = "removed", datetime.now(UTC)
+            # The identity is released: the person may be invited again (here or elsewhere) and
+            # bind it anew; the removed row keeps the name and id the log refers to.
+            person.issuer, person.subject = None, None
             session.add(person)
             keys = self._end_sessions_and_cached_tokens(session, person.id, revoke=True)
             self._disable_subscriptions(session, person)
@@ -312,14 +315,18 @@ class People:
                     )
                 person = invitations[0] if invitations else None
                 if person is not None:
-                    person.issuer, person.subject, person.bound_at = issuer, subject, datetime.now(UTC)
-                    session.add(person)
+                    # Bound only if still open: SQLite takes no row lock, so two identities signing
+                    # in with the address at once must not both bind it (the second finds nobody).
+                    bound = session.execute(
+                        update(Person)
+                        .where(col(Person.id) == person.id, col(Person.subject).is_(None))
+                        .values(issuer=issuer, subject=subject, bound_at=datetime.now(UTC))
+                    )
                     session.commit()
+                    person = person if bound.rowcount == 1 else None  # type: ignore[attr-defined]
             if person is None:
                 hint = f" ask an owner of your organisation to invite {email}" if email else ""
                 raise Refusal(403, f"nobody has invited this identity to the hub:{hint}".rstrip(":"))
-            if person.status != "active":
-                raise Refusal(403, "you were removed from your organisation")
             organisation = session.get(Organisation, person.organisation_id)
             if organisation is None:
                 raise Refusal(403, "your organisation no longer exists")

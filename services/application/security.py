@@ -148,9 +148,22 @@ def authenticate(
     # Compare even when there is no row, so a wrong key id costs the same time as a wrong secret.
     expected = known[0] if known is not None else _DUMMY_HASH
     given = hash_secret(parts[1]) if parts is not None else ""
-    if not hmac.compare_digest(expected.encode(), given.encode()) or known is None:
+    if not hmac.compare_digest(expected.encode(), given.encode()) or known is None or parts is None:
         raise _unauthorised("the API key or personal token is not valid")
+    if known[2] and parts[0].startswith("kkp:"):
+        # A personal token's last use, as near as the cache allows: once per read of its row, and
+        # only once its secret was right (a key id alone, which the token shows, must not move it).
+        _used(engine, parts[0].removeprefix("kkp:"))
     return known[1]
+
+
+def _used(engine: Engine, key_id: str) -> None:
+    with Session(engine) as session:
+        token = session.get(PersonalToken, key_id)
+        if token is not None:
+            token.last_used_at = datetime.now(UTC)
+            session.add(token)
+            session.commit()
 
 
 _KNOWN_KEYS: weakref.WeakKeyDictionary[Engine, OrderedDict[str, tuple[str, Caller, float]]] = (
@@ -162,9 +175,9 @@ _FORGETS: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 _known_keys_guard = threading.Lock()
 
 
-def _known_key(engine: Engine, key_id: str, read: bool, ttl_s: float) -> tuple[str, Caller] | None:
-    """The stored hash of a key or token (``key_id`` with its kind, ``kk:…`` or ``kkp:…``) and who
-    it lets in, remembered for ``ttl_s`` once read.
+def _known_key(engine: Engine, key_id: str, read: bool, ttl_s: float) -> tuple[str, Caller, bool] | None:
+    """The stored hash of a key or token (``key_id`` with its kind, ``kk:…`` or ``kkp:…``), who
+    it lets in, and whether it was read from the database just now; remembered for ``ttl_s`` once read.
 
     A key can be revoked or replaced (rotated), a person removed, in another API process, so what
     was read is trusted only for ``ttl_s`` seconds (``KOOPKRACHT_KEY_CACHE_TTL_S``): then the row
@@ -182,7 +195,7 @@ def _known_key(engine: Engine, key_id: str, read: bool, ttl_s: float) -> tuple[s
         known = keys.get(key_id)
         if known is not None and now - known[2] < ttl_s:
             keys.move_to_end(key_id)
-            return known[0], known[1]
+            return known[0], known[1], False
         forgets = _FORGETS.get(engine, 0)
     if not read:
         return None
@@ -198,7 +211,7 @@ def _known_key(engine: Engine, key_id: str, read: bool, ttl_s: float) -> tuple[s
             keys.move_to_end(key_id)
             while len(keys) > _KNOWN_KEYS_KEPT:
                 keys.popitem(last=False)
-    return stored_hash, caller
+    return stored_hash, caller, True
 
 
 def _read_key(engine: Engine, key_id: str) -> tuple[str, Caller] | None:
@@ -220,10 +233,6 @@ def _read_key(engine: Engine, key_id: str) -> tuple[str, Caller] | None:
         token, person, organisation = row
         if token.revoked_at is not None or person.status != "active":
             return REVOKED, Caller(organisation.id, organisation.name, organisation.role)  # type: ignore[arg-type]
-        # The token's last use, as near as the cache allows: once per read of the row.
-        token.last_used_at = datetime.now(UTC)
-        session.add(token)
-        session.commit()
         person_ref = PersonRef(person.id, person.name, person.role)  # type: ignore[arg-type]
         return token.token_hash, Caller(organisation.id, organisation.name, organisation.role, person_ref)  # type: ignore[arg-type]
 

@@ -234,3 +234,24 @@ def test_a_persons_token_list_keeps_the_latest_revoked_tokens_only(database: str
     assert len(revoked) == MAX_TOKENS_PER_PERSON
     assert f"try {MAX_TOKENS_PER_PERSON + 4}" in revoked and "try 0" not in revoked
     assert [t.label for t in listed if t.revoked_at is None] == ["first personal token"]
+
+
+def test_a_removed_person_may_be_invited_again_and_binds_anew(database: str) -> None:
+    # Given a person who signed in with single sign-on and was then removed
+    upgrade(database)
+    engine = create_db_engine(database)
+    people = People(engine, sso=True)
+    organisation_id, _ = organisation(engine)
+    owner = people.add_owner(organisation_id, PersonCreate(name="Owner", email="owner@uni.example"))
+    as_owner = owner_caller(organisation_id, owner.id)
+    first = people.invite(as_owner, PersonCreate(name="Ann", email="ann@uni.example", role="approver"))
+    assert people.person_for_sign_in("https://idp.example", "ann", "ann@uni.example", True).person.id == first.id  # type: ignore[union-attr]
+    people.remove(as_owner, first.id)
+    # Then her identity finds nobody
+    with pytest.raises(Refusal) as refused:
+        people.person_for_sign_in("https://idp.example", "ann", "ann@uni.example", True)
+    assert "nobody has invited" in refused.value.detail
+    # When the owner invites her again, her next sign-in binds the new invitation
+    again = people.invite(as_owner, PersonCreate(name="Ann", email="ann@uni.example", role="contributor"))
+    caller = people.person_for_sign_in("https://idp.example", "ann", "ann@uni.example", True)
+    assert caller.person is not None and (caller.person.id, caller.person.role) == (again.id, "contributor")

@@ -38,6 +38,7 @@ def reads(monkeypatch: pytest.MonkeyPatch, during: Any = None) -> list[str]:
         return hash_secret("the-secret"), ADA
 
     monkeypatch.setattr(security, "_read_key", read_key)
+    monkeypatch.setattr(security, "_used", lambda engine, key_id: seen.append(f"used {key_id}"))
     return seen
 
 
@@ -51,7 +52,7 @@ def test_a_personal_token_is_read_once_then_known_within_the_bound(monkeypatch: 
     # Then later requests are let in without reading it again, as the person with their role
     assert authenticate_known(engine, None, TOKEN) == ADA
     assert authenticate(engine, None, TOKEN).person == PersonRef("person_ada", "Ada", "approver")
-    assert seen == ["kkp:0123456789ab"]
+    assert seen == ["kkp:0123456789ab", "used 0123456789ab"]
     # And past the bound it is read again
     assert authenticate_known(engine, None, TOKEN, ttl_s=0.0) is None
     # And a token and an integration key with the same key id are different entries
@@ -77,3 +78,14 @@ def test_a_token_revoked_while_it_was_being_read_is_not_remembered(monkeypatch: 
     assert authenticate(engine, None, TOKEN) == ADA
     # Then the row it read is not remembered: the next request does not get in from the cache
     assert authenticate_known(engine, None, TOKEN) is None
+
+
+def test_a_wrong_secret_for_a_tokens_key_id_does_not_count_as_its_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given somebody who saw the key id a token shows, but not its secret
+    engine: Any = Engine()
+    seen = reads(monkeypatch)
+    # When they try it
+    with pytest.raises(security.Refusal):
+        authenticate(engine, None, "kkp_0123456789ab_" + "A" * 43)
+    # Then the row was read, but the token's last use did not move
+    assert seen == ["kkp:0123456789ab"]
