@@ -108,7 +108,10 @@ def create_subscription(body: SubscriptionCreate, caller: PartyDep, application:
 def list_subscriptions(
     request: Request, response: Response, caller: PartyDep, application: ApplicationDep, page: Paged
 ) -> list[SubscriptionPublic]:
-    """The caller's subscriptions (without their secrets), oldest first, in pages (``Link: rel=next``)."""
+    """The caller's subscriptions (without their secrets), oldest first, in pages (``Link: rel=next``).
+    The integration key or an owner: a webhook's address can itself be a secret (a chat's incoming
+    webhook, a token in its query)."""
+    application.people.require_integrations(caller, "read webhook subscriptions")
     query = select(Subscription).where(Subscription.organisation_id == caller.organisation_id)
     if page.cursor is not None:
         created, last_id = decode_cursor(page.cursor, str, str)
@@ -149,7 +152,9 @@ def _within_quota(application: Application, caller: Caller) -> None:
 def get_subscription(
     subscription_id: SubscriptionId, caller: PartyDep, application: ApplicationDep
 ) -> SubscriptionPublic:
-    """One of the caller's subscriptions: its status, and why it was disabled if it was."""
+    """One of the caller's subscriptions: its status, and why it was disabled if it was (the
+    integration key or an owner)."""
+    application.people.require_integrations(caller, "read webhook subscriptions")
     with Session(application.hub.engine) as session:
         return _public(_own(session, caller, subscription_id))
 
@@ -207,7 +212,8 @@ def delivery_log(
     cursor: Cursor = None,
 ) -> list[DeliveryView]:
     """The subscription's delivery log, newest first, in pages (``Link: rel=next``): each
-    delivery, its status, and every attempt."""
+    delivery, its status, and every attempt (the integration key or an owner)."""
+    application.people.require_integrations(caller, "read webhook subscriptions")
     with Session(application.hub.engine) as session:
         row = _own(session, caller, subscription_id)
         query = select(Delivery).where(Delivery.subscription_id == row.id)

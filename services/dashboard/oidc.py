@@ -184,6 +184,9 @@ def verify_id_token(
     ``algorithms``), issuer, audience, authorized party, expiry, issue time, nonce and (with an
     ``access_token``) ``at_hash`` have passed; :class:`InvalidIdToken` otherwise.
     :class:`joserfc.errors.InvalidKeyIdError` when it names a key ``keys`` does not have."""
+    if not algorithms:
+        # joserfc reads an empty list as "none given" and falls back to its defaults, HS256 among them.
+        raise InvalidIdToken("the provider announces no asymmetric signing algorithm the hub accepts")
     try:
         token = jwt.decode(id_token, keys, algorithms=algorithms)
     except InvalidKeyIdError:

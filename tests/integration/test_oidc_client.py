@@ -83,6 +83,9 @@ async def test_an_id_token_issued_to_another_client_is_refused(provider: OpenIDP
         verify_id_token(str(tokens["id_token"]), keys, client_id="other-service", **{**check, "issuer": "https://x"})
     with pytest.raises(InvalidIdToken, match="exp"):
         verify_id_token(str(tokens["id_token"]), keys, client_id="other-service", now=int(time.time()) + 7200, **check)
+    # And a provider that announces none of the asymmetric algorithms gets no token checked at all
+    with pytest.raises(InvalidIdToken, match="no asymmetric"):
+        verify_id_token(str(tokens["id_token"]), keys, client_id="other-service", **{**check, "algorithms": []})
 
 
 async def test_a_code_issued_to_another_client_is_refused_by_the_provider(provider: OpenIDProvider) -> None:
