@@ -13,6 +13,9 @@ even an unexpected 500 has them).
   a ``Referer``. Not ``no-referrer``: under it browsers send ``Origin: null`` with form posts,
   and the dashboard's sign-in checks the ``Origin``.
 - ``Strict-Transport-Security`` when ``KOOPKRACHT_PUBLIC_URL`` is https.
+- ``Cache-Control: no-store`` on everything but the static files: answers carry confidential
+  negotiation data and, once, new keys and tokens (a person's token on the tokens page, an
+  invitation's first token), which no browser cache or back-forward cache may keep.
 
 A header the answer already has is left as it is.
 """
@@ -28,6 +31,7 @@ CONTENT_SECURITY_POLICY = (
 DOCS_POLICY = "frame-ancestors 'none'"
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
 HSTS = "max-age=31536000"
+STATIC_PREFIX = "/static/"
 
 
 def security_headers(path: str, https: bool) -> list[tuple[bytes, bytes]]:
@@ -41,6 +45,8 @@ def security_headers(path: str, https: bool) -> list[tuple[bytes, bytes]]:
     ]
     if https:
         headers.append((b"strict-transport-security", HSTS.encode()))
+    if not path.startswith(STATIC_PREFIX):
+        headers.append((b"cache-control", b"no-store"))
     return headers
 
 

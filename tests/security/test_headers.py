@@ -50,6 +50,9 @@ def assert_protected(response: httpx.Response, policy: str = CONTENT_SECURITY_PO
     assert response.headers.get("x-frame-options") == "DENY", where
     assert response.headers.get("referrer-policy") == "same-origin", where
     assert response.headers.get("strict-transport-security") == "max-age=31536000", where
+    if not response.request.url.path.startswith("/static/"):
+        # no answer with negotiation data or a new token may be kept by a cache (a live stream says no-cache)
+        assert {"no-store", "no-cache"} & set(response.headers.get("cache-control", "").split(", ")), where
 
 
 def session_cookie(signed_in: httpx.Response) -> str:
