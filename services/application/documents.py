@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
-from schemas.negotiation import Decision, ItemResponse, Phase, Policy, Position, RequirementItem
+from schemas.negotiation import Decision, ItemResponse, PersonRole, Phase, Policy, Position, RequirementItem
 
 Email = Annotated[
     str,
@@ -27,7 +27,6 @@ Email = Annotated[
 ]
 """The hub sends no mail: an address is only matched against the identity provider's verified
 ``email`` claim at a person's first single sign-on, so a plain shape check is all it needs."""
-PersonRoleName = Literal["owner", "approver", "contributor"]
 
 
 class PersonCreate(Frozen):
@@ -35,7 +34,7 @@ class PersonCreate(Frozen):
 
     name: ShortText
     email: Email | None = None
-    role: PersonRoleName = "contributor"
+    role: PersonRole = "contributor"
 
 
 class PersonPublic(Frozen):
@@ -43,7 +42,7 @@ class PersonPublic(Frozen):
     organisation_id: Identifier
     name: ShortText
     email: str | None = None
-    role: PersonRoleName
+    role: PersonRole
     status: Literal["active", "removed"]
     signed_in_with_sso: bool
     """Whether single sign-on has bound the person (an invitation by e-mail is bound at the first)."""
@@ -58,7 +57,7 @@ class PersonCreated(PersonPublic):
 
 
 class PersonChange(Frozen):
-    role: PersonRoleName
+    role: PersonRole
 
 
 class OrganisationCreate(Frozen):

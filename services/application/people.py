@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, func, select
 
+from schemas.negotiation import PersonRole
 from services.application.documents import (
     PersonCreate,
     PersonCreated,
     PersonPublic,
-    PersonRoleName,
     TokenCreated,
     TokenPublic,
 )
@@ -103,7 +103,7 @@ class People:
         return caller.person
 
     # -- people -----------------------------------------------------------------------------------
-    def add(self, session: Session, organisation_id: str, body: PersonCreate, role: PersonRoleName) -> PersonCreated:
+    def add(self, session: Session, organisation_id: str, body: PersonCreate, role: PersonRole) -> PersonCreated:
         """A new person of the organisation (in the caller's transaction); with no single sign-on,
         with a first personal token, shown once. With single sign-on, the e-mail address is how the
         person will be found at their first sign-in, so it is required (422)."""
@@ -177,7 +177,7 @@ class People:
             ).all()
         return [_public(p) for p in rows]
 
-    def change_role(self, caller: Caller, person_id: str, role: PersonRoleName) -> PersonPublic:
+    def change_role(self, caller: Caller, person_id: str, role: PersonRole) -> PersonPublic:
         self.require_owner(caller, "change people's roles")
         with Session(self.engine, expire_on_commit=False) as session:
             self._lock_organisation(session, caller.organisation_id)
@@ -290,7 +290,7 @@ class People:
                 invitations = session.exec(
                     select(Person)
                     .where(
-                        func.lower(Person.email) == email.lower(),
+                        Person.email == email.lower(),  # kept lower-case, so the index serves
                         col(Person.subject).is_(None),
                         Person.status == "active",
                     )

@@ -105,10 +105,6 @@ class Caller:
             )
         return Actor(organisation_id=self.organisation_id, role=self.role, name=self.name, person=person)
 
-    @property
-    def person_role(self) -> PersonRole | None:
-        return None if self.person is None else self.person.role
-
 
 UNAUTHORISED_HEADERS = {"WWW-Authenticate": 'Bearer realm="koopkracht"'}
 

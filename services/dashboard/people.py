@@ -15,7 +15,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Form, Request, Response
 from pydantic import ValidationError
 
-from services.application.documents import PersonChange, PersonCreate
+from services.application.documents import PersonChange, PersonCreate, TokenCreate
 from services.application.errors import Refusal
 from services.application.security import Caller
 from services.dashboard.i18n import translator
@@ -154,11 +154,11 @@ async def create_token(
     if isinstance(checked, Response):
         return checked
     caller, row = checked
-    label = label.strip() or "personal token"
     try:
-        if len(label) > 100:
-            raise Refusal(422, "label: at most 100 characters")
-        created = await to_thread.run_sync(_application(request).people.create_token, caller, label)
+        chosen = TokenCreate(label=label.strip() or "personal token")
+        created = await to_thread.run_sync(_application(request).people.create_token, caller, chosen.label)
+    except ValidationError:
+        return await _tokens_page(request, caller, row, status=422, error="label: at most 100 characters")
     except Refusal as refusal:
         return await _tokens_page(request, caller, row, status=refusal.status, error=refusal.detail)
     return await _tokens_page(request, caller, row, status=201, new_token=created)
