@@ -74,8 +74,9 @@ async def remove(person_id: PersonId, caller: CallerDep, application: Applicatio
 async def add_owner(
     organisation_id: OrganisationId, body: PersonCreate, _admin: AdminDep, application: ApplicationDep
 ) -> PersonCreated:
-    """Give an organisation an owner (admin only): for one created before people existed, or whose
-    owners have all left. The person's role is `owner` whatever is sent."""
+    """Give an organisation an owner (admin only), e.g. one created before people existed, or whose
+    owners lost their access; any organisation may be given one. The person's role is `owner`
+    whatever is sent."""
     return await to_thread.run_sync(application.people.add_owner, organisation_id, body)
 
 
