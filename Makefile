@@ -26,7 +26,7 @@ demo: jars
 
 ## Every check CI runs: lint, types, and the whole test suite against a real Kafka.
 test: lint jars
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 lint: install
 	$(BIN)/ruff check .

@@ -33,7 +33,9 @@ def provider() -> Iterator[OpenIDProvider]:
         yield running
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+# One database: the sign-in's only database work (finding and binding a person) runs on both
+# databases in tests/integration/test_people.py; a second stack here would add a minute to CI.
+@pytest.fixture(scope="module", params=["sqlite"])
 def stack(
     request: pytest.FixtureRequest,
     kafka_bootstrap: str,
