@@ -9,6 +9,7 @@ browsers keep in their history.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -52,7 +53,18 @@ async def people_page(request: Request) -> Response:
     return await _people_page(request, *found)
 
 
-async def _signed_in_form(request: Request, csrf: str) -> tuple[Caller, DashboardSession] | Response:
+Page = Callable[..., Awaitable[Response]]
+"""Draws one of this module's pages for the caller: ``(request, caller, row, status=…, **shown)``."""
+
+
+async def _form(
+    request: Request,
+    csrf: str,
+    redraw: Page,
+    act: Callable[[Caller, DashboardSession, Callable[[str], str]], Awaitable[Response]],
+) -> Response:
+    """What every form here does: the session and its CSRF token, the organisation's rate limit,
+    then ``act``; a refusal or an invalid field redraws the form's page with it."""
     found = await signed_in(request)
     if found is None:
         return _to_signin()
@@ -60,9 +72,13 @@ async def _signed_in_form(request: Request, csrf: str) -> tuple[Caller, Dashboar
     try:
         _check_csrf(row, csrf)
         _application(request).hub.throttle.spend(caller.organisation_id)
+        return await act(caller, row, translator(_language(request)))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = ".".join(str(p) for p in first["loc"]) + ": " + str(first["msg"])
+        return await redraw(request, caller, row, status=422, error=message)
     except Refusal as refusal:
-        return await _people_page(request, caller, row, status=refusal.status, error=refusal.detail)
-    return caller, row
+        return await redraw(request, caller, row, status=refusal.status, error=refusal.detail)
 
 
 @people_pages.post("/dashboard/people")
@@ -73,59 +89,40 @@ async def invite(
     email: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "contributor",
 ) -> Response:
-    checked = await _signed_in_form(request, csrf)
-    if isinstance(checked, Response):
-        return checked
-    caller, row = checked
-    t = translator(_language(request))
-    try:
+    async def act(caller: Caller, row: DashboardSession, t: Callable[[str], str]) -> Response:
         body = PersonCreate(name=name.strip(), email=email.strip() or None, role=role)
         created = await to_thread.run_sync(_application(request).people.invite, caller, body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = ".".join(str(p) for p in first["loc"]) + ": " + str(first["msg"])
-        return await _people_page(request, caller, row, status=422, error=message)
-    except Refusal as refusal:
-        return await _people_page(request, caller, row, status=refusal.status, error=refusal.detail)
-    return await _people_page(
-        request, caller, row, status=201, notice=t("Invited {name}.").format(name=created.name), new_person=created
-    )
+        notice = t("Invited {name}.").format(name=created.name)
+        return await _people_page(request, caller, row, status=201, notice=notice, new_person=created)
+
+    return await _form(request, csrf, _people_page, act)
 
 
 @people_pages.post("/dashboard/people/{person_id}/role")
 async def change_role(
     request: Request, person_id: str, csrf: Annotated[str, Form()] = "", role: Annotated[str, Form()] = ""
 ) -> Response:
-    checked = await _signed_in_form(request, csrf)
-    if isinstance(checked, Response):
-        return checked
-    caller, row = checked
-    t = translator(_language(request))
-    try:
-        chosen = PersonChange(role=role)
-    except ValidationError:
-        return await _people_page(request, caller, row, status=422, error=t("Choose a role."))
-    try:
-        changed = await to_thread.run_sync(_application(request).people.change_role, caller, person_id, chosen.role)
-    except Refusal as refusal:
-        return await _people_page(request, caller, row, status=refusal.status, error=refusal.detail)
-    if caller.person is not None and changed.id == caller.person.id:
-        return _to_signin()  # one's own role changed: one's sessions ended with it
-    return await _people_page(request, caller, row, notice=t("Done."))
+    async def act(caller: Caller, row: DashboardSession, t: Callable[[str], str]) -> Response:
+        try:
+            chosen = PersonChange(role=role)
+        except ValidationError:
+            return await _people_page(request, caller, row, status=422, error=t("Choose a role."))
+        people = _application(request).people
+        changed = await to_thread.run_sync(people.change_role, caller, person_id, chosen.role)
+        if caller.person is not None and changed.id == caller.person.id:
+            return _to_signin()  # one's own role changed: one's sessions ended with it
+        return await _people_page(request, caller, row, notice=t("Done."))
+
+    return await _form(request, csrf, _people_page, act)
 
 
 @people_pages.post("/dashboard/people/{person_id}/remove")
 async def remove(request: Request, person_id: str, csrf: Annotated[str, Form()] = "") -> Response:
-    checked = await _signed_in_form(request, csrf)
-    if isinstance(checked, Response):
-        return checked
-    caller, row = checked
-    t = translator(_language(request))
-    try:
+    async def act(caller: Caller, row: DashboardSession, t: Callable[[str], str]) -> Response:
         removed = await to_thread.run_sync(_application(request).people.remove, caller, person_id)
-    except Refusal as refusal:
-        return await _people_page(request, caller, row, status=refusal.status, error=refusal.detail)
-    return await _people_page(request, caller, row, notice=t("Removed {name}.").format(name=removed.name))
+        return await _people_page(request, caller, row, notice=t("Removed {name}.").format(name=removed.name))
+
+    return await _form(request, csrf, _people_page, act)
 
 
 # -- personal tokens ------------------------------------------------------------------------------
@@ -150,29 +147,18 @@ async def tokens_page(request: Request) -> Response:
 async def create_token(
     request: Request, csrf: Annotated[str, Form()] = "", label: Annotated[str, Form()] = ""
 ) -> Response:
-    checked = await _signed_in_form(request, csrf)
-    if isinstance(checked, Response):
-        return checked
-    caller, row = checked
-    try:
+    async def act(caller: Caller, row: DashboardSession, t: Callable[[str], str]) -> Response:
         chosen = TokenCreate(label=label.strip() or "personal token")
         created = await to_thread.run_sync(_application(request).people.create_token, caller, chosen.label)
-    except ValidationError:
-        return await _tokens_page(request, caller, row, status=422, error="label: at most 100 characters")
-    except Refusal as refusal:
-        return await _tokens_page(request, caller, row, status=refusal.status, error=refusal.detail)
-    return await _tokens_page(request, caller, row, status=201, new_token=created)
+        return await _tokens_page(request, caller, row, status=201, new_token=created)
+
+    return await _form(request, csrf, _tokens_page, act)
 
 
 @people_pages.post("/dashboard/tokens/{token_id}/revoke")
 async def revoke_token(request: Request, token_id: str, csrf: Annotated[str, Form()] = "") -> Response:
-    checked = await _signed_in_form(request, csrf)
-    if isinstance(checked, Response):
-        return checked
-    caller, row = checked
-    t = translator(_language(request))
-    try:
+    async def act(caller: Caller, row: DashboardSession, t: Callable[[str], str]) -> Response:
         await to_thread.run_sync(_application(request).people.revoke_token, caller, token_id)
-    except Refusal as refusal:
-        return await _tokens_page(request, caller, row, status=refusal.status, error=refusal.detail)
-    return await _tokens_page(request, caller, row, notice=t("Revoked."))
+        return await _tokens_page(request, caller, row, notice=t("Revoked."))
+
+    return await _form(request, csrf, _tokens_page, act)

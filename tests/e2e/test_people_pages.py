@@ -89,3 +89,9 @@ def test_a_person_makes_and_revokes_their_own_tokens(browser: object, stack: Run
     page.wait_for_selector("text=Revoked.")  # type: ignore[attr-defined]
     assert _me(stack, made) == 401
     assert _me(stack, token) == 200  # his other token goes on
+    # And a forged form (no session's CSRF token) makes no token and comes back as the tokens page
+    with httpx.Client(base_url=stack.base_url, follow_redirects=False) as browser_like:
+        assert browser_like.post("/signin", data={"api_key": token}).status_code == 303
+        forged = browser_like.post("/dashboard/tokens", data={"csrf": "forged", "label": "sneaky"})
+        assert forged.status_code == 403 and "Your personal tokens" in forged.text
+    assert "sneaky" not in [t["label"] for t in stack.client(token).get("/v1/people/me/tokens").json()]
