@@ -9,10 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
-from schemas.negotiation import Decision, ItemResponse, PersonRole, Policy, Position, RequirementItem, Role
+from schemas.negotiation import (
+    CheckVerdict,
+    Decision,
+    ItemResponse,
+    PersonRole,
+    PlannedCommitment,
+    Policy,
+    Position,
+    RequirementItem,
+    Role,
+)
+
+Remark = Annotated[str, Field(min_length=1, max_length=4000)]
+"""A text that must say something: evidence, a reason for a rejected plan, a regression."""
 
 
 class ActingPerson(Frozen):
@@ -114,6 +127,74 @@ class Abandon(CommandBase):
     reason: LongText | None = None
 
 
+# -- after the agreement (SPEC section 9) -------------------------------------------------------
+
+
+class PlanCommitments(CommandBase):
+    """The vendor's action plan: a due date (in the future) for commitments not yet met."""
+
+    type: Literal["PlanCommitments"] = "PlanCommitments"
+    items: tuple[PlannedCommitment, ...] = Field(min_length=1, max_length=500)
+
+
+class AcceptPlan(CommandBase):
+    type: Literal["AcceptPlan"] = "AcceptPlan"
+
+
+class RejectPlan(CommandBase):
+    type: Literal["RejectPlan"] = "RejectPlan"
+    comment: Remark
+
+
+class DeliverCommitment(CommandBase):
+    type: Literal["DeliverCommitment"] = "DeliverCommitment"
+    item_key: Slug
+    evidence: Remark
+
+
+class CheckCommitment(CommandBase):
+    """A member's check of a delivery in its own environment."""
+
+    type: Literal["CheckCommitment"] = "CheckCommitment"
+    item_key: Slug
+    verdict: CheckVerdict
+    comment: LongText | None = None
+
+
+class GiveVerdict(CommandBase):
+    """The coordinator's verdict on a delivery, on the coalition's behalf."""
+
+    type: Literal["GiveVerdict"] = "GiveVerdict"
+    item_key: Slug
+    verdict: CheckVerdict
+    comment: LongText | None = None
+
+
+class ReportRegression(CommandBase):
+    """A member reports that a met commitment no longer holds."""
+
+    type: Literal["ReportRegression"] = "ReportRegression"
+    item_key: Slug
+    comment: Remark
+
+
+class Reopen(CommandBase):
+    """The coordinator reopens the negotiation on chosen commitments."""
+
+    type: Literal["Reopen"] = "Reopen"
+    items: tuple[Slug, ...] = Field(min_length=1, max_length=500)
+    reason: LongText | None = None
+
+
+class Tick(CommandBase):
+    """Time, as a command: the hub's scheduler tells a negotiation in implementation what time it
+    is, and the decider marks overdue what passed its due date by then. ``now`` is the only clock
+    the rule reads, so a replay decides the same."""
+
+    type: Literal["Tick"] = "Tick"
+    now: AwareDatetime
+
+
 Command = Annotated[
     OpenNegotiation
     | InviteMember
@@ -126,6 +207,15 @@ Command = Annotated[
     | AnswerClarification
     | ProposeAgreement
     | Endorse
-    | Abandon,
+    | Abandon
+    | PlanCommitments
+    | AcceptPlan
+    | RejectPlan
+    | DeliverCommitment
+    | CheckCommitment
+    | GiveVerdict
+    | ReportRegression
+    | Reopen
+    | Tick,
     Field(discriminator="type"),
 ]

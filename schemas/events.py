@@ -13,7 +13,15 @@ from pydantic import Field, TypeAdapter, model_validator
 from schemas.commands import ActingPerson
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
 from schemas.documents import PublishedItem
-from schemas.negotiation import Decision, ItemResponse, Policy, Position, RequirementItem
+from schemas.negotiation import (
+    CheckVerdict,
+    Decision,
+    ItemResponse,
+    PlannedCommitment,
+    Policy,
+    Position,
+    RequirementItem,
+)
 
 ChainHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 """A SHA-256 in lower-case hex."""
@@ -143,6 +151,94 @@ class NegotiationAbandoned(EventBase):
     reason: LongText | None = None
 
 
+# -- after the agreement (SPEC section 9) -------------------------------------------------------
+
+
+class CommitmentsPlanned(EventBase):
+    """The vendor proposed an action plan (the ``plan``-th of the negotiation); it replaces a plan
+    not yet decided on."""
+
+    type: Literal["CommitmentsPlanned"] = "CommitmentsPlanned"
+    plan: int = Field(ge=1)
+    items: tuple[PlannedCommitment, ...]
+
+
+class PlanAccepted(EventBase):
+    """The coordinator accepted the plan: its due dates hold, the phase is ``implementing``."""
+
+    type: Literal["PlanAccepted"] = "PlanAccepted"
+    plan: int
+
+
+class PlanRejected(EventBase):
+    type: Literal["PlanRejected"] = "PlanRejected"
+    plan: int
+    comment: str
+
+
+class CommitmentDelivered(EventBase):
+    """The vendor reports a commitment done (its ``delivery``-th delivery), with evidence."""
+
+    type: Literal["CommitmentDelivered"] = "CommitmentDelivered"
+    item_key: Slug
+    delivery: int = Field(ge=1)
+    evidence: str
+
+
+class CommitmentChecked(EventBase):
+    """The acting member checked a delivery in its own environment (replacing its earlier check
+    of the same delivery). Seen by the coordinator and that member only."""
+
+    type: Literal["CommitmentChecked"] = "CommitmentChecked"
+    item_key: Slug
+    delivery: int
+    verdict: CheckVerdict
+    comment: LongText | None = None
+
+
+class CommitmentVerdictGiven(EventBase):
+    """The coordinator's verdict on a delivery: ``met``, or ``not_met`` (open for a new delivery)."""
+
+    type: Literal["CommitmentVerdictGiven"] = "CommitmentVerdictGiven"
+    item_key: Slug
+    delivery: int
+    verdict: CheckVerdict
+    comment: LongText | None = None
+
+
+class CommitmentOverdue(EventBase):
+    """A commitment neither delivered nor met by its due date, found by a tick at ``checked_at``."""
+
+    type: Literal["CommitmentOverdue"] = "CommitmentOverdue"
+    item_key: Slug
+    due: datetime
+    checked_at: datetime
+
+
+class RegressionReported(EventBase):
+    """The acting member reports that a met commitment no longer holds."""
+
+    type: Literal["RegressionReported"] = "RegressionReported"
+    item_key: Slug
+    comment: str
+
+
+class NegotiationReopened(EventBase):
+    """The coordinator reopened the negotiation on these commitments: the phase is
+    ``negotiating`` again, and the next demand version holds only these items."""
+
+    type: Literal["NegotiationReopened"] = "NegotiationReopened"
+    items: tuple[Slug, ...]
+    reason: LongText | None = None
+
+
+class AgreementFulfilled(EventBase):
+    """Every commitment is met: the phase is ``fulfilled``."""
+
+    type: Literal["AgreementFulfilled"] = "AgreementFulfilled"
+    commitments: int
+
+
 Event = Annotated[
     NegotiationOpened
     | MemberInvited
@@ -157,7 +253,17 @@ Event = Annotated[
     | EndorsementGiven
     | AgreementReached
     | AgreementRejected
-    | NegotiationAbandoned,
+    | NegotiationAbandoned
+    | CommitmentsPlanned
+    | PlanAccepted
+    | PlanRejected
+    | CommitmentDelivered
+    | CommitmentChecked
+    | CommitmentVerdictGiven
+    | CommitmentOverdue
+    | RegressionReported
+    | NegotiationReopened
+    | AgreementFulfilled,
     Field(discriminator="type"),
 ]
 
@@ -179,5 +285,15 @@ EVENT_TYPES: tuple[str, ...] = tuple(
         AgreementReached,
         AgreementRejected,
         NegotiationAbandoned,
+        CommitmentsPlanned,
+        PlanAccepted,
+        PlanRejected,
+        CommitmentDelivered,
+        CommitmentChecked,
+        CommitmentVerdictGiven,
+        CommitmentOverdue,
+        RegressionReported,
+        NegotiationReopened,
+        AgreementFulfilled,
     )
 )

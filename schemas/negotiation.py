@@ -7,10 +7,11 @@ decider, which knows the negotiation's items.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time
 from fractions import Fraction
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
 
 from schemas.common import ExactNumber, Frozen, LongText, Share, ShortText, Slug
 
@@ -18,7 +19,13 @@ Kind = Literal["boolean", "at_most", "at_least", "one_of"]
 Category = Literal["privacy", "security", "legal", "exit", "price", "open-source", "sustainability", "accessibility"]
 Priority = Literal["must", "should", "could"]
 Verdict = Literal["accept", "reject", "counter"]
-Phase = Literal["collecting", "negotiating", "endorsing", "agreed", "abandoned"]
+Phase = Literal["collecting", "negotiating", "endorsing", "agreed", "implementing", "fulfilled", "abandoned"]
+CheckVerdict = Literal["met", "not_met"]
+"""A member's check of a delivered commitment, and the coordinator's verdict on it (SPEC section 9)."""
+CommitmentStatus = Literal["open", "delivered", "met", "overdue"]
+"""Where a commitment stands (SPEC section 9): ``open`` (also after a ``not_met`` verdict, for a
+new delivery), ``delivered`` (awaiting the verdict), ``met``, ``overdue`` (its due date passed
+while it was neither delivered nor met)."""
 Decision = Literal["accept", "reject"]
 Role = Literal["admin", "coordinator", "member", "vendor"]
 PersonRole = Literal["owner", "approver", "contributor"]
@@ -109,3 +116,26 @@ class ItemResponse(Frozen):
 Target = bool | Fraction | tuple[str, ...]
 """An item's joint target (SPEC section 4): ``True`` (boolean), a number (at_most, at_least) or
 the sorted options (one_of). The one definition; documents read and write it as ``TargetValue``."""
+
+
+def _end_of_day(value: Any) -> Any:
+    """A due date written as a plain date (``2027-03-31``) means the end of that day in UTC."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            return value  # the datetime's own error names it
+        return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+    return value
+
+
+Due = Annotated[AwareDatetime, BeforeValidator(_end_of_day)]
+"""When a commitment is due: a date-time with its time zone, or a date (the end of that day, UTC)."""
+
+
+class PlannedCommitment(Frozen):
+    """One line of the vendor's action plan (SPEC section 9): a commitment and its due date."""
+
+    key: Slug
+    due: Due
+    note: LongText | None = None

@@ -22,28 +22,43 @@ from typing import Any, Literal, ParamSpec, TypedDict, TypeVar
 
 from schemas.commands import (
     Abandon,
+    AcceptPlan,
     ActingPerson,
     Actor,
     AnswerClarification,
     ChangePolicy,
+    CheckCommitment,
     Command,
+    DeliverCommitment,
     Endorse,
+    GiveVerdict,
     InviteMember,
     OpenNegotiation,
+    PlanCommitments,
     ProposeAgreement,
     PublishDemand,
+    RejectPlan,
+    Reopen,
+    ReportRegression,
     RequestClarification,
     RespondToDemand,
     StatePosition,
+    Tick,
     WithdrawPosition,
 )
 from schemas.documents import SUPPORT_FIGURES, VENDOR_WITHHELD, PublishedItem
 from schemas.events import (
+    AgreementFulfilled,
     AgreementProposed,
     AgreementReached,
     AgreementRejected,
     ClarificationAnswered,
     ClarificationRequested,
+    CommitmentChecked,
+    CommitmentDelivered,
+    CommitmentOverdue,
+    CommitmentsPlanned,
+    CommitmentVerdictGiven,
     DemandPublished,
     EndorsementGiven,
     Event,
@@ -51,16 +66,20 @@ from schemas.events import (
     MemberInvited,
     NegotiationAbandoned,
     NegotiationOpened,
+    NegotiationReopened,
+    PlanAccepted,
+    PlanRejected,
     PolicyChanged,
     PositionStated,
     PositionWithdrawn,
+    RegressionReported,
     VendorResponded,
 )
 from schemas.negotiation import Position, RequirementItem
 from schemas.results import CommandAccepted
 from streams.core.aggregation import share
 from streams.core.chain import canonical_json, chained
-from streams.core.state import NegotiationState
+from streams.core.state import Commitment, NegotiationState
 
 EVENT_NAMESPACE = uuid.UUID("6f1c2f4e-3d0b-5a7e-9c61-4b6f0e2a9d11")
 """Namespace of the deterministic (UUID v5) event ids."""
@@ -321,6 +340,15 @@ def _verb(command_type: str) -> str:
         "Endorse": "endorse the agreement",
         "Abandon": "abandon the negotiation",
         "OpenNegotiation": "open negotiations",
+        "PlanCommitments": "plan the commitments",
+        "AcceptPlan": "accept the plan",
+        "RejectPlan": "reject the plan",
+        "DeliverCommitment": "deliver commitments",
+        "CheckCommitment": "check deliveries",
+        "GiveVerdict": "give verdicts on deliveries",
+        "ReportRegression": "report regressions",
+        "Reopen": "reopen the negotiation",
+        "Tick": "send ticks",
     }
     return words[command_type]
 
@@ -454,6 +482,8 @@ def published_items(state: NegotiationState) -> tuple[PublishedItem, ...]:
     """The included items of the live demand, frozen with their figures."""
     frozen = []
     for key, item in state.items.items():
+        if state.reopened and key not in state.reopened:
+            continue  # reopened on chosen items (SPEC 9): the rest of the agreement stands
         line = state.aggregates[key].demand_item(state.total_weight, state.policy)
         if not line.included:
             continue
@@ -574,6 +604,8 @@ def _propose(state: NegotiationState, command: ProposeAgreement, stamp: Stamp) -
     if state.round == 0:
         raise _conflict("the vendor has not responded yet: an agreement needs at least one response")
     assert state.latest_version is not None
+    if state.reopened and state.latest_version.version <= state.reopened_after_version:
+        raise _conflict("the negotiation was reopened: publish a demand version of the reopened items before proposing")
     return [
         _new(AgreementProposed.model_construct)(
             **stamp(0), demand_version=state.latest_version.version, round=state.round
@@ -632,3 +664,172 @@ def _abandon(state: NegotiationState, command: Abandon, stamp: Stamp) -> list[Ev
     _role(state, command, "coordinator")
     _phase(state, command, "collecting", "negotiating", "endorsing")
     return [_new(NegotiationAbandoned.model_construct)(**stamp(0), reason=command.reason)]
+
+
+# -- after the agreement (SPEC section 9) ----------------------------------------------------------
+
+AFTER_AGREEMENT = ("agreed", "implementing", "fulfilled", "negotiating", "endorsing")
+"""The phases in which commitments, once planned, are worked on: also while a reopening
+renegotiates some of them (the others' work goes on)."""
+
+
+def _commitment(state: NegotiationState, key: str) -> Commitment:
+    commitment = state.commitments.get(key)
+    if commitment is None:
+        raise _not_found(f"negotiation {state.negotiation_id} has no commitment on {key!r}")
+    return commitment
+
+
+def _planned(state: NegotiationState, command: Command, commitment: Commitment) -> None:
+    _phase(state, command, *AFTER_AGREEMENT)
+    if commitment.due is None:
+        raise _conflict(f"{commitment.key} has no accepted plan yet: the vendor plans, the coordinator accepts")
+
+
+def overdue_commitments(state: NegotiationState, now: datetime) -> list[Commitment]:
+    """SPEC 9: the commitments "neither delivered nor met by its due date" at ``now`` and not yet
+    found overdue. The tick's time is the only clock read, so a replay decides the same."""
+    return [c for c in state.commitments.values() if c.status == "open" and c.due is not None and now > c.due]
+
+
+@_handles(PlanCommitments)
+def _plan(state: NegotiationState, command: PlanCommitments, stamp: Stamp) -> list[Event]:
+    _role(state, command, "vendor")
+    _phase(state, command, "agreed")
+    _within(state.plans, stamp.context.limits.rounds, "plans")
+    seen: set[str] = set()
+    for index, line in enumerate(command.items):
+        field = f"items[{index}]"
+        commitment = state.commitments.get(line.key)
+        if commitment is None:
+            raise _invalid(f"{field}.key", f"{line.key!r} is not a commitment of the agreement")
+        if line.key in seen:
+            raise _invalid(f"{field}.key", f"{line.key!r} is planned more than once")
+        seen.add(line.key)
+        if commitment.status in ("met", "delivered"):
+            raise _invalid(f"{field}.key", f"{line.key} is {commitment.status}: only open work is planned")
+        if line.due <= stamp.context.now:
+            raise _invalid(f"{field}.due", f"the due date of {line.key} must be in the future")
+    missing = [key for key, c in state.commitments.items() if c.due is None and key not in seen]
+    if missing:
+        raise _invalid("items", f"the plan must give every commitment a due date; missing: {', '.join(missing)}")
+    return [_new(CommitmentsPlanned.model_construct)(**stamp(0), plan=state.plans + 1, items=command.items)]
+
+
+@_handles(AcceptPlan)  # type: ignore[arg-type]  # one handler for both decisions on a plan
+@_handles(RejectPlan)
+def _decide_plan(state: NegotiationState, command: AcceptPlan | RejectPlan, stamp: Stamp) -> list[Event]:
+    _role(state, command, "coordinator")
+    _phase(state, command, "agreed")
+    if state.plan is None:
+        raise _conflict("the vendor has proposed no plan to decide on")
+    if isinstance(command, AcceptPlan):
+        return [_new(PlanAccepted.model_construct)(**stamp(0), plan=state.plan.number)]
+    return [_new(PlanRejected.model_construct)(**stamp(0), plan=state.plan.number, comment=command.comment)]
+
+
+@_handles(DeliverCommitment)
+def _deliver(state: NegotiationState, command: DeliverCommitment, stamp: Stamp) -> list[Event]:
+    _role(state, command, "vendor")
+    commitment = _commitment(state, command.item_key)
+    _planned(state, command, commitment)
+    if commitment.status in ("delivered", "met"):
+        raise _conflict(f"{commitment.key} is {commitment.status}; it can be delivered again after a not_met verdict")
+    _within(commitment.deliveries, stamp.context.limits.rounds, "deliveries of a commitment")
+    return [
+        _new(CommitmentDelivered.model_construct)(
+            **stamp(0), item_key=commitment.key, delivery=commitment.deliveries + 1, evidence=command.evidence
+        )
+    ]
+
+
+@_handles(CheckCommitment)
+def _check(state: NegotiationState, command: CheckCommitment, stamp: Stamp) -> list[Event]:
+    _role(state, command, "member")
+    commitment = _commitment(state, command.item_key)
+    _planned(state, command, commitment)
+    if commitment.status != "delivered":
+        hint = "; report a regression if it no longer holds" if commitment.status == "met" else ""
+        raise _conflict(f"{commitment.key} is {commitment.status}: only a delivery awaiting a verdict is checked{hint}")
+    return [
+        _new(CommitmentChecked.model_construct)(
+            **stamp(0),
+            item_key=commitment.key,
+            delivery=commitment.deliveries,
+            verdict=command.verdict,
+            comment=command.comment,
+        )
+    ]
+
+
+@_handles(GiveVerdict)
+def _verdict(state: NegotiationState, command: GiveVerdict, stamp: Stamp) -> list[Event]:
+    _role(state, command, "coordinator")
+    commitment = _commitment(state, command.item_key)
+    _planned(state, command, commitment)
+    # A delivery awaits its verdict; a met commitment whose regression a member reported may be
+    # found not met after all (it is then delivered again, under the same agreement).
+    regressed = commitment.status == "met" and bool(commitment.regressions) and command.verdict == "not_met"
+    if commitment.status != "delivered" and not regressed:
+        raise _conflict(f"{commitment.key} is {commitment.status}: a verdict is given on a delivery (or a regression)")
+    events: list[Event] = [
+        _new(CommitmentVerdictGiven.model_construct)(
+            **stamp(0),
+            item_key=commitment.key,
+            delivery=commitment.deliveries,
+            verdict=command.verdict,
+            comment=command.comment,
+        )
+    ]
+    if command.verdict == "met" and state.phase == "implementing" and not state.reopened:
+        others_met = all(c.status == "met" for key, c in state.commitments.items() if key != commitment.key)
+        if others_met:
+            events.append(_new(AgreementFulfilled.model_construct)(**stamp(1), commitments=len(state.commitments)))
+    return events
+
+
+@_handles(Tick)
+def _tick(state: NegotiationState, command: Tick, stamp: Stamp) -> list[Event]:
+    if command.actor.role != "admin":
+        raise _forbidden("only the hub's scheduler sends ticks")
+    _phase(state, command, *AFTER_AGREEMENT)
+    overdue = overdue_commitments(state, command.now)
+    if not overdue:
+        raise _conflict(f"nothing is overdue at {command.now.isoformat()}")
+    return [
+        _new(CommitmentOverdue.model_construct)(
+            **stamp(index), item_key=commitment.key, due=_due(commitment), checked_at=command.now
+        )
+        for index, commitment in enumerate(overdue)
+    ]
+
+
+def _due(commitment: Commitment) -> datetime:
+    assert commitment.due is not None  # only planned commitments become overdue
+    return commitment.due
+
+
+@_handles(ReportRegression)
+def _regression(state: NegotiationState, command: ReportRegression, stamp: Stamp) -> list[Event]:
+    _role(state, command, "member")
+    commitment = _commitment(state, command.item_key)
+    _planned(state, command, commitment)
+    if commitment.status != "met":
+        raise _conflict(f"{commitment.key} is {commitment.status}: only a met commitment can regress")
+    _within(len(commitment.regressions), stamp.context.limits.rounds, "regression reports on a commitment")
+    return [_new(RegressionReported.model_construct)(**stamp(0), item_key=commitment.key, comment=command.comment)]
+
+
+@_handles(Reopen)
+def _reopen(state: NegotiationState, command: Reopen, stamp: Stamp) -> list[Event]:
+    _role(state, command, "coordinator")
+    _phase(state, command, "agreed", "implementing", "fulfilled")
+    seen: set[str] = set()
+    for index, key in enumerate(command.items):
+        if key not in state.commitments:
+            raise _invalid(f"items[{index}]", f"{key!r} is not a commitment of the agreement")
+        if key in seen:
+            raise _invalid(f"items[{index}]", f"{key!r} is named more than once")
+        seen.add(key)
+    in_order = tuple(key for key in state.commitments if key in seen)
+    return [_new(NegotiationReopened.model_construct)(**stamp(0), items=in_order, reason=command.reason)]

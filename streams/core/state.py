@@ -23,23 +23,43 @@ from typing import Any, TypeVar
 
 from schemas.documents import DemandVersion, Offer
 from schemas.events import (
+    AgreementFulfilled,
     AgreementProposed,
     AgreementReached,
     AgreementRejected,
     ClarificationAnswered,
     ClarificationRequested,
+    CommitmentChecked,
+    CommitmentDelivered,
+    CommitmentOverdue,
+    CommitmentsPlanned,
+    CommitmentVerdictGiven,
     DemandPublished,
     EndorsementGiven,
     Event,
     MemberInvited,
     NegotiationAbandoned,
     NegotiationOpened,
+    NegotiationReopened,
+    PlanAccepted,
+    PlanRejected,
     PolicyChanged,
     PositionStated,
     PositionWithdrawn,
+    RegressionReported,
     VendorResponded,
 )
-from schemas.negotiation import Decision, Phase, Policy, Position, RequirementItem, Target
+from schemas.negotiation import (
+    CheckVerdict,
+    CommitmentStatus,
+    Decision,
+    Phase,
+    PlannedCommitment,
+    Policy,
+    Position,
+    RequirementItem,
+    Target,
+)
 from streams.core.aggregation import ItemAggregate
 from streams.core.chain import GENESIS
 from streams.core.offers import CurrentOffer, satisfies
@@ -97,6 +117,61 @@ class Outcome:
 
 
 @dataclass(slots=True)
+class Check:
+    """A member's check of a commitment's current delivery, or the coordinator's verdict on it."""
+
+    verdict: CheckVerdict
+    comment: str | None
+    at: datetime
+
+
+@dataclass(slots=True)
+class Regression:
+    """A member's report that a met commitment no longer holds."""
+
+    member_id: str
+    comment: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class Commitment:
+    """What the vendor promised on one item of the agreement (SPEC section 9), and how it stands."""
+
+    key: str
+    target: Target
+    """The agreed demand version's target for the item."""
+    offer: Offer
+    """The vendor's offer on it at the agreement: accept or counter (a rejected item is no commitment)."""
+    agreed_at: datetime
+    status: CommitmentStatus = "open"
+    due: datetime | None = None
+    """Set when the coordinator accepts a plan: from then the commitment can be delivered, and overdue."""
+    note: str | None = None
+    deliveries: int = 0
+    evidence: str | None = None
+    delivered_at: datetime | None = None
+    checks: dict[str, Check] = field(default_factory=dict)
+    """Member id -> its check of the current delivery (a new delivery starts afresh)."""
+    verdict: Check | None = None
+    """The coordinator's latest verdict (a ``not_met`` one leaves the commitment open)."""
+    met_at: datetime | None = None
+    overdue_since: datetime | None = None
+    """The tick's time at which the commitment was found overdue."""
+    regressions: list[Regression] = field(default_factory=list)
+    """Reports since it was last met that it no longer holds."""
+
+
+@dataclass(slots=True)
+class Plan:
+    """The vendor's action plan awaiting the coordinator's decision."""
+
+    number: int
+    items: tuple[PlannedCommitment, ...]
+    at: datetime
+
+
+@dataclass(slots=True)
 class Touches:
     """Which rows of the shared state document events touched, in order.
 
@@ -141,10 +216,20 @@ VENDOR_VISIBLE = frozenset(
         "AgreementReached",
         "AgreementRejected",
         "NegotiationAbandoned",
+        "CommitmentsPlanned",
+        "PlanAccepted",
+        "PlanRejected",
+        "CommitmentDelivered",
+        "CommitmentVerdictGiven",
+        "CommitmentOverdue",
+        "NegotiationReopened",
+        "AgreementFulfilled",
     }
 )
 """SPEC 1: the events the vendor's view is made of — published demand versions, its own
-responses, clarifications, the agreement (and the opening and end of the negotiation)."""
+responses, clarifications, the agreement (and the opening and end of the negotiation); after the
+agreement (SPEC 9) its plans and their decisions, its deliveries, the verdicts, overdue items, the
+reopening and the fulfilment. Members' checks and regression reports are not among them."""
 
 
 @dataclass(slots=True)
@@ -171,6 +256,18 @@ class NegotiationState:
     proposal: Proposal | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     abandon_reason: str | None = None
+    commitments: dict[str, Commitment] = field(default_factory=dict)
+    """SPEC 9: the agreement's commitments, in the negotiation's item order."""
+    plan: Plan | None = None
+    """The vendor's plan awaiting the coordinator's decision."""
+    plans: int = 0
+    """How many plans the vendor proposed: the next one's number is one more."""
+    plan_rejection: str | None = None
+    """The coordinator's comment on the last rejected plan (until the next plan)."""
+    reopened: tuple[str, ...] = ()
+    """The items being negotiated again after a reopening (until the next agreement)."""
+    reopened_after_version: int = 0
+    """How many demand versions were published when the negotiation was last reopened."""
     commands: dict[str, tuple[int, int]] = field(default_factory=dict)
     vendor_sequence: int = 0
     """SPEC 1: the vendor's own gapless counter over the events it may see (its feed, stream and
@@ -229,6 +326,11 @@ class NegotiationState:
             "clarifications": self.clarifications,
             "proposal": self.proposal,
             "outcomes": self.outcomes,
+            "commitments": self.commitments,
+            "plan": self.plan,
+            "plans": self.plans,
+            "plan_rejection": self.plan_rejection,
+            "reopened": (self.reopened, self.reopened_after_version),
             "commands": self.commands,
             "vendor_sequence": self.vendor_sequence,
             "head_hash": self.head_hash,
@@ -504,6 +606,19 @@ def _outcome(state: NegotiationState, event: AgreementReached | AgreementRejecte
 def _agreement_reached(state: NegotiationState, event: AgreementReached) -> None:
     _outcome(state, event, agreed=True)
     state.phase = "agreed"
+    # SPEC 9: every item of the agreement becomes a commitment; an item the vendor rejected (or
+    # left unanswered) promises nothing. After a reopening the agreed version holds only the
+    # reopened items: their commitments are made again, the others stand as they are.
+    agreed = state.versions[state.outcomes[-1].demand_version - 1]
+    for item in agreed.items:
+        current = state.offers.get(item.key)
+        if current is not None and current.offer.verdict in ("accept", "counter"):
+            state.commitments[item.key] = Commitment(
+                key=item.key, target=item.target, offer=current.offer, agreed_at=event.occurred_at
+            )
+    state.commitments = {key: state.commitments[key] for key in state.items if key in state.commitments}
+    state.reopened = ()
+    state.plan = None
 
 
 @_on(AgreementRejected)
@@ -517,3 +632,86 @@ def _agreement_rejected(state: NegotiationState, event: AgreementRejected) -> No
 def _negotiation_abandoned(state: NegotiationState, event: NegotiationAbandoned) -> None:
     state.phase = "abandoned"
     state.abandon_reason = event.reason
+
+
+# -- after the agreement (SPEC section 9) ----------------------------------------------------------
+
+
+@_on(CommitmentsPlanned)
+def _commitments_planned(state: NegotiationState, event: CommitmentsPlanned) -> None:
+    state.plan = Plan(event.plan, event.items, event.occurred_at)
+    state.plans = event.plan
+    state.plan_rejection = None
+
+
+@_on(PlanAccepted)
+def _plan_accepted(state: NegotiationState, event: PlanAccepted) -> None:
+    assert state.plan is not None
+    for line in state.plan.items:
+        commitment = state.commitments[line.key]
+        commitment.due, commitment.note = line.due, line.note
+        if commitment.status == "overdue":  # a new due date: open again until it passes
+            commitment.status, commitment.overdue_since = "open", None
+    state.plan = None
+    state.phase = "implementing"
+
+
+@_on(PlanRejected)
+def _plan_rejected(state: NegotiationState, event: PlanRejected) -> None:
+    state.plan = None
+    state.plan_rejection = event.comment
+
+
+@_on(CommitmentDelivered)
+def _commitment_delivered(state: NegotiationState, event: CommitmentDelivered) -> None:
+    commitment = state.commitments[event.item_key]
+    commitment.status = "delivered"
+    commitment.deliveries = event.delivery
+    commitment.evidence = event.evidence
+    commitment.delivered_at = event.occurred_at
+    commitment.checks = {}
+
+
+@_on(CommitmentChecked)
+def _commitment_checked(state: NegotiationState, event: CommitmentChecked) -> None:
+    state.commitments[event.item_key].checks[event.actor_id] = Check(event.verdict, event.comment, event.occurred_at)
+
+
+@_on(CommitmentVerdictGiven)
+def _commitment_verdict(state: NegotiationState, event: CommitmentVerdictGiven) -> None:
+    commitment = state.commitments[event.item_key]
+    commitment.verdict = Check(event.verdict, event.comment, event.occurred_at)
+    if event.verdict == "met":
+        commitment.status, commitment.met_at, commitment.overdue_since = "met", event.occurred_at, None
+        commitment.regressions = []
+    else:  # open for a new delivery (overdue again at the next tick, if its date has passed)
+        commitment.status, commitment.met_at = "open", None
+        if state.phase == "fulfilled":  # a regression found real: the work goes on
+            state.phase = "implementing"
+
+
+@_on(CommitmentOverdue)
+def _commitment_overdue(state: NegotiationState, event: CommitmentOverdue) -> None:
+    commitment = state.commitments[event.item_key]
+    commitment.status, commitment.overdue_since = "overdue", event.checked_at
+
+
+@_on(RegressionReported)
+def _regression_reported(state: NegotiationState, event: RegressionReported) -> None:
+    state.commitments[event.item_key].regressions.append(Regression(event.actor_id, event.comment, event.occurred_at))
+
+
+@_on(NegotiationReopened)
+def _negotiation_reopened(state: NegotiationState, event: NegotiationReopened) -> None:
+    state.phase = "negotiating"
+    state.reopened = event.items
+    state.reopened_after_version = len(state.versions)
+    state.plan = None
+    for key in event.items:
+        del state.commitments[key]  # negotiated again: the next agreement makes it anew
+    _touch_item(state, None)
+
+
+@_on(AgreementFulfilled)
+def _agreement_fulfilled(state: NegotiationState, event: AgreementFulfilled) -> None:
+    state.phase = "fulfilled"
