@@ -12,7 +12,18 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.common import ExactNumber, Frozen, Identifier, LongText, ShortText, Slug
-from schemas.negotiation import Category, Kind, Phase, Policy, Priority, RequirementItem, Verdict
+from schemas.negotiation import (
+    Category,
+    CheckVerdict,
+    CommitmentStatus,
+    Kind,
+    Phase,
+    PlannedCommitment,
+    Policy,
+    Priority,
+    RequirementItem,
+    Verdict,
+)
 
 TargetValue = bool | ExactNumber | tuple[str, ...]
 
@@ -112,6 +123,93 @@ class MemberSatisfaction(Frozen):
     unsatisfied_items: tuple[str, ...]
 
 
+class CheckView(Frozen):
+    """A member's check of a delivery (SPEC 9): the coordinator sees every member's, a member its own."""
+
+    organisation_id: Identifier
+    name: ShortText
+    weight: int
+    verdict: CheckVerdict
+    comment: LongText | None = None
+    checked_at: datetime
+
+
+class CheckTally(Frozen):
+    """The members' checks of the current delivery, weighted (the coordinator's only): the shares
+    are of the coalition's whole weight, so ``checked_share`` says how much of it has checked."""
+
+    delivery: int
+    met_share: float
+    not_met_share: float
+    checked_share: float
+    checks: tuple[CheckView, ...]
+
+
+class VerdictView(Frozen):
+    verdict: CheckVerdict
+    comment: LongText | None = None
+    given_at: datetime
+
+
+class RegressionView(Frozen):
+    """A member's report that a met commitment no longer holds: the coordinator sees every one,
+    a member its own."""
+
+    organisation_id: Identifier
+    name: ShortText
+    comment: str
+    reported_at: datetime
+
+
+class CommitmentView(Frozen):
+    """One commitment of the agreement and how it stands, as one party may see it (SPEC 9).
+
+    The vendor sees its terms, due date, deliveries and the coordinator's verdicts; not the
+    members' checks nor their regression reports (``tally``, ``your_check``, ``regressions`` and
+    ``regressions_reported`` are absent for it)."""
+
+    key: Slug
+    title: ShortText
+    unit: ShortText | None = None
+    target: TargetValue
+    offer: Offer
+    status: CommitmentStatus
+    due: datetime | None
+    note: LongText | None = None
+    deliveries: int
+    evidence: str | None = None
+    delivered_at: datetime | None = None
+    verdict: VerdictView | None = None
+    """The coordinator's latest verdict; ``not_met`` on an open commitment: a new delivery is awaited."""
+    met_at: datetime | None = None
+    overdue_since: datetime | None = None
+    regressions_reported: int | None = None
+    regressions: tuple[RegressionView, ...] | None = None
+    tally: CheckTally | None = None
+    your_check: CheckView | None = None
+
+
+class PlanView(Frozen):
+    """The vendor's action plan awaiting the coordinator's decision."""
+
+    plan: int
+    proposed_at: datetime
+    items: tuple[PlannedCommitment, ...]
+
+
+class CommitmentsDocument(Frozen):
+    """``GET …/commitments``: the agreement's commitments, the plan awaiting a decision, and
+    what is being negotiated again."""
+
+    negotiation_id: Identifier
+    phase: Phase
+    plan: PlanView | None = None
+    plan_rejection: str | None = None
+    """The coordinator's comment on the last plan it rejected (until the next plan)."""
+    reopened: tuple[str, ...] = ()
+    commitments: tuple[CommitmentView, ...]
+
+
 class SharedState(Frozen):
     """The shared negotiation state, as one party may see it (SPEC sections 5 and 8).
 
@@ -133,6 +231,8 @@ class SharedState(Frozen):
     head_hash: str | None = None
     """The ``hash`` of the event at ``sequence``: the head of the negotiation's hash chain (SPEC
     7.1). Absent for the vendor, and before the first hashed event."""
+    commitments: tuple[CommitmentView, ...] | None = Field(default=None, exclude_if=lambda c: c is None)
+    """After the agreement (SPEC 9): its commitments as the party may see them; left out before."""
 
 
 class Party(Frozen):

@@ -13,30 +13,41 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from fractions import Fraction
 
 from schemas.common import number_to_json
 from schemas.events import (
+    AgreementFulfilled,
     AgreementProposed,
     AgreementReached,
     AgreementRejected,
     ClarificationAnswered,
     ClarificationRequested,
+    CommitmentChecked,
+    CommitmentDelivered,
+    CommitmentOverdue,
+    CommitmentsPlanned,
+    CommitmentVerdictGiven,
     DemandPublished,
     EndorsementGiven,
     Event,
     MemberInvited,
     NegotiationAbandoned,
     NegotiationOpened,
+    NegotiationReopened,
+    PlanAccepted,
+    PlanRejected,
     PolicyChanged,
     PositionStated,
     PositionWithdrawn,
+    RegressionReported,
     VendorResponded,
 )
 from schemas.negotiation import Position
 from streams.core.offers import satisfies
 from streams.core.state import NegotiationState
-from streams.core.views import Audience, cohesion
+from streams.core.views import Audience, check_tally, cohesion
 
 
 @dataclass(frozen=True)
@@ -208,8 +219,79 @@ def notices(before: Figures, state: NegotiationState, event: Event, viewer: Audi
     elif isinstance(event, NegotiationAbandoned):
         reason = f": {event.reason}" if event.reason else "."
         said.append(Notice("abandoned", f"The negotiation was abandoned{reason}"))
+    else:
+        said += _after_agreement(state, event, viewer)
     if role == "coordinator":
         said += _cohesion_moved(before, state)
     elif role == "member" and not isinstance(event, VendorResponded):
         said += _musts_moved(before, state, me)
     return tuple(said)
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _after_agreement(state: NegotiationState, event: Event, viewer: Audience) -> list[Notice]:
+    """SPEC 9: members and the coordinator are told of plans, deliveries, verdicts, overdue items
+    and regressions; the vendor of plan decisions, verdicts and overdue items (and its own acts)."""
+    role, me = viewer.role, viewer.organisation_id
+    if isinstance(event, CommitmentsPlanned):
+        count = len(event.items)
+        first = _day(min(line.due for line in event.items))
+        if role == "vendor":
+            return [Notice("plan_recorded", f"Your plan {event.plan} is recorded ({count} commitments).")]
+        if role == "coordinator":
+            text = f"The vendor proposed plan {event.plan} for {count} commitments, first due {first}: decide on it."
+            return [Notice("plan_proposed", text)]
+        return [Notice("plan_proposed", f"The vendor proposed an action plan for {count} commitments.")]
+    if isinstance(event, PlanAccepted):
+        whose = "Your plan" if role == "vendor" else "The vendor's plan"
+        return [Notice("plan_accepted", f"{whose} {event.plan} is accepted: implementation has started.")]
+    if isinstance(event, PlanRejected):
+        if role == "vendor":
+            return [Notice("plan_rejected", f'Your plan {event.plan} was rejected: "{event.comment}". Plan again.')]
+        return [Notice("plan_rejected", f"The vendor's plan {event.plan} was rejected.")]
+    if isinstance(event, CommitmentDelivered):
+        if role == "vendor":
+            return [Notice("delivery_recorded", f"Your delivery of {event.item_key} is recorded.")]
+        if role == "coordinator":
+            return [Notice("delivered", f"The vendor delivered {event.item_key}: weigh the checks and give a verdict.")]
+        return [Notice("delivered", f"The vendor delivered {event.item_key}: check it in your own environment.")]
+    if isinstance(event, CommitmentChecked):
+        verdict = event.verdict.replace("_", " ")
+        if event.actor_id == me:
+            return [Notice("check_recorded", f"Your check of {event.item_key} is recorded: {verdict}.")]
+        if role == "coordinator":
+            name = state.members[event.actor_id].name
+            commitment = state.commitments.get(event.item_key)
+            tally = check_tally(state, commitment) if commitment is not None else None
+            figures = (
+                "" if tally is None else f" ({_percent(tally.met_share)} met, {_percent(tally.not_met_share)} not met)"
+            )
+            return [Notice("checked", f"{name} checked {event.item_key}: {verdict}{figures}.")]
+        return []
+    if isinstance(event, CommitmentVerdictGiven):
+        if event.verdict == "met":
+            return [Notice("commitment_met", f"{event.item_key} is met.")]
+        return [Notice("commitment_not_met", f"{event.item_key} is not met: a new delivery is needed.")]
+    if isinstance(event, CommitmentOverdue):
+        return [Notice("commitment_overdue", f"{event.item_key} is overdue: it was due {_day(event.due)}.")]
+    if isinstance(event, RegressionReported):
+        if event.actor_id == me:
+            return [Notice("regression_recorded", f"Your report that {event.item_key} no longer holds is recorded.")]
+        if role == "coordinator":
+            name = state.members[event.actor_id].name
+            return [
+                Notice(
+                    "regression_reported", f'{name} reports that {event.item_key} no longer holds: "{event.comment}"'
+                )
+            ]
+        if role == "member":
+            return [Notice("regression_reported", f"A member reports that {event.item_key} no longer holds.")]
+        return []
+    if isinstance(event, NegotiationReopened):
+        return [Notice("reopened", f"The negotiation is reopened on {', '.join(event.items)}.")]
+    if isinstance(event, AgreementFulfilled):
+        return [Notice("fulfilled", f"All {event.commitments} commitments are met: the agreement is fulfilled.")]
+    return []

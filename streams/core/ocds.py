@@ -15,7 +15,7 @@ from typing import Any
 
 from schemas.common import number_to_json
 from schemas.documents import PublishedItem
-from streams.core.state import NegotiationState, Outcome
+from streams.core.state import Commitment, NegotiationState, Outcome
 
 OCDS_VERSION = "1.1.5"
 CATALOGUE_SCHEME = "x_koopkracht"
@@ -53,11 +53,53 @@ def _organisation(organisation_id: str, name: str, roles: list[str], **details: 
     return party
 
 
+AGREED_PHASES = ("agreed", "implementing", "fulfilled")
+"""The phases in which the agreement stands (after a reopening it is being negotiated again)."""
+
+
 def agreement(state: NegotiationState) -> Outcome:
     agreed = [outcome for outcome in state.outcomes if outcome.agreed]
-    if state.phase != "agreed" or not agreed:
+    if state.phase not in AGREED_PHASES or not agreed:
         raise NoAgreement(f"negotiation {state.negotiation_id} has no agreement (it is {state.phase})")
     return agreed[-1]
+
+
+def milestone_status(commitment: Commitment) -> str:
+    """OCDS milestone status: ``met``; ``notMet`` when overdue or found not met (and not yet
+    delivered again); ``scheduled`` otherwise."""
+    if commitment.status == "met":
+        return "met"
+    if commitment.status == "overdue":
+        return "notMet"
+    if commitment.status == "open" and commitment.verdict is not None and commitment.verdict.verdict == "not_met":
+        return "notMet"
+    return "scheduled"
+
+
+def milestones(state: NegotiationState) -> list[dict[str, Any]]:
+    """SPEC 9: ``contracts[0].implementation.milestones``, one per commitment."""
+    found = []
+    for commitment in state.commitments.values():
+        item = state.items[commitment.key]
+        milestone: dict[str, Any] = {
+            "id": f"{state.negotiation_id}-{commitment.key}",
+            "title": item.title,
+            "type": "delivery",
+            "status": milestone_status(commitment),
+            "koopkracht": {
+                "key": commitment.key,
+                "status": commitment.status,
+                "deliveries": commitment.deliveries,
+            },
+        }
+        if commitment.note:
+            milestone["description"] = commitment.note
+        if commitment.due is not None:
+            milestone["dueDate"] = commitment.due.isoformat()
+        if commitment.met_at is not None:
+            milestone["dateMet"] = commitment.met_at.isoformat()
+        found.append(milestone)
+    return found
 
 
 def release(state: NegotiationState, ocid_prefix: str) -> dict[str, Any]:
@@ -115,7 +157,7 @@ def release(state: NegotiationState, ocid_prefix: str) -> dict[str, Any]:
         "ocid": f"{ocid_prefix}-{nid}",
         "id": f"{nid}-{state.sequence}",
         "date": date,
-        "tag": ["award", "contract"],
+        "tag": ["award", "contract", *(["implementation"] if state.phase != "agreed" else [])],
         # The head of the negotiation's hash chain at the agreement (SPEC 7.1): the hash of the
         # AgreementReached event, which commits to every event before it.
         "koopkracht": {"head_hash": outcome.head_hash, "sequence": outcome.sequence},
@@ -164,6 +206,7 @@ def release(state: NegotiationState, ocid_prefix: str) -> dict[str, Any]:
                 "status": "active",
                 "dateSigned": date,
                 "items": offered_items,
+                **({"implementation": {"milestones": milestones(state)}} if state.commitments else {}),
             }
         ],
     }

@@ -15,7 +15,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.documents import DemandExplanation, DemandVersion, JointDemand, PositionView
+from schemas.documents import CommitmentsDocument, DemandExplanation, DemandVersion, JointDemand, PositionView
 from streams.core import explanation, ocds, views
 from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
@@ -61,6 +61,11 @@ def ocds_release(state: NegotiationState, viewer: Audience, ocid_prefix: str) ->
         return ocds.release(state, ocid_prefix)
     except ocds.NoAgreement as exc:
         raise Rejection(409, "Conflict", str(exc)) from None
+
+
+def commitments(state: NegotiationState, viewer: Audience) -> CommitmentsDocument:
+    """SPEC 9: the agreement's commitments as the viewer may see them (none before the agreement)."""
+    return views.commitments(state, viewer)
 
 
 @dataclass(frozen=True)
@@ -121,4 +126,5 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         "own": {p.item_key: p for p in listed if p.member_id == viewer.organisation_id},
         "role": viewer.role,
         "endorsed": state.proposal.endorsements.get(viewer.organisation_id) if state.proposal else None,
+        "commitments": views.commitments(state, viewer),
     }

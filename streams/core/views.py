@@ -19,7 +19,11 @@ from schemas.common import number_to_json
 from schemas.documents import (
     SUPPORT_FIGURES,
     VENDOR_WITHHELD,
+    CheckTally,
+    CheckView,
     ClarificationView,
+    CommitmentsDocument,
+    CommitmentView,
     DemandVersion,
     JointDemand,
     MemberSatisfaction,
@@ -27,16 +31,19 @@ from schemas.documents import (
     NegotiationSummary,
     Offer,
     Party,
+    PlanView,
     PositionView,
+    RegressionView,
     SharedState,
     StateItem,
+    VerdictView,
 )
 from schemas.events import Event
 from schemas.negotiation import Policy, Target
 from streams.core.aggregation import share
 from streams.core.chain import sealed
 from streams.core.offers import meets_published_target, status_of
-from streams.core.state import VENDOR_VISIBLE, NegotiationState
+from streams.core.state import VENDOR_VISIBLE, Check, Commitment, NegotiationState
 
 
 @dataclass(frozen=True)
@@ -138,11 +145,108 @@ def shared_state(state: NegotiationState, viewer: Audience | None = None) -> Sha
         document["ready_to_endorse"] = ready_to_endorse(state)
         document["cohesion"] = cohesion(state)
         document["satisfaction"] = (member_satisfaction(state, viewer.organisation_id),)
+    if state.commitments:
+        document["commitments"] = commitment_views(state, viewer or Audience("coordinator", state.coordinator_id))
     if role != "vendor":
         # Not the vendor's: two successive heads around an event it sees without its support
         # figures would let it try the few candidates for them (see SUPPORT_FIGURES).
         document["head_hash"] = state.head_hash
     return SharedState(**document)
+
+
+# -- after the agreement (SPEC section 9) ----------------------------------------------------------
+
+
+def _check_view(state: NegotiationState, member_id: str, check: Check) -> CheckView:
+    member = state.members[member_id]
+    return CheckView(
+        organisation_id=member_id,
+        name=member.name,
+        weight=member.weight,
+        verdict=check.verdict,
+        comment=check.comment,
+        checked_at=check.at,
+    )
+
+
+def check_tally(state: NegotiationState, commitment: Commitment) -> CheckTally:
+    """SPEC 9: the members' checks of the current delivery, weighted by the coalition's weight."""
+    met = sum(state.members[m].weight for m, c in commitment.checks.items() if c.verdict == "met")
+    not_met = sum(state.members[m].weight for m, c in commitment.checks.items() if c.verdict == "not_met")
+    return CheckTally(
+        delivery=commitment.deliveries,
+        met_share=float(share(met, state.total_weight)),
+        not_met_share=float(share(not_met, state.total_weight)),
+        checked_share=float(share(met + not_met, state.total_weight)),
+        checks=tuple(
+            _check_view(state, member_id, commitment.checks[member_id])
+            for member_id in state.members
+            if member_id in commitment.checks
+        ),
+    )
+
+
+def commitment_view(state: NegotiationState, commitment: Commitment, viewer: Audience) -> CommitmentView:
+    """The commitment as the viewer may see it: the members' checks and regression reports are the
+    coordinator's (every one) and each member's (its own); the vendor sees neither."""
+    item = state.items[commitment.key]
+    verdict = commitment.verdict
+    document: dict[str, Any] = {
+        "key": commitment.key,
+        "title": item.title,
+        "unit": item.unit,
+        "target": commitment.target,
+        "offer": commitment.offer,
+        "status": commitment.status,
+        "due": commitment.due,
+        "note": commitment.note,
+        "deliveries": commitment.deliveries,
+        "evidence": commitment.evidence,
+        "delivered_at": commitment.delivered_at,
+        "verdict": None if verdict is None else VerdictView(**_verdict_fields(verdict)),
+        "met_at": commitment.met_at,
+        "overdue_since": commitment.overdue_since,
+    }
+    if viewer.role != "vendor":
+        own = viewer.role == "member"
+        document["regressions_reported"] = len(commitment.regressions)
+        document["regressions"] = tuple(
+            RegressionView(
+                organisation_id=r.member_id,
+                name=state.members[r.member_id].name,
+                comment=r.comment,
+                reported_at=r.at,
+            )
+            for r in commitment.regressions
+            if not own or r.member_id == viewer.organisation_id
+        )
+    if viewer.role == "coordinator":
+        document["tally"] = check_tally(state, commitment)
+    elif viewer.role == "member":
+        mine = commitment.checks.get(viewer.organisation_id)
+        document["your_check"] = None if mine is None else _check_view(state, viewer.organisation_id, mine)
+    return CommitmentView(**document)
+
+
+def _verdict_fields(verdict: Check) -> dict[str, Any]:
+    return {"verdict": verdict.verdict, "comment": verdict.comment, "given_at": verdict.at}
+
+
+def commitment_views(state: NegotiationState, viewer: Audience) -> tuple[CommitmentView, ...]:
+    return tuple(commitment_view(state, c, viewer) for c in state.commitments.values())
+
+
+def commitments(state: NegotiationState, viewer: Audience) -> CommitmentsDocument:
+    """SPEC 9: the agreement's commitments, the plan awaiting a decision and what was reopened."""
+    plan = state.plan
+    return CommitmentsDocument(
+        negotiation_id=state.negotiation_id,
+        phase=state.phase,
+        plan=None if plan is None else PlanView(plan=plan.number, proposed_at=plan.at, items=plan.items),
+        plan_rejection=state.plan_rejection,
+        reopened=state.reopened,
+        commitments=commitment_views(state, viewer),
+    )
 
 
 def _json_target(target: Target | None) -> Any:
@@ -256,7 +360,7 @@ class StateDocumentCache:
                 rows.members[member_id] = _member_row(state, member_id)
             rows.sequence, rows.position = state.sequence, state.touches.end
         item_rows, member_rows = rows.items, rows.members
-        return {
+        document = {
             "negotiation_id": state.negotiation_id,
             "phase": state.phase,
             "sequence": state.sequence,
@@ -268,6 +372,10 @@ class StateDocumentCache:
             "satisfaction": [member_rows[member_id] for member_id in state.members],
             "head_hash": state.head_hash,
         }
+        if state.commitments:  # after the agreement: few events, so drawn whole
+            coordinator = Audience("coordinator", state.coordinator_id)
+            document["commitments"] = [view.model_dump(mode="json") for view in commitment_views(state, coordinator)]
+        return document
 
 
 def shared_state_data(state: NegotiationState, cache: StateDocumentCache | None = None) -> dict[str, Any]:
@@ -368,6 +476,8 @@ def positions(state: NegotiationState, viewer: Audience) -> list[PositionView]:
 
 
 _MEMBER_CONDUCT = {"PositionStated", "PositionWithdrawn", "EndorsementGiven"}
+_MEMBERS_OWN = {"CommitmentChecked", "RegressionReported"}
+"""After the agreement, what a member reports for itself, whatever the transparency (SPEC 9)."""
 
 
 _ENVELOPE = {"event_id", "negotiation_id", "sequence", "occurred_at", "type", "previous_hash", "hash"}
@@ -414,6 +524,12 @@ def _event_view(state: NegotiationState, event: Event, viewer: Audience, policy:
             data.pop("acting_person")
     if viewer.role == "coordinator":
         return data
+    if event.type in _MEMBERS_OWN and event.actor_id != viewer.organisation_id:
+        # SPEC 9: a member's check and comment are the coordinator's and that member's; of another
+        # member's regression report a member learns only which commitment it is about.
+        if event.type == "CommitmentChecked" or viewer.role == "vendor":
+            return None
+        return {"item_key": data["item_key"]}
     if (
         event.actor_id in state.members
         and event.actor_id != viewer.organisation_id

@@ -7,27 +7,37 @@ so two negotiations built with the same steps are identical event for event.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.commands import (
     Abandon,
+    AcceptPlan,
     Actor,
     AnswerClarification,
     ChangePolicy,
+    CheckCommitment,
+    DeliverCommitment,
     Endorse,
+    GiveVerdict,
     InviteMember,
     OpenNegotiation,
+    PlanCommitments,
     ProposeAgreement,
     PublishDemand,
+    RejectPlan,
+    Reopen,
+    ReportRegression,
     RequestClarification,
     RespondToDemand,
     StatePosition,
+    Tick,
     WithdrawPosition,
 )
 from schemas.documents import DemandItem
 from schemas.events import Event
-from schemas.negotiation import ItemResponse, Policy, Position, RequirementItem
+from schemas.negotiation import ItemResponse, PlannedCommitment, Policy, Position, RequirementItem
 from streams.core.decider import Context, Decision, Limits, Rejection, decide
 from streams.core.state import NegotiationState, evolve
 from streams.core.views import live_demand
@@ -36,6 +46,8 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 COORDINATOR = "coop-surf"
 VENDOR = "vendor-contoso"
 OUTSIDER = "org-outsider"
+HUB = "hub"
+"""The hub itself: its scheduler sends ticks as the admin."""
 
 
 def item(key: str, kind: str = "boolean", options: tuple[str, ...] | None = None) -> RequirementItem:
@@ -77,7 +89,7 @@ class Negotiation:
         return f"cmd-{self._counter}"
 
     def _envelope(self, by: str, command_id: str | None = None) -> dict[str, Any]:
-        role = "coordinator" if by == COORDINATOR else "vendor" if by == VENDOR else "member"
+        role = "coordinator" if by == COORDINATOR else "vendor" if by == VENDOR else "admin" if by == HUB else "member"
         actor = Actor(organisation_id=by, role=role, name=self.names.get(by, by))
         return {
             "command_id": command_id or self.next_command_id(),
@@ -168,6 +180,55 @@ class Negotiation:
 
     def abandon(self, reason: str | None = None) -> Negotiation:
         self.run(self.command(Abandon, COORDINATOR, reason=reason))
+        return self
+
+    # -- after the agreement (SPEC 9) ----------------------------------------------------
+    def at(self, now: datetime) -> Negotiation:
+        """Decide the next commands at ``now``."""
+        self.context = replace(self.context, now=now)
+        return self
+
+    def plan(self, days: dict[str, int] | None = None, **due: datetime) -> Negotiation:
+        """The vendor plans: each commitment due ``days[key]`` days after now (default: every
+        commitment in 30 days), or at the times given by keyword (``**{"no-ads": when}``)."""
+        now = self.context.now
+        dues = {k: now + timedelta(days=d) for k, d in (days or {}).items()} | due
+        if not dues:
+            dues = {k: now + timedelta(days=30) for k, c in self.s.commitments.items() if c.due is None}
+        lines = tuple(PlannedCommitment(key=k, due=when) for k, when in dues.items())
+        self.run(self.command(PlanCommitments, VENDOR, items=lines))
+        return self
+
+    def accept_plan(self) -> Negotiation:
+        self.run(self.command(AcceptPlan, COORDINATOR))
+        return self
+
+    def reject_plan(self, comment: str = "Too late") -> Negotiation:
+        self.run(self.command(RejectPlan, COORDINATOR, comment=comment))
+        return self
+
+    def deliver(self, key: str, evidence: str = "Done: see the release notes") -> Negotiation:
+        self.run(self.command(DeliverCommitment, VENDOR, item_key=key, evidence=evidence))
+        return self
+
+    def check(self, member: str, key: str, verdict: str = "met", comment: str | None = None) -> Negotiation:
+        self.run(self.command(CheckCommitment, member, item_key=key, verdict=verdict, comment=comment))
+        return self
+
+    def verdict(self, key: str, verdict: str = "met", comment: str | None = None) -> Negotiation:
+        self.run(self.command(GiveVerdict, COORDINATOR, item_key=key, verdict=verdict, comment=comment))
+        return self
+
+    def tick(self, now: datetime) -> Negotiation:
+        self.run(self.command(Tick, HUB, now=now))
+        return self
+
+    def regress(self, member: str, key: str, comment: str = "It is back") -> Negotiation:
+        self.run(self.command(ReportRegression, member, item_key=key, comment=comment))
+        return self
+
+    def reopen(self, *keys: str, reason: str | None = None) -> Negotiation:
+        self.run(self.command(Reopen, COORDINATOR, items=keys, reason=reason))
         return self
 
     # -- reading -------------------------------------------------------------------------

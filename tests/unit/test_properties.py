@@ -29,6 +29,7 @@ from streams.core.views import (
     Audience,
     StateDocumentCache,
     cohesion,
+    commitment_views,
     event_view,
     live_demand,
     ready_to_endorse,
@@ -471,6 +472,8 @@ def reference_shared_state(state: NegotiationState, viewer: Audience | None) -> 
     if viewer is None or viewer.role == "member":
         document["cohesion"] = float(Fraction(satisfied, weight)) if weight else 0.0
         document["head_hash"] = state.head_hash  # a fact, as the sequence: its chain has its own tests
+    if state.commitments:  # after the agreement; the commitments' views have tests of their own
+        document["commitments"] = commitment_views(state, viewer or Audience("coordinator", state.coordinator_id))
     return SharedState(**document)
 
 
