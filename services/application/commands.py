@@ -6,13 +6,21 @@ Whether the party may send it is not decided here but by the pure core's decider
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from schemas import commands as cmd
 from schemas import events as ev
-from schemas.documents import ClarificationView, MemberView, NegotiationSummary, PositionView
-from schemas.negotiation import Decision, ItemResponse, Policy, Position, RequirementItem
+from schemas.documents import ClarificationView, CommitmentsDocument, MemberView, NegotiationSummary, PositionView
+from schemas.negotiation import (
+    CheckVerdict,
+    Decision,
+    ItemResponse,
+    PlannedCommitment,
+    Policy,
+    Position,
+    RequirementItem,
+)
 from services.application.actions import Action
 from services.application.documents import Abandonment, AgreementProposal, EndorsementResult, VendorResponse
 from services.application.hub import negotiation_id_for
@@ -196,6 +204,81 @@ def request_clarification(caller: Caller, negotiation_id: str, item_key: str, qu
         ),
         lambda events, state: _clarification(state, _only(events, ev.ClarificationRequested).clarification_id, False),
         201,
+    )
+
+
+# -- after the agreement (SPEC section 9) --------------------------------------------------------
+# Each answers with the commitments as the caller sees them once the command took effect.
+
+
+def _commitments_for(caller: Caller) -> Callable[[Sequence[ev.Event], NegotiationState], CommitmentsDocument]:
+    def render(events: Sequence[ev.Event], state: NegotiationState) -> CommitmentsDocument:
+        return views.commitments(state, Audience(caller.role, caller.organisation_id))  # type: ignore[arg-type]
+
+    return render
+
+
+def plan_commitments(caller: Caller, negotiation_id: str, items: Sequence[PlannedCommitment]) -> Action:
+    return Action(
+        lambda cid: cmd.PlanCommitments(**_envelope(cid, caller, negotiation_id), items=tuple(items)),
+        _commitments_for(caller),
+        201,
+    )
+
+
+def accept_plan(caller: Caller, negotiation_id: str) -> Action:
+    return Action(lambda cid: cmd.AcceptPlan(**_envelope(cid, caller, negotiation_id)), _commitments_for(caller))
+
+
+def reject_plan(caller: Caller, negotiation_id: str, comment: str) -> Action:
+    return Action(
+        lambda cid: cmd.RejectPlan(**_envelope(cid, caller, negotiation_id), comment=comment), _commitments_for(caller)
+    )
+
+
+def deliver(caller: Caller, negotiation_id: str, item_key: str, evidence: str) -> Action:
+    return Action(
+        lambda cid: cmd.DeliverCommitment(
+            **_envelope(cid, caller, negotiation_id), item_key=item_key, evidence=evidence
+        ),
+        _commitments_for(caller),
+        201,
+    )
+
+
+def check(caller: Caller, negotiation_id: str, item_key: str, verdict: CheckVerdict, comment: str | None) -> Action:
+    return Action(
+        lambda cid: cmd.CheckCommitment(
+            **_envelope(cid, caller, negotiation_id), item_key=item_key, verdict=verdict, comment=comment
+        ),
+        _commitments_for(caller),
+        201,
+    )
+
+
+def give_verdict(
+    caller: Caller, negotiation_id: str, item_key: str, verdict: CheckVerdict, comment: str | None
+) -> Action:
+    return Action(
+        lambda cid: cmd.GiveVerdict(
+            **_envelope(cid, caller, negotiation_id), item_key=item_key, verdict=verdict, comment=comment
+        ),
+        _commitments_for(caller),
+    )
+
+
+def report_regression(caller: Caller, negotiation_id: str, item_key: str, comment: str) -> Action:
+    return Action(
+        lambda cid: cmd.ReportRegression(**_envelope(cid, caller, negotiation_id), item_key=item_key, comment=comment),
+        _commitments_for(caller),
+        201,
+    )
+
+
+def reopen(caller: Caller, negotiation_id: str, items: Sequence[str], reason: str | None) -> Action:
+    return Action(
+        lambda cid: cmd.Reopen(**_envelope(cid, caller, negotiation_id), items=tuple(items), reason=reason),
+        _commitments_for(caller),
     )
 
 

@@ -14,7 +14,17 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
-from schemas.negotiation import Decision, ItemResponse, PersonRole, Phase, Policy, Position, RequirementItem
+from schemas.negotiation import (
+    CheckVerdict,
+    Decision,
+    ItemResponse,
+    PersonRole,
+    Phase,
+    PlannedCommitment,
+    Policy,
+    Position,
+    RequirementItem,
+)
 
 Email = Annotated[
     str,
@@ -217,6 +227,36 @@ class EndorsementResult(Frozen):
     comment: str | None
     given_at: datetime
     outcome: Literal["agreed", "rejected"] | None
+
+
+class PlanCreate(Frozen):
+    """The vendor's action plan: a due date for every commitment not yet planned (SPEC 9)."""
+
+    items: tuple[PlannedCommitment, ...] = Field(min_length=1, max_length=500)
+
+
+class PlanRejection(Frozen):
+    comment: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class DeliveryCreate(Frozen):
+    evidence: Annotated[str, Field(min_length=1, max_length=4000)]
+    """What shows it is done: a text or a URL."""
+
+
+class CheckCreate(Frozen):
+    verdict: CheckVerdict
+    comment: LongText | None = None
+
+
+class RegressionCreate(Frozen):
+    comment: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class ReopenRequest(Frozen):
+    items: tuple[Slug, ...] = Field(min_length=1, max_length=500)
+    """The commitments to negotiate again."""
+    reason: LongText | None = None
 
 
 class AbandonRequest(Frozen):

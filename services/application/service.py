@@ -21,6 +21,7 @@ from anyio import to_thread
 from sqlmodel import Session, and_, col, func, or_, select
 
 from schemas.documents import (
+    CommitmentsDocument,
     DemandExplanation,
     DemandVersion,
     JointDemand,
@@ -153,6 +154,9 @@ class Application:
     def shared_state(self, caller: Caller, negotiation_id: str) -> SharedState:
         return self.read(caller, negotiation_id, views.shared_state)
 
+    def commitments(self, caller: Caller, negotiation_id: str) -> CommitmentsDocument:
+        return self.read(caller, negotiation_id, reads.commitments)
+
     def positions(self, caller: Caller, negotiation_id: str) -> list[PositionView]:
         return self.read(caller, negotiation_id, reads.positions)
 
@@ -274,7 +278,7 @@ class Application:
                 .select_from(NegotiationRow)
                 .where(
                     NegotiationRow.coordinator_id == coordinator_id,
-                    col(NegotiationRow.phase).not_in(("agreed", "abandoned")),
+                    col(NegotiationRow.phase).not_in(("agreed", "implementing", "fulfilled", "abandoned")),
                 )
             ).one()
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from services.api.routes import (
     agreement,
+    commitments,
     demand,
     drafts,
     feed,
@@ -27,5 +28,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     demand.router,
     responses.router,
     agreement.router,
+    commitments.router,
     feed.router,
 )
