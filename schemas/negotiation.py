@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time
 from fractions import Fraction
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, model_validator
 
 from schemas.common import ExactNumber, Frozen, LongText, Share, ShortText, Slug
 
@@ -129,8 +129,9 @@ def _end_of_day(value: Any) -> Any:
     return value
 
 
-Due = Annotated[AwareDatetime, BeforeValidator(_end_of_day)]
-"""When a commitment is due: a date-time with its time zone, or a date (the end of that day, UTC)."""
+Due = Annotated[AwareDatetime, BeforeValidator(_end_of_day), AfterValidator(lambda moment: moment.astimezone(UTC))]
+"""When a commitment is due: a date-time with its time zone, or a date (the end of that day, UTC);
+held in UTC, so every party reads the same text."""
 
 
 class PlannedCommitment(Frozen):

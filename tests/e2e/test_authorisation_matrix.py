@@ -88,7 +88,10 @@ class World:
 
     def prepared(self, phase: str = "negotiating") -> str:
         """A fresh negotiation: members A (7) and B (3) with positions, version 1 published, round 1
-        answered, clarification 1 asked; with ``phase="endorsing"`` also proposed."""
+        answered, clarification 1 asked; and then, for a later ``phase`` (see ``PHASES``): proposed
+        (endorsing), accepted by A (agreed: one commitment, no-ai-training), a plan proposed
+        (planned), the plan accepted (implementing), the commitment delivered (delivered) and
+        found met (fulfilled)."""
         # The member's position is stated by its approver and the demand published by the
         # coordinator's: the log names people, whom nobody outside their organisation may see.
         coordinator, vendor = self.client("coordinator"), self.client("vendor")
@@ -115,12 +118,25 @@ class World:
             ),
             (vendor, "POST", "/clarifications", {"item_key": "data-location", "question": "Is EEA fine?"}, 201),
         ]
-        if phase == "endorsing":
-            steps.append((coordinator, "POST", "/agreement/propose", None, 200))
+        due = {"items": [{"key": "no-ai-training", "due": "2099-12-31", "note": "With the next release"}]}
+        later = [
+            (coordinator, "POST", "/agreement/propose", None, 200),
+            (member_a, "POST", "/agreement/endorsements", {"decision": "accept"}, 201),
+            (vendor, "POST", "/commitments/plan", due, 201),
+            (coordinator, "POST", "/commitments/plan/accept", None, 200),
+            (vendor, "POST", "/commitments/no-ai-training/delivered", {"evidence": "https://example.org/n"}, 201),
+            (coordinator, "POST", "/commitments/no-ai-training/verdict", {"verdict": "met"}, 200),
+        ]
+        steps += later[: PHASES.index(phase)]
         for client, method, path, body, status in steps:
             response = client.request(method, f"/v1/negotiations/{nid}{path}", json=body)
             assert response.status_code == status, f"{method} {path}: {response.text}"
         return nid
+
+
+PHASES = ["negotiating", "endorsing", "agreed", "planned", "implementing", "delivered", "fulfilled"]
+"""The phases ``World.prepared`` makes, in order ("planned" and "delivered" are moments of
+``agreed`` and ``implementing``: a plan awaiting its decision, a delivery awaiting its verdict)."""
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +204,30 @@ NEGOTIATION_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, tuple[str, ..
     ("GET", "/events", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
     ("GET", "/stream", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
     ("GET", "/export/ocds", None, ("coordinator", "member"), 409, "negotiating"),  # 200 once agreed
+    # after the agreement (SPEC section 9)
+    ("GET", "/commitments", None, ("coordinator", "member", "vendor"), 200, "negotiating"),
+    (
+        "POST",
+        "/commitments/plan",
+        {"items": [{"key": "no-ai-training", "due": "2099-06-30"}]},
+        ("vendor",),
+        201,
+        "agreed",
+    ),
+    ("POST", "/commitments/plan/accept", None, ("coordinator",), 200, "planned"),
+    ("POST", "/commitments/plan/reject", {"comment": "Sooner, please"}, ("coordinator",), 200, "planned"),
+    (
+        "POST",
+        "/commitments/no-ai-training/delivered",
+        {"evidence": "Switched off in the admin centre"},
+        ("vendor",),
+        201,
+        "implementing",
+    ),
+    ("POST", "/commitments/no-ai-training/checks", {"verdict": "met"}, ("member",), 201, "delivered"),
+    ("POST", "/commitments/no-ai-training/verdict", {"verdict": "not_met"}, ("coordinator",), 200, "delivered"),
+    ("POST", "/commitments/no-ai-training/regressions", {"comment": "It is back"}, ("member",), 201, "fulfilled"),
+    ("POST", "/reopen", {"items": ["no-ai-training"]}, ("coordinator",), 200, "implementing"),
 ]
 
 
