@@ -506,6 +506,7 @@ def demo(
                 story.close()
         stack.check()  # a process that kept crashing during the story stops the demo, as it would `up`
         _Console().print(_demo_table(result.state))
+        _Console().print(_commitments_table(result.commitments))
         console.print(f"The story took {time.monotonic() - started:.0f} s. The release: {result.release_path}")
         for line in _sign_in_lines(url, result.organisations):
             console.print(line)
@@ -538,8 +539,24 @@ def _sign_in_lines(url: str, organisations: dict[str, Organisation]) -> list[str
     return lines
 
 
+def _commitments_table(document: dict[str, Any]) -> Table:
+    reopened = ", ".join(document["reopened"]) or "nothing"
+    table = Table("commitment", "due", "status", "deliveries", "verdict",
+                  title=f"Commitments: phase {document['phase']}, reopened on {reopened}")  # fmt: skip
+    for commitment in document["commitments"]:
+        verdict = commitment["verdict"] or {}
+        table.add_row(
+            commitment["key"],
+            (commitment["due"] or "-")[:16].replace("T", " "),
+            commitment["status"],
+            str(commitment["deliveries"]),
+            verdict.get("verdict", "-").replace("_", " "),
+        )
+    return table
+
+
 def _demo_table(state: dict[str, Any]) -> Table:
-    table = Table("item", "target", "vendor's offer", "status", "settled", title=f"Agreed: phase {state['phase']}, "
+    table = Table("item", "target", "vendor's offer", "status", "settled", title=f"The offers: phase {state['phase']}, "
                   f"round {state['round']}, cohesion {state['cohesion']:.0%}")  # fmt: skip
     for item in state["items"]:
         offer = item["offer"] or {}

@@ -4,7 +4,11 @@ A cooperative (SURF), twelve member institutions with realistic weights (their u
 thousands) and a vendor negotiate privacy and exit terms from the catalogue: the members state
 positions (two of them conflict on data location), the cooperative publishes, the vendor answers
 in three rounds with counters and a clarification, two members give way, and the coalition agrees
-by endorsement. The OCDS release of the agreement is written to the data folder.
+by endorsement. Then the agreement is implemented (SPEC section 9): the vendor plans its
+commitments, SURF accepts the plan, the vendor delivers two of them, members check them, SURF
+finds one met and one not met, one commitment goes overdue on the scheduler's tick, and SURF
+reopens the negotiation on it. The OCDS release, with a milestone per commitment, is written to
+the data folder.
 
 Every organisation has an owner (SPEC section 10). At TU Delft, giving way is a decision of its
 people: a contributor drafts "NL only", the privacy officer comments, and the approver redrafts it
@@ -21,8 +25,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +125,34 @@ ROUNDS: list[list[dict[str, Any]]] = [
 ]
 
 
+OVERDUE = "breach-notification"
+"""The commitment the story lets slip: due within seconds, it goes overdue on the scheduler's tick."""
+PLAN: dict[str, timedelta] = {
+    OVERDUE: timedelta(seconds=5),
+    "no-ai-training": timedelta(days=30),
+    "diagnostic-data-retention": timedelta(days=45),
+    "telemetry-minimum": timedelta(days=60),
+    "data-location": timedelta(days=120),
+    "exit-return-deletion": timedelta(days=180),
+    "exit-transition-period": timedelta(days=180),
+    "max-annual-increase": timedelta(days=365),
+}
+NOTES = {
+    "data-location": "Migration of existing tenants to the Dutch region",
+    "no-ai-training": "Contractual clause and a tenant switch, on by default",
+}
+DELIVERIES = {
+    "no-ai-training": "https://nimbus.example/trust/ai-training-off (tenant switch, default on)",
+    "diagnostic-data-retention": "Diagnostic data retention set to 14 days for every education tenant",
+}
+CHECKS: dict[str, tuple[str, list[str], str]] = {
+    # key: (verdict, the members who check, their comment)
+    "no-ai-training": ("met", ["uva", "uu", "hva", "fontys", "tud"], "The switch is on in our tenant"),
+    "diagnostic-data-retention": ("not_met", ["amc", "umcu", "emc", "uva"], "Security logs are still kept 30 days"),
+}
+OVERDUE_WAIT_S = 60.0
+
+
 class DemoError(RuntimeError):
     pass
 
@@ -143,6 +177,7 @@ class DemoResult:
     organisations: dict[str, Organisation]
     state: dict[str, Any]
     release_path: Path
+    commitments: dict[str, Any]
 
 
 Step = Callable[[str], None]
@@ -286,12 +321,61 @@ class Demo:
             if answer["outcome"] is not None:
                 self.step(f"agreement {answer['outcome']}")
                 break
-        state = self.call(surf, "GET", f"{n}/state")
+        self.implement(orgs, n)
         release = self.call(surf, "GET", f"{n}/export/ocds")
         path = self.folder / f"ocds-release-{nid}.json"
         path.write_text(json.dumps(release, indent=2, ensure_ascii=False))
-        self.step(f"wrote the OCDS release to {path}")
-        return DemoResult(nid, orgs, state, path)
+        self.step(f"wrote the OCDS release, with a milestone per commitment, to {path}")
+        self.call(surf, "POST", f"{n}/reopen", {"items": [OVERDUE], "reason": "The breach process was not delivered"})
+        self.step(f"SURF reopened the negotiation on {OVERDUE}: the next demand version holds only that item")
+        state = self.call(surf, "GET", f"{n}/state")
+        return DemoResult(nid, orgs, state, path, self.call(surf, "GET", f"{n}/commitments"))
+
+    def implement(self, orgs: dict[str, Organisation], n: str) -> None:
+        """After the agreement (SPEC section 9): the vendor's action plan, two deliveries, the
+        members' checks, one met and one not, and one commitment overdue on the scheduler's tick."""
+        surf, vendor = orgs["surf"].api_key, orgs["vendor"].api_key
+        commitments = self.call(surf, "GET", f"{n}/commitments")["commitments"]
+        self.step(f"the agreement holds {len(commitments)} commitments: {', '.join(c['key'] for c in commitments)}")
+        now = datetime.now(UTC)
+        plan = [
+            {
+                "key": c["key"],
+                "due": (now + PLAN.get(c["key"], timedelta(days=90))).isoformat(),
+                **({"note": NOTES[c["key"]]} if c["key"] in NOTES else {}),
+            }
+            for c in commitments
+        ]
+        self.call(vendor, "POST", f"{n}/commitments/plan", {"items": plan}, 201)
+        self.step(f"the vendor planned them; {OVERDUE} is due in {PLAN[OVERDUE].seconds} seconds (time runs fast here)")
+        self.call(surf, "POST", f"{n}/commitments/plan/accept")
+        self.step("SURF accepted the plan: the agreement is in implementation")
+        for key, evidence in DELIVERIES.items():
+            self.call(vendor, "POST", f"{n}/commitments/{key}/delivered", {"evidence": evidence}, 201)
+            self.step(f"the vendor delivered {key}: {evidence}")
+        for key, (verdict, checkers, comment) in CHECKS.items():
+            for short in checkers:
+                body = {"verdict": verdict, "comment": comment}
+                self.call(orgs[short].api_key, "POST", f"{n}/commitments/{key}/checks", body, 201)
+            tally = next(c for c in self.call(surf, "GET", f"{n}/commitments")["commitments"] if c["key"] == key)
+            shares = tally["tally"]
+            self.step(
+                f"{len(checkers)} members checked {key}: {shares['met_share']:.0%} of the coalition found it met, "
+                f"{shares['not_met_share']:.0%} not met"
+            )
+            self.call(surf, "POST", f"{n}/commitments/{key}/verdict", {"verdict": verdict, "comment": comment})
+            self.step(f"SURF found {key} {verdict.replace('_', ' ')}")
+        deadline = time.monotonic() + OVERDUE_WAIT_S
+        while True:
+            found = next(c for c in self.call(surf, "GET", f"{n}/commitments")["commitments"] if c["key"] == OVERDUE)
+            if found["status"] == "overdue":
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"{OVERDUE} did not become overdue within {OVERDUE_WAIT_S} s: is the scheduler running?"
+                )
+            time.sleep(0.5)  # the scheduler ticks on its own interval: the story waits for it
+        self.step(f"the scheduler's tick found {OVERDUE} overdue: it was due {found['due']}")
 
     def give_way_inside(self, member: Organisation, n: str, position: dict[str, Any]) -> None:
         """How a member's people align before it states a position (SPEC section 10): a draft, a

@@ -124,7 +124,7 @@ class Settings(BaseSettings):
         default=200,
         ge=1,
         le=1_000_000,
-        description="Negotiations a coordinator may have open (neither abandoned nor agreed, in implementation or fulfilled).",
+        description="Negotiations a coordinator may have open (not abandoned, agreed, implementing nor fulfilled).",
     )
     max_subscriptions_per_organisation: int = Field(
         default=50, ge=1, le=100_000, description="Webhook subscriptions one organisation may have."

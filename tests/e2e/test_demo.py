@@ -40,7 +40,14 @@ def test_the_demo_reaches_an_agreement_and_writes_a_valid_ocds_release(kafka_boo
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "agreement agreed" in output
-    assert "phase agreed" in output
+    # After the agreement: a plan, two deliveries checked by members, one met, one not, one overdue
+    # on the scheduler's tick, and the negotiation reopened on it
+    assert "SURF accepted the plan: the agreement is in implementation" in output
+    assert "SURF found no-ai-training met" in output
+    assert "SURF found diagnostic-data-retention not met" in output
+    assert "the scheduler's tick found breach-notification overdue" in output
+    assert "SURF reopened the negotiation on breach-notification" in output
+    assert "phase negotiating" in output
     # At TU Delft a contributor drafted, the privacy officer commented and the approver adopted
     assert 'Joris Bakker drafts data location "NL only"' in output
     assert "Femke Jansen, the privacy officer, comments" in output
@@ -51,6 +58,11 @@ def test_the_demo_reaches_an_agreement_and_writes_a_valid_ocds_release(kafka_boo
     release = json.loads(release_path.read_text())
     assert list(Draft4Validator(schema, format_checker=FormatChecker()).iter_errors(release)) == []
     assert len([p for p in release["parties"] if p["roles"] == ["interestedParty"]]) == 12
+    milestones = {m["koopkracht"]["key"]: m for m in release["contracts"][0]["implementation"]["milestones"]}
+    assert milestones["no-ai-training"]["status"] == "met" and milestones["no-ai-training"]["dateMet"]
+    assert milestones["diagnostic-data-retention"]["status"] == "notMet"
+    assert milestones["breach-notification"]["status"] == "notMet"  # overdue
+    assert milestones["exit-return-deletion"]["status"] == "scheduled"
     # The organisations' keys and their people's tokens are kept for the next run, readable by
     # their owner only; the console shows how people sign in, with personal tokens, not keys
     kept = tmp_path / "demo" / "organisations.json"
