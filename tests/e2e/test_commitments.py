@@ -14,6 +14,9 @@ met 5/10 = 0.5, not met 3/10 = 0.3, checked 8/10 = 0.8; when B checks again, met
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ import httpx
 from jsonschema import Draft4Validator, FormatChecker
 
 from tests.e2e.conftest import RunningStack
+from tests.e2e.receiver import Receiver
 
 ITEMS = [
     {"key": "no-ai-training", "title": "No training of AI on our data", "kind": "boolean", "category": "privacy"},
@@ -220,3 +224,137 @@ def test_from_the_agreement_to_fulfilled(stack: RunningStack) -> None:
     ]
     assert all(m["dateMet"] for m in milestones)
     assert "implementation" in release["tag"]
+
+
+def wait_until(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float, what: str) -> Any:
+    """Read until ``done`` holds of what was read (the scheduler and webhooks run on their own)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"{what} within {timeout} s; last read: {value}"
+        time.sleep(0.1)
+
+
+def test_overdue_regression_and_reopening(stack: RunningStack) -> None:
+    # Given an agreement (see the module docstring), and the vendor and member A receiving webhooks
+    c = Coalition(stack, "Commitments reopened")
+    to_vendor, to_a = Receiver().start(), Receiver().start()
+    try:
+        for client, receiver in ((c.vendor, to_vendor), (c.a, to_a)):
+            subscribed = client.post("/v1/subscriptions", json={"url": receiver.url, "negotiation_id": c.nid})
+            ok(subscribed, 201)
+        run_to_reopening(c, to_vendor, to_a)
+    finally:
+        to_vendor.stop()
+        to_a.stop()
+
+
+def run_to_reopening(c: Coalition, to_vendor: Receiver, to_a: Receiver) -> None:
+    # When the vendor plans retention-days for a few seconds from now, and the plan is accepted
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    plan = {"items": [{"key": "no-ai-training", "due": "2099-01-31"}, {"key": "retention-days", "due": soon}]}
+    c.post(c.vendor, "/commitments/plan", plan, 201)
+    c.post(c.coordinator, "/commitments/plan/accept", None, 200)
+    # and no-ai-training is delivered, checked by A and C, and found met: met 7/10, checked 7/10
+    c.post(c.vendor, "/commitments/no-ai-training/delivered", {"evidence": "Tenant switch"}, 201)
+    c.post(c.a, "/commitments/no-ai-training/checks", {"verdict": "met"}, 201)
+    c.post(c.c, "/commitments/no-ai-training/checks", {"verdict": "met"}, 201)
+    tally = by_key(c.get(c.coordinator, "/commitments"))["no-ai-training"]["tally"]
+    assert (tally["met_share"], tally["not_met_share"], tally["checked_share"]) == (0.7, 0.0, 0.7)
+    c.post(c.coordinator, "/commitments/no-ai-training/verdict", {"verdict": "met"}, 200)
+
+    # Then once its date has passed, the hub's scheduler finds retention-days overdue, for every party
+    overdue = wait_until(
+        lambda: by_key(c.get(c.vendor, "/commitments"))["retention-days"],
+        lambda commitment: commitment["status"] == "overdue",
+        30,
+        "retention-days overdue",
+    )
+    assert overdue["overdue_since"] > overdue["due"]
+    assert by_key(c.get(c.a, "/commitments"))["retention-days"]["status"] == "overdue"
+    release = c.get(c.coordinator, "/export/ocds")
+    assert list(Draft4Validator(OCDS_SCHEMA, format_checker=FormatChecker()).iter_errors(release)) == []
+    statuses = [m["status"] for m in release["contracts"][0]["implementation"]["milestones"]]
+    assert statuses == ["met", "notMet"]
+
+    # When it is delivered late and found not met, it is open again, and overdue again at the next tick
+    c.post(c.vendor, "/commitments/retention-days/delivered", {"evidence": "Set to 45 days"}, 201)
+    c.post(c.b, "/commitments/retention-days/checks", {"verdict": "not_met", "comment": "45 is not 30"}, 201)
+    found = c.post(c.coordinator, "/commitments/retention-days/verdict", {"verdict": "not_met"}, 200)
+    assert by_key(found)["retention-days"]["status"] in ("open", "overdue")
+    wait_until(
+        lambda: by_key(c.get(c.coordinator, "/commitments"))["retention-days"]["status"],
+        lambda status: status == "overdue",
+        30,
+        "retention-days overdue again",
+    )
+
+    # When B reports that the met no-ai-training no longer holds
+    refused(c.b.post(c.url("/commitments/retention-days/regressions"), json={"comment": "x"}), 409, "only a met")
+    c.post(c.b, "/commitments/no-ai-training/regressions", {"comment": "The switch reset after the update"}, 201)
+
+    # Then the coordinator reads who and why, B its own report, A only that there is one, the vendor nothing
+    seen = by_key(c.get(c.coordinator, "/commitments"))["no-ai-training"]
+    assert [(r["name"], r["comment"]) for r in seen["regressions"]] == [
+        ("Commitments reopened member B", "The switch reset after the update")
+    ]
+    assert len(by_key(c.get(c.b, "/commitments"))["no-ai-training"]["regressions"]) == 1
+    by_a = by_key(c.get(c.a, "/commitments"))["no-ai-training"]
+    assert (by_a["regressions_reported"], by_a["regressions"]) == (1, [])
+    by_vendor = by_key(c.get(c.vendor, "/commitments"))["no-ai-training"]
+    assert (by_vendor["status"], by_vendor["regressions"], by_vendor["regressions_reported"]) == ("met", None, None)
+
+    # When the coordinator reopens both; it may not propose before publishing the reopened items
+    before = c.get(c.coordinator, "")
+    assert (before["demand_version"], before["round"]) == (1, 1)
+    reopened = c.post(c.coordinator, "/reopen", {"items": ["retention-days", "no-ai-training"]}, 200)
+    assert (reopened["phase"], reopened["reopened"], reopened["commitments"]) == (
+        "negotiating",
+        ["no-ai-training", "retention-days"],
+        [],
+    )
+    refused(c.coordinator.post(c.url("/agreement/propose")), 409, "reopened")
+
+    # Then the next demand version holds only the reopened items and continues the numbering, as do rounds
+    version = c.post(c.coordinator, "/demand/publish", None, 201)
+    assert version["version"] == 2
+    assert [i["key"] for i in version["items"]] == ["no-ai-training", "retention-days"]
+    answers = [
+        {"key": "no-ai-training", "verdict": "accept"},
+        {"key": "retention-days", "verdict": "counter", "value": 20},
+    ]
+    assert c.post(c.vendor, "/responses", {"demand_version": 2, "items": answers}, 201)["round"] == 2
+    c.post(c.coordinator, "/agreement/propose", None, 200)
+    c.post(c.a, "/agreement/endorsements", {"decision": "accept"}, 201)
+    assert c.post(c.b, "/agreement/endorsements", {"decision": "accept"}, 201)["outcome"] == "agreed"
+
+    # And the new agreement makes both commitments anew, to be planned again
+    again = c.get(c.coordinator, "/commitments")
+    assert again["phase"] == "agreed"
+    assert [(k["key"], k["status"], k["due"], k["deliveries"]) for k in again["commitments"]] == [
+        ("no-ai-training", "open", None, 0),
+        ("retention-days", "open", None, 0),
+    ]
+    assert by_key(again)["retention-days"]["offer"]["value"] == 20
+
+    # And the webhooks told each what it may know: the vendor of the overdue item, not of checks nor
+    # regressions; A of B's regression, without who or why
+    vendor_messages = wait_until(
+        to_vendor.messages, lambda got: "AgreementReached" in [m["type"] for m in got[-3:]], 30, "the vendor's hooks"
+    )
+    vendor_types = [m["type"] for m in vendor_messages]
+    assert vendor_types.count("CommitmentOverdue") == 2
+    assert "CommitmentChecked" not in vendor_types and "RegressionReported" not in vendor_types
+    late = next(m for m in vendor_messages if m["type"] == "CommitmentOverdue")
+    assert late["notices"][0]["text"].startswith("retention-days is overdue: it was due")
+    a_messages = wait_until(
+        to_a.messages, lambda got: "AgreementReached" in [m["type"] for m in got[-3:]], 30, "A's hooks"
+    )
+    (regression,) = [m for m in a_messages if m["type"] == "RegressionReported"]
+    assert regression["data"] == {"item_key": "no-ai-training"}
+    assert regression["notices"] == [
+        {"code": "regression_reported", "text": "A member reports that no-ai-training no longer holds."}
+    ]
+    assert [m["data"]["verdict"] for m in a_messages if m["type"] == "CommitmentChecked"] == ["met"]  # its own
