@@ -491,10 +491,11 @@ def demo(
     """Start the stack and play a whole negotiation on it: 12 institutions, a vendor, 3 rounds, an agreement."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from services.demo import Demo, DemoError
+    from services.demo import TICK_INTERVAL_S, Demo, DemoError
     from services.stack import StackError, api_url
 
-    settings = _settings(data_dir=data_dir, api_port=port)
+    ticks = None if "KOOPKRACHT_TICK_INTERVAL_S" in os.environ else TICK_INTERVAL_S
+    settings = _settings(data_dir=data_dir, api_port=port, tick_interval_s=ticks)
     stop = _stop_on_signals()
     stack = _stack(settings)
     started = time.monotonic()
