@@ -58,8 +58,8 @@ COMMANDS = Topic(
     partitions=NEGOTIATION_PARTITIONS,
     cleanup_policy="delete",
     retention_ms=7 * DAY_MS,
-    writer="api",
-    description="Requests to the negotiation's single writer.",
+    writer="api, scheduler",
+    description="Requests to the negotiation's single writer (the scheduler's are ticks).",
 )
 EVENTS = Topic(
     suffix="events",

@@ -258,6 +258,20 @@ def webhooks(data_dir: DataDir = None) -> None:
     _run_until_signal(both)
 
 
+@app.command("scheduler")
+def scheduler(data_dir: DataDir = None) -> None:
+    """Run the scheduler (time, as a command: a Tick to each negotiation with a commitment past its
+    due date, every KOOPKRACHT_TICK_INTERVAL_S) until SIGTERM or Ctrl-C."""
+    from services.logging import configure_logging
+    from services.scheduler import serve
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    engine = _database(settings)
+    bootstrap = _bootstrap(settings)
+    _run_until_signal(lambda stop: serve(engine, bootstrap, settings, stop))
+
+
 @app.command("purge")
 def purge(data_dir: DataDir = None) -> None:
     """Delete once what is past retention (the webhook dispatcher does it every
@@ -477,10 +491,11 @@ def demo(
     """Start the stack and play a whole negotiation on it: 12 institutions, a vendor, 3 rounds, an agreement."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from services.demo import Demo, DemoError
+    from services.demo import TICK_INTERVAL_S, Demo, DemoError
     from services.stack import StackError, api_url
 
-    settings = _settings(data_dir=data_dir, api_port=port)
+    ticks = None if "KOOPKRACHT_TICK_INTERVAL_S" in os.environ else TICK_INTERVAL_S
+    settings = _settings(data_dir=data_dir, api_port=port, tick_interval_s=ticks)
     stop = _stop_on_signals()
     stack = _stack(settings)
     started = time.monotonic()

@@ -151,6 +151,9 @@ CHECKS: dict[str, tuple[str, list[str], str]] = {
     "diagnostic-data-retention": ("not_met", ["amc", "umcu", "emc", "uva"], "Security logs are still kept 30 days"),
 }
 OVERDUE_WAIT_S = 60.0
+TICK_INTERVAL_S = 2.0
+"""The demo's scheduler ticks this often (time runs fast here), unless KOOPKRACHT_TICK_INTERVAL_S
+says otherwise: with the default minute, the story would wait up to two for its overdue item."""
 
 
 class DemoError(RuntimeError):

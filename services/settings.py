@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     restart_window_s: float = Field(
         default=120.0, gt=0, le=86_400, description="The window, in seconds, in which restart_max_crashes count."
     )
+    # -- the scheduler: time, as a command (SPEC section 9; services/scheduler.py) ------------------
+    tick_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="The scheduler sends a Tick to each negotiation with a commitment past its due date this often.",
+    )
     # -- browser security and retention (hostile input and abuse) --------------------------------
     public_url: str | None = Field(
         default=None,

@@ -2,7 +2,7 @@
 
 ``koopkracht up`` (and ``koopkracht demo``) use it. It starts the local Kafka (unless
 ``KOOPKRACHT_KAFKA_BOOTSTRAP`` names one), ensures the topics, migrates the read model's database,
-then starts the worker, the projector, the webhook dispatcher and the API under a
+then starts the worker, the projector, the webhook dispatcher, the scheduler and the API under a
 :class:`~services.supervisor.Supervisor`, and waits until the API's ``/readyz`` says every part
 answers. Children get the same settings through the environment and log to files in the data
 folder (``<data dir>/logs``); the supervisor logs to ``supervisor.log`` there.
@@ -60,7 +60,7 @@ def _answers_ready(url: str) -> bool:
 
 def services(settings: Settings) -> list[Child]:
     """The processes of the hub: the negotiation worker, the read-model projector, the webhook
-    dispatcher and the HTTP API.
+    dispatcher, the scheduler (ticks for commitments past their due dates) and the HTTP API.
 
     The API is ready when its ``/readyz`` is: Kafka, the database and every other process answer.
     """
@@ -69,6 +69,7 @@ def services(settings: Settings) -> list[Child]:
         Child("worker", [*exe, "worker"]),
         Child("projector", [*exe, "projector"]),
         Child("webhooks", [*exe, "webhooks"]),
+        Child("scheduler", [*exe, "scheduler"]),
         Child("api", [*exe, "api"], ready=lambda: _answers_ready(api_url(settings) + "/readyz")),
     ]
 

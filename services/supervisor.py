@@ -1,7 +1,7 @@
 """Keeps the hub's processes running: a crashed one is restarted after a back-off.
 
-``koopkracht up`` (``services.stack``) runs the worker, the projector, the webhook dispatcher and
-the API as children of one :class:`Supervisor`. A child that exits is started again after a delay
+``koopkracht up`` (``services.stack``) runs the worker, the projector, the webhook dispatcher, the
+scheduler and the API as children of one :class:`Supervisor`. A child that exits is started again after a delay
 that doubles with each crash in a row (0.5 s, 1 s, 2 s … at most 30 s) and starts over once the
 child has stayed up for a minute. A child that keeps crashing (more than 5 crashes within 120 s)
 is given up on: the supervisor stops tending the children and reports which one, with its log, so

@@ -34,15 +34,23 @@ from sqlmodel import Session, SQLModel, col, select
 from schemas.common import number_to_json
 from schemas.events import (
     EVENT_ADAPTER,
+    AgreementReached,
     ClarificationAnswered,
     ClarificationRequested,
+    CommitmentChecked,
+    CommitmentDelivered,
+    CommitmentOverdue,
+    CommitmentVerdictGiven,
     DemandPublished,
     EndorsementGiven,
     Event,
     MemberInvited,
+    NegotiationReopened,
+    PlanAccepted,
     PolicyChanged,
     PositionStated,
     PositionWithdrawn,
+    RegressionReported,
     VendorResponded,
 )
 from schemas.results import CommandRejected
@@ -51,6 +59,7 @@ from services.readmodel.store import catch_up
 from services.readmodel.tables import (
     ClarificationRow,
     CommandRefusal,
+    CommitmentRow,
     Delivery,
     DeliveryAttempt,
     DemandVersionRow,
@@ -64,7 +73,7 @@ from services.readmodel.tables import (
 )
 from services.subscriptions.messages import Figures, figures_before, members_among, message
 from streams.codec import DecodeError, decode_event, decode_result
-from streams.core.state import VENDOR_VISIBLE, NegotiationState, SequenceGap, evolve
+from streams.core.state import VENDOR_VISIBLE, Commitment, NegotiationState, SequenceGap, evolve
 from streams.core.views import Audience, event_view
 from streams.rebalance import BatchLock, still_assigned
 
@@ -241,6 +250,71 @@ def _endorsement(writes: Writes, state: NegotiationState, event: EndorsementGive
             sequence=event.sequence,
         )
     )
+
+
+# -- after the agreement (SPEC section 9): one row per commitment ------------------------------
+# CommitmentsPlanned, PlanRejected and AgreementFulfilled change no commitment (a plan holds only
+# once accepted): they change the negotiation's row (its phase), which every event rewrites.
+
+
+def _in_utc(moment: datetime | None) -> datetime | None:
+    # A vendor may give a due date in its own zone; SQLite keeps no zone, so all are stored in UTC.
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def commitment_row(negotiation_id: str, commitment: Commitment, sequence: int) -> CommitmentRow:
+    verdict = commitment.verdict
+    return CommitmentRow(
+        negotiation_id=negotiation_id,
+        item_key=commitment.key,
+        status=commitment.status,
+        due=_in_utc(commitment.due),
+        note=commitment.note,
+        deliveries=commitment.deliveries,
+        evidence=commitment.evidence,
+        delivered_at=_in_utc(commitment.delivered_at),
+        verdict=None if verdict is None else verdict.verdict,
+        met_at=_in_utc(commitment.met_at),
+        overdue_since=_in_utc(commitment.overdue_since),
+        regressions=len(commitment.regressions),
+        sequence=sequence,
+    )
+
+
+@_writes(AgreementReached)
+def _commitments_made(writes: Writes, state: NegotiationState, event: AgreementReached) -> None:
+    # The agreed version's items are the commitments this agreement made (after a reopening, only
+    # the reopened ones: the others stand as they were, rows included).
+    agreed = state.versions[state.outcomes[-1].demand_version - 1]
+    for item in agreed.items:
+        commitment = state.commitments.get(item.key)
+        if commitment is not None:
+            writes.upsert(commitment_row(event.negotiation_id, commitment, event.sequence))
+
+
+@_writes(PlanAccepted)
+def _plan_accepted(writes: Writes, state: NegotiationState, event: PlanAccepted) -> None:
+    # The accepted plan dated its commitments (and opened the overdue ones it dated anew).
+    for commitment in state.commitments.values():
+        writes.upsert(commitment_row(event.negotiation_id, commitment, event.sequence))
+
+
+@_writes(CommitmentDelivered)
+@_writes(CommitmentChecked)
+@_writes(CommitmentVerdictGiven)
+@_writes(CommitmentOverdue)
+@_writes(RegressionReported)
+def _commitment(writes: Writes, state: NegotiationState, event: Any) -> None:
+    commitment = state.commitments[event.item_key]
+    writes.upsert(commitment_row(event.negotiation_id, commitment, event.sequence))
+
+
+@_writes(NegotiationReopened)
+def _reopened(writes: Writes, state: NegotiationState, event: NegotiationReopened) -> None:
+    # Negotiated again: the next agreement makes these commitments anew (or not, if the vendor
+    # rejects the item this time).
+    for key in event.items:
+        writes.delete(CommitmentRow, (event.negotiation_id, key))
 
 
 def negotiation_row(state: NegotiationState) -> NegotiationRow:

@@ -2,9 +2,9 @@
 
 The negotiation tables are rebuilt from events by the projector, their only writer; each row
 says which event (``sequence``) last wrote it. The API reads ``negotiations``, ``members`` and
-``events``; ``positions``, ``demand_versions``, ``responses``, ``clarifications`` and
-``endorsements`` are kept for SQL consumers (reporting, ad-hoc queries) and the API never reads
-them (it answers from the state the pure core rebuilds from ``events``). ``organisations``,
+``events``; the scheduler reads ``commitments``; ``positions``, ``demand_versions``, ``responses``,
+``clarifications`` and ``endorsements`` are kept for SQL consumers (reporting, ad-hoc queries) and
+the API never reads them (it answers from the state the pure core rebuilds from ``events``). ``organisations``,
 ``people``, ``personal_tokens``, ``drafts``, ``draft_comments`` and ``idempotency_records`` are the
 API's own: they are not negotiation facts but the hub's configuration, the members' internal working
 state, and its memory of answers already given.
@@ -261,6 +261,39 @@ class EndorsementRow(SQLModel, table=True):
     decision: str = Field(max_length=8)
     comment: str | None = Field(default=None, sa_column=Column(Text))
     given_at: datetime = Field(sa_column=_time(nullable=False))
+    sequence: int
+
+
+class CommitmentRow(SQLModel, table=True):
+    """A commitment of the agreement (SPEC section 9) and how it stands: made at ``AgreementReached``,
+    dated when the coordinator accepts the vendor's plan, then delivered, judged, found overdue by a
+    tick, reported regressed; deleted when the negotiation is reopened on it (the next agreement
+    makes it anew). Members' checks are not here: only the coordinator and each member see them.
+
+    The scheduler reads it (``ix_commitments_due``: open commitments whose due date has passed);
+    the API does not (it answers from the state the pure core rebuilds from ``events``)."""
+
+    __tablename__ = "commitments"
+    __table_args__ = (Index("ix_commitments_due", "status", "due"),)  # the scheduler's question
+
+    negotiation_id: str = Field(primary_key=True, max_length=64)
+    item_key: str = Field(primary_key=True, max_length=64)
+    status: str = Field(max_length=16)
+    """``open``, ``delivered``, ``met`` or ``overdue``."""
+    due: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    """None until a plan is accepted."""
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    deliveries: int = 0
+    evidence: str | None = Field(default=None, sa_column=Column(Text))
+    """The latest delivery's evidence (text or a URL)."""
+    delivered_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    verdict: str | None = Field(default=None, max_length=8)
+    """The coordinator's latest verdict: ``met`` or ``not_met``."""
+    met_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    overdue_since: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    """The time of the tick that found it overdue."""
+    regressions: int = 0
+    """Regressions reported since it was last met."""
     sequence: int
 
 

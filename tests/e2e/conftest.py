@@ -1,4 +1,4 @@
-"""The running stack for end-to-end tests: worker, projector and API as child processes.
+"""The running stack for end-to-end tests: worker, projector, webhooks, scheduler and API as child processes.
 
 The stack is what ``koopkracht up`` runs (``services.stack.Stack``), against the session's Kafka,
 with a topic prefix and a database of its own. Every test here runs once on SQLite and once on
@@ -70,7 +70,7 @@ class RunningStack:
 
     def log_tail(self, lines: int = 30) -> str:
         out = []
-        for child in ("worker", "projector", "webhooks", "api"):
+        for child in ("worker", "projector", "webhooks", "scheduler", "api"):
             path = self.stack.logs / f"{child}.log"
             if path.exists():
                 out.append(f"--- {child}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))

@@ -202,7 +202,7 @@ def test_up_restarts_a_killed_projector_and_readyz_counts_the_restart(kafka_boot
         before = wait_ready(up, port, tmp_path, lambda: console.read_text(errors="replace"))
         assert before["processes"] is not None
         assert {name: (p["state"], p["restarts"]) for name, p in before["processes"].items()} == {
-            name: ("running", 0) for name in ("worker", "projector", "webhooks", "api")
+            name: ("running", 0) for name in ("worker", "projector", "webhooks", "scheduler", "api")
         }
         assert "pid" not in before["processes"]["projector"]  # /readyz is public: no pids
         projector = status(tmp_path)["processes"]["projector"]["pid"]
@@ -224,9 +224,10 @@ def test_up_restarts_a_killed_projector_and_readyz_counts_the_restart(kafka_boot
             "worker": 0,
             "projector": 1,
             "webhooks": 0,
+            "scheduler": 0,
             "api": 0,
         }
-        assert after["checks"]["processes"] == "ok: 4 running, 1 restart(s)"
+        assert after["checks"]["processes"] == "ok: 5 running, 1 restart(s)"
         assert after["checks"]["projector"].startswith("ok")
         new_pid = status(tmp_path)["processes"]["projector"]["pid"]
         assert new_pid != projector

@@ -36,7 +36,7 @@ def koopkracht_services() -> dict[str, dict[str, Any]]:
 
 def test_every_koopkracht_container_runs_a_real_cli_command() -> None:
     services = koopkracht_services()
-    assert {"topics", "migrate", "worker", "projector", "webhooks", "api"} <= set(services)
+    assert {"topics", "migrate", "worker", "projector", "webhooks", "scheduler", "api"} <= set(services)
     commands = cli_commands()
     for name, service in services.items():
         words = tuple(w for w in service["command"] if not w.startswith("-"))

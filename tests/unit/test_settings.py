@@ -32,6 +32,7 @@ def test_a_bootstrap_points_at_an_existing_cluster(monkeypatch: pytest.MonkeyPat
         ("KOOPKRACHT_API_PORT", "eighty", "valid integer"),
         ("KOOPKRACHT_KAFKA_NODES", "2", "1 or 3"),
         ("KOOPKRACHT_LOG_FORMAT", "xml", "'auto', 'json' or 'console'"),
+        ("KOOPKRACHT_TICK_INTERVAL_S", "0", "greater than 0"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_naming_the_setting(
