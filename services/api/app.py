@@ -47,6 +47,7 @@ from services.dashboard.routes import dashboard
 from services.metrics import Metrics, MetricsMiddleware
 from services.readmodel.store import create_db_engine, ping
 from services.readmodel.tables import Heartbeat, utc
+from services.scheduler import HEARTBEAT as SCHEDULER_HEARTBEAT
 from services.settings import Settings
 from services.subscriptions.webhooks import HEARTBEAT_S
 from services.supervisor import STATUS_FILE, read_status
@@ -121,14 +122,20 @@ async def readiness(hub: Hub, admin: AIOKafkaAdminClient) -> Readiness:
             continue
         checks[name] = f"ok: {members} running" if members else "not running"
         ready = ready and members > 0
-    try:
-        age = await asyncio.wait_for(to_thread.run_sync(heartbeat_age, hub.engine, "webhooks"), 3)
-        alive = age is not None and age < 3 * HEARTBEAT_S
-        checks["webhooks"] = f"ok: seen {age:.1f} s ago" if alive and age is not None else "not running"
-        ready = ready and alive
-    except Exception as exc:
-        checks["webhooks"] = f"unknown ({type(exc).__name__})"
-        ready = False
+    # The dispatcher and the scheduler beat in ``heartbeats``: each is running when its last beat is
+    # younger than three of its rounds.
+    for name, service, every in (
+        ("webhooks", "webhooks", HEARTBEAT_S),
+        ("scheduler", SCHEDULER_HEARTBEAT, hub.settings.tick_interval_s),
+    ):
+        try:
+            age = await asyncio.wait_for(to_thread.run_sync(heartbeat_age, hub.engine, service), 3)
+            alive = age is not None and age < 3 * every
+            checks[name] = f"ok: seen {age:.1f} s ago" if alive and age is not None else "not running"
+            ready = ready and alive
+        except Exception as exc:
+            checks[name] = f"unknown ({type(exc).__name__})"
+            ready = False
     processes: dict[str, SupervisedProcess] | None = None
     try:
         status = await asyncio.wait_for(to_thread.run_sync(read_status, hub.settings.data_dir / STATUS_FILE), 3)

@@ -97,6 +97,8 @@ def running_stack(kafka_bootstrap: str, tmp: Path, database: str, **overrides: A
         # (tests/security/test_rate_limits.py), which pass small limits here.
         **{
             "webhook_retry_max_s": 2.0,
+            # The scheduler ticks often, so that a commitment due in seconds is found overdue soon.
+            "tick_interval_s": 0.5,
             "sse_heartbeat_s": 5.0,
             "webhook_allow": "127.0.0.1",
             "webhook_allow_http": True,

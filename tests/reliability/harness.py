@@ -286,6 +286,7 @@ class Hub:
             *[(f"worker-{i + 1}", [*exe, "worker"]) for i in range(self.settings.workers)],
             ("projector", [*exe, "projector"]),
             ("webhooks", [*exe, "webhooks"]),
+            ("scheduler", [*exe, "scheduler"]),
             ("api", [*exe, "api", "--port", str(self.api_port)]),
         ]
         for name, argv in commands:
