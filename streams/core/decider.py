@@ -243,9 +243,9 @@ def _handles(command_type: type[C]) -> Callable[[Handler[C]], Handler[C]]:
 def decide(state: NegotiationState | None, command: Command, context: Context) -> Decision:
     """Decide one command against the current state; raises :class:`Rejection` when refused."""
     if state is not None and command.command_id in state.commands:
-        # The hub itself (its scheduler's ticks, role admin) is no party, yet its command sent
-        # again (a retry, a second scheduler) is a duplicate like anybody's, not a stranger's.
-        if command.actor.role != "admin" and state.role_of(command.actor.organisation_id) is None:
+        # The hub's scheduler is no party, yet its tick, delivered again, is a duplicate like any other.
+        hub_tick = isinstance(command, Tick) and command.actor.role == "admin"
+        if state.role_of(command.actor.organisation_id) is None and not hub_tick:
             raise _not_found(f"there is no negotiation {state.negotiation_id}")
         # A contributor learns nothing by sending a command id that was decided before: it acts for nobody.
         _acts_for_organisation(command.actor, command.type)

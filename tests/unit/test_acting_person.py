@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Callable
+from datetime import timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -17,27 +18,36 @@ from hypothesis import strategies as st
 
 from schemas.commands import (
     Abandon,
+    AcceptPlan,
     ActingPerson,
     AnswerClarification,
     ChangePolicy,
+    CheckCommitment,
     Command,
+    DeliverCommitment,
     Endorse,
+    GiveVerdict,
     InviteMember,
     OpenNegotiation,
+    PlanCommitments,
     ProposeAgreement,
     PublishDemand,
+    RejectPlan,
+    Reopen,
+    ReportRegression,
     RequestClarification,
     RespondToDemand,
     StatePosition,
+    Tick,
     WithdrawPosition,
 )
 from schemas.events import Event
-from schemas.negotiation import Policy, Position
+from schemas.negotiation import PlannedCommitment, Policy, Position
 from streams.core.chain import json_hash, person_digest, sealed
 from streams.core.decider import Rejection, decide
 from streams.core.state import NegotiationState
 from streams.core.views import Audience, chain_hashes, event_view
-from tests.unit.builders import COORDINATOR, VENDOR, Negotiation, accept, item
+from tests.unit.builders import COORDINATOR, HUB, NOW, OUTSIDER, VENDOR, Negotiation, accept, item
 from tests.unit.test_properties import FAST
 
 M1, M2 = "m1", "m2"
@@ -69,6 +79,24 @@ def negotiating() -> Negotiation:
 
 def endorsing() -> Negotiation:
     return negotiating().propose()
+
+
+def agreed() -> Negotiation:
+    """m1 (2 of 3) accepts: no-ads is the agreement's one commitment."""
+    return endorsing().endorse(M1, "accept")
+
+
+def implementing() -> Negotiation:
+    """no-ads due in 30 days."""
+    return agreed().plan({"no-ads": 30}).accept_plan()
+
+
+def delivered() -> Negotiation:
+    return implementing().deliver("no-ads")
+
+
+def met() -> Negotiation:
+    return delivered().verdict("no-ads")
 
 
 # For every command: a state in which its organisation may send it, and the command. A command
@@ -114,7 +142,27 @@ SAMPLES: dict[type[Any], Callable[[], tuple[NegotiationState | None, Any]]] = {
     ProposeAgreement: lambda: ((n := negotiating()).s, n.command(ProposeAgreement, COORDINATOR)),
     Endorse: lambda: ((n := endorsing()).s, n.command(Endorse, M1, decision="accept")),
     Abandon: lambda: ((n := negotiating()).s, n.command(Abandon, COORDINATOR, reason="budget")),
+    PlanCommitments: lambda: (
+        (n := agreed()).s,
+        n.command(PlanCommitments, VENDOR, items=(PlannedCommitment(key="no-ads", due=NOW + timedelta(days=9)),)),
+    ),
+    AcceptPlan: lambda: ((n := agreed().plan()).s, n.command(AcceptPlan, COORDINATOR)),
+    RejectPlan: lambda: ((n := agreed().plan()).s, n.command(RejectPlan, COORDINATOR, comment="Sooner")),
+    DeliverCommitment: lambda: (
+        (n := implementing()).s,
+        n.command(DeliverCommitment, VENDOR, item_key="no-ads", evidence="Ads are off"),
+    ),
+    CheckCommitment: lambda: ((n := delivered()).s, n.command(CheckCommitment, M2, item_key="no-ads", verdict="met")),
+    GiveVerdict: lambda: ((n := delivered()).s, n.command(GiveVerdict, COORDINATOR, item_key="no-ads", verdict="met")),
+    ReportRegression: lambda: ((n := met()).s, n.command(ReportRegression, M1, item_key="no-ads", comment="Back")),
+    Reopen: lambda: ((n := implementing()).s, n.command(Reopen, COORDINATOR, items=("no-ads",))),
+    # Sent by the hub's scheduler, as the admin: no organisation's person sends it (see below).
+    Tick: lambda: ((n := implementing()).s, n.command(Tick, HUB, now=NOW + timedelta(days=31))),
 }
+
+ACTED_FOR_AN_ORGANISATION = sorted(set(SAMPLES) - {Tick}, key=lambda c: c.__name__)
+"""The commands a party's people send. A tick is the hub's, sent by no person of any organisation:
+the contributor rule has nothing to apply to (``test_only_the_hubs_scheduler_ticks`` is its check)."""
 
 
 def command_classes() -> set[type[Any]]:
@@ -127,7 +175,7 @@ def test_every_command_type_has_a_sample() -> None:
     assert command_classes() == set(SAMPLES)
 
 
-@pytest.mark.parametrize("command_type", sorted(SAMPLES, key=lambda c: c.__name__), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("command_type", ACTED_FOR_AN_ORGANISATION, ids=lambda c: c.__name__)
 def test_a_contributor_may_send_no_command_while_its_approver_owner_and_integration_key_may(
     command_type: type[Any],
 ) -> None:
@@ -147,6 +195,25 @@ def test_a_contributor_may_send_no_command_while_its_approver_owner_and_integrat
         decision = decide(fresh_state, sent_by(same, by), negotiating().context)
         assert decision.events, f"{command_type.__name__} by {by} decided nothing"
         assert all(event.acting_person == by for event in decision.events)
+
+
+@pytest.mark.parametrize("role", ["coordinator", "member", "vendor"])
+@pytest.mark.parametrize("by", [COORDINATOR, M1, VENDOR, OUTSIDER, HUB])
+def test_only_the_hubs_scheduler_ticks(by: str, role: str) -> None:
+    # Given a state in which a commitment is overdue, and the hub's own tick decided there
+    state, tick = SAMPLES[Tick]()
+    hubs = decide(state, tick, negotiating().context)
+    assert [e.type for e in hubs.events] == ["CommitmentOverdue"]
+    assert hubs.events[0].acting_person is None
+    # When the same tick comes from any actor that is not the admin, by whichever person or key
+    for sender in (None, person("owner"), person("approver"), person("contributor")):
+        forged = tick.model_copy(
+            update={"actor": tick.actor.model_copy(update={"organisation_id": by, "role": role, "person": sender})}
+        )
+        # Then it is refused as a role that may not act, whoever's party the actor is
+        with pytest.raises(Rejection) as refused:
+            decide(state, forged, negotiating().context)
+        assert (refused.value.status, refused.value.detail) == (403, "only the hub's scheduler sends ticks")
 
 
 def test_a_contributor_is_refused_even_for_a_command_id_already_decided() -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from jsonschema import Draft4Validator, FormatChecker
 
+from schemas.commands import PlanCommitments
+from schemas.negotiation import PlannedCommitment
 from streams.core.ocds import NoAgreement, release
-from tests.unit.builders import COORDINATOR, VENDOR, Negotiation, accept, counter, item, reject
+from tests.unit.builders import COORDINATOR, NOW, VENDOR, Negotiation, accept, counter, item, reject
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "data" / "ocds" / "release-schema.json").read_text())
 
@@ -62,5 +65,75 @@ def test_there_is_no_release_before_the_agreement() -> None:
         from streams.core.state import evolve
 
         n.state = evolve(n.state, event)
+    with pytest.raises(NoAgreement):
+        release(n.s, "ocds-test01")
+
+
+def milestones(n: Negotiation) -> dict[str, dict[str, object]]:
+    document = release(n.s, "ocds-test01")
+    assert sorted(Draft4Validator(SCHEMA, format_checker=FormatChecker()).iter_errors(document), key=str) == []
+    return {m["koopkracht"]["key"]: m for m in document["contracts"][0]["implementation"]["milestones"]}
+
+
+def test_a_release_during_implementation_has_a_milestone_per_commitment_and_stays_valid() -> None:
+    # Given the agreement (retention-days countered, no-telemetry accepted, location countered,
+    # exit-help rejected), and the vendor's plan accepted: due on days 10, 20 and 30
+    n = agreed()
+    day = timedelta(days=1)
+    plan = (
+        PlannedCommitment(key="retention-days", due=NOW + 10 * day, note="Purge job shortened"),
+        PlannedCommitment(key="no-telemetry", due=NOW + 20 * day),
+        PlannedCommitment(key="location", due=NOW + 30 * day),
+    )
+    n.run(n.command(PlanCommitments, VENDOR, items=plan))
+    n.accept_plan()
+    # When no-telemetry is found met on day 2, location is delivered, and the hub ticks on day 11
+    n.at(NOW + 2 * day).deliver("no-telemetry").verdict("no-telemetry").deliver("location")
+    n.at(NOW + 11 * day).tick(NOW + 11 * day)
+    # Then the release (tagged implementation) validates, with one milestone per commitment, none for exit-help
+    document = release(n.s, "ocds-test01")
+    assert document["tag"] == ["award", "contract", "implementation"]
+    found = milestones(n)
+    assert list(found) == ["retention-days", "no-telemetry", "location"]
+    # met with its date; overdue is not met; delivered and awaiting a verdict is still scheduled
+    assert {key: m["status"] for key, m in found.items()} == {
+        "retention-days": "notMet",
+        "no-telemetry": "met",
+        "location": "scheduled",
+    }
+    assert {key: m.get("dateMet") for key, m in found.items()} == {
+        "retention-days": None,
+        "no-telemetry": "2025-03-03T12:00:00+00:00",
+        "location": None,
+    }
+    assert [m["dueDate"] for m in found.values()] == [
+        "2025-03-11T12:00:00+00:00",
+        "2025-03-21T12:00:00+00:00",
+        "2025-03-31T12:00:00+00:00",
+    ]
+    assert found["retention-days"]["description"] == "Purge job shortened"
+    assert found["retention-days"]["id"] == f"{n.s.negotiation_id}-retention-days"
+    assert found["location"]["koopkracht"] == {"key": "location", "status": "delivered", "deliveries": 1}
+    # (the schema does look at milestones: our own word for a status would be refused)
+    contract = document["contracts"][0]
+    wrong = {**contract, "implementation": {"milestones": [{**found["location"], "status": "delivered"}]}}
+    assert list(Draft4Validator(SCHEMA).iter_errors({**document, "contracts": [wrong]}))
+    # When the delivery of location is found not met, it is not met until delivered again
+    n.verdict("location", "not_met")
+    assert milestones(n)["location"]["status"] == "notMet"
+    n.deliver("location")
+    assert milestones(n)["location"]["status"] == "scheduled"
+
+
+def test_a_release_of_a_fulfilled_agreement_has_every_milestone_met_and_none_while_it_is_reopened() -> None:
+    # Given every commitment planned, delivered and met
+    n = agreed().plan().accept_plan()
+    for key in list(n.s.commitments):
+        n.deliver(key).verdict(key)
+    assert n.s.phase == "fulfilled"
+    # Then every milestone is met, and the release is valid
+    assert {m["status"] for m in milestones(n).values()} == {"met"}
+    # And while it is reopened there is no agreement to release
+    n.reopen("location")
     with pytest.raises(NoAgreement):
         release(n.s, "ocds-test01")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,23 +14,31 @@ from schemas.events import EVENT_TYPES, Event
 from schemas.negotiation import Policy
 from streams.codec import encode_state
 from streams.core.decider import version_hash
+from streams.core.state import evolve
 from streams.core.views import (
     Audience,
     StateDocumentCache,
+    commitments,
     event_view,
     positions,
     shared_state,
     summary,
     version_view,
 )
-from tests.unit.builders import COORDINATOR, VENDOR, Negotiation, accept, counter, item
+from tests.unit.builders import COORDINATOR, NOW, VENDOR, Negotiation, accept, counter, item
 
 ZWANENBURG, KRAAIENVELD = "uni-zwanenburg", "hs-kraaienveld"
 NAMES = {ZWANENBURG: "Universiteit Zwanenburg", KRAAIENVELD: "Hogeschool Kraaienveld"}
 WEIGHTS = {ZWANENBURG: 7919, KRAAIENVELD: 104729}  # W = 112648
 RATIONALES = {ZWANENBURG: "Zwanenburg board fears US subpoenas", KRAAIENVELD: "Kraaienveld budget cut in 2026"}
 ENDORSEMENT_COMMENT = "Kraaienveld legal signs off reluctantly"
-SECRETS = [*NAMES, *NAMES.values(), *RATIONALES.values(), ENDORSEMENT_COMMENT]
+CHECK_COMMENTS = {
+    ZWANENBURG: "Zwanenburg's auditors were let in",
+    KRAAIENVELD: "Kraaienveld's auditors were turned away",
+}
+REGRESSION_COMMENT = "Zwanenburg's audit was refused again"
+SECRETS = [*NAMES, *NAMES.values(), *RATIONALES.values(), ENDORSEMENT_COMMENT, *CHECK_COMMENTS.values(),
+           REGRESSION_COMMENT]  # fmt: skip
 
 VENDOR_SEES = Audience("vendor", VENDOR)
 ZWANENBURG_SEES = Audience("member", ZWANENBURG)
@@ -64,6 +73,24 @@ def full_negotiation(policy: Policy | None = None) -> Negotiation:
     return n
 
 
+def implemented_negotiation(policy: Policy | None = None) -> Negotiation:
+    """The agreement carried out (SPEC 9): every event type after it, from a rejected plan to a reopening."""
+    n = full_negotiation(policy)
+    due = {"audit-rights": 10, "retention-days": 20, "data-location": 30}
+    n.plan(due).reject_plan("Audit rights within five days").plan({**due, "audit-rights": 5}).accept_plan()
+    n.deliver("audit-rights", "Audit clause in the contract")
+    for member in (ZWANENBURG, KRAAIENVELD):
+        n.check(member, "audit-rights", "met" if member == ZWANENBURG else "not_met", CHECK_COMMENTS[member])
+    n.verdict("audit-rights", "not_met", "Auditors must be let in everywhere")
+    n.at(NOW + timedelta(days=6)).tick(NOW + timedelta(days=6))
+    n.deliver("audit-rights", "Auditors welcome on every site").check(KRAAIENVELD, "audit-rights", "met")
+    n.verdict("audit-rights").deliver("retention-days").verdict("retention-days")
+    n.deliver("data-location").verdict("data-location")
+    assert n.s.phase == "fulfilled"
+    n.regress(ZWANENBURG, "audit-rights", REGRESSION_COMMENT).reopen("audit-rights", reason="Audits refused again")
+    return n
+
+
 def abandoned_negotiation() -> Negotiation:
     n = Negotiation(*ITEMS, negotiation_id="neg-2")
     n.invite(ZWANENBURG, WEIGHTS[ZWANENBURG], NAMES[ZWANENBURG])
@@ -74,6 +101,11 @@ def abandoned_negotiation() -> Negotiation:
 @pytest.fixture(scope="module")
 def negotiations() -> tuple[Negotiation, Negotiation]:
     return full_negotiation(), abandoned_negotiation()
+
+
+@pytest.fixture(scope="module")
+def implemented() -> Negotiation:
+    return implemented_negotiation()
 
 
 def numbers(value: Any) -> Iterator[Any]:
@@ -100,15 +132,17 @@ def assert_no_member_secrets(document: Any) -> None:
 # -- the vendor ----------------------------------------------------------------------------------
 
 
-def test_the_scenario_covers_every_event_type(negotiations: tuple[Negotiation, Negotiation]) -> None:
-    assert {e.type for n in negotiations for e in n.events} == set(EVENT_TYPES)
+def test_the_scenario_covers_every_event_type(
+    negotiations: tuple[Negotiation, Negotiation], implemented: Negotiation
+) -> None:
+    assert {e.type for n in (*negotiations, implemented) for e in n.events} == set(EVENT_TYPES)
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_the_vendor_never_sees_member_identities_weights_or_rationales_in_events(
-    negotiations: tuple[Negotiation, Negotiation], event_type: str
+    negotiations: tuple[Negotiation, Negotiation], implemented: Negotiation, event_type: str
 ) -> None:
-    for n in negotiations:
+    for n in (*negotiations, implemented):
         for event in n.events:
             if event.type != event_type:
                 continue
@@ -300,6 +334,87 @@ def test_events_in_the_feed_keep_their_data(negotiations: tuple[Negotiation, Neg
     assert view is not None
     assert view["position"]["rationale"] == RATIONALES[ZWANENBURG]
     assert {"event_id", "sequence", "occurred_at", "type"}.isdisjoint(view)
+
+
+# -- after the agreement (SPEC 9) ---------------------------------------------------------------------
+
+MEMBERS_OWN = {"CommitmentChecked", "RegressionReported"}
+
+
+def after_agreement(n: Negotiation) -> list[Event]:
+    agreed_at = next(e.sequence for e in n.events if e.type == "AgreementReached")
+    return [e for e in n.events if e.sequence > agreed_at]
+
+
+def test_the_vendor_sees_plans_deliveries_verdicts_overdue_items_the_reopening_and_fulfilment(
+    implemented: Negotiation,
+) -> None:
+    n = implemented
+    events = after_agreement(n)
+    assert {e.type for e in events} == {t for t in EVENT_TYPES[EVENT_TYPES.index("CommitmentsPlanned") :]}
+    for event in events:
+        seen = event_view(n.s, event, VENDOR_SEES)
+        # Then members' checks and regression reports are not in the vendor's feed at all
+        if event.type in MEMBERS_OWN:
+            assert seen is None, event.type
+            continue
+        # And everything else is, whole, without a trace of the members
+        assert seen is not None, event.type
+        assert seen == event_view(n.s, event, Audience("coordinator", COORDINATOR)), event.type
+        assert_no_member_secrets(seen)
+    rejected = next(e for e in events if e.type == "PlanRejected")
+    assert (event_view(n.s, rejected, VENDOR_SEES) or {})["comment"] == "Audit rights within five days"
+    overdue = next(e for e in events if e.type == "CommitmentOverdue")
+    assert (event_view(n.s, overdue, VENDOR_SEES) or {})["item_key"] == "audit-rights"
+    # And its counter numbers exactly the events it sees
+    assert n.s.vendor_sequence == sum(1 for e in n.events if event_view(n.s, e, VENDOR_SEES) is not None)
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_a_member_sees_its_own_checks_and_reports_and_of_anothers_report_only_the_item(transparent: bool) -> None:
+    # Given the agreement carried out, positions transparent or not
+    n = implemented_negotiation(Policy(transparent_positions=transparent))
+    coordinator = Audience("coordinator", COORDINATOR)
+    for event in after_agreement(n):
+        whole = event_view(n.s, event, coordinator)
+        assert whole is not None  # the coordinator sees every event whole
+        for viewer in (ZWANENBURG_SEES, KRAAIENVELD_SEES):
+            seen = event_view(n.s, event, viewer)
+            if event.type not in MEMBERS_OWN or event.actor_id == viewer.organisation_id:
+                # Then its own checks and reports, and all the coordinator's, vendor's and hub's events, whole
+                assert seen == whole, (event.type, viewer)
+            elif event.type == "CommitmentChecked":
+                # Another member's check: nothing, transparency or not
+                assert seen is None, (event.type, viewer)
+            else:
+                # Another member's regression report: which commitment, no who, no comment
+                assert seen == {"item_key": event.item_key}, (event.type, viewer)  # type: ignore[union-attr]
+    # So Kraaienveld's feed holds no word of Zwanenburg's check or report
+    feed = json.dumps(member_feed(n, KRAAIENVELD_SEES))
+    assert CHECK_COMMENTS[KRAAIENVELD] in feed
+    assert CHECK_COMMENTS[ZWANENBURG] not in feed and REGRESSION_COMMENT not in feed
+
+
+def test_at_every_step_after_the_agreement_the_documents_keep_each_partys_secrets(implemented: Negotiation) -> None:
+    # Given the states the carried-out agreement passed through
+    n = Negotiation(*ITEMS)
+    n.state = None
+    others = {ZWANENBURG: KRAAIENVELD, KRAAIENVELD: ZWANENBURG}
+    for event in implemented.events:
+        n.state = evolve(n.state, event)
+        if not n.s.commitments:
+            continue
+        # Then the vendor's documents never hold a member's name, weight, check or report
+        assert_no_member_secrets(shared_state(n.s, VENDOR_SEES))
+        assert_no_member_secrets(commitments(n.s, VENDOR_SEES))
+        # And a member's never another member's check or report
+        for member, other in others.items():
+            viewer = Audience("member", member)
+            text = shared_state(n.s, viewer).model_dump_json() + commitments(n.s, viewer).model_dump_json()
+            assert CHECK_COMMENTS[other] not in text
+            assert NAMES[other] not in text
+            if member == KRAAIENVELD:
+                assert REGRESSION_COMMENT not in text
 
 
 # -- the state topic's document --------------------------------------------------------------------
