@@ -256,6 +256,110 @@ NL: dict[str, str] = {
     "Each column: the weight of the considered positions {at} the value. Line: q·C = {qc}.": (
         "Elke kolom: het gewicht van de meegetelde standpunten {at} de waarde. Lijn: q·C = {qc}."
     ),
+    # after the agreement (SPEC 9): phases, the commitments board and its timeline
+    "implementing": "in uitvoering",
+    "fulfilled": "nagekomen",
+    "Commitments": "Toezeggingen",
+    "Commitment": "Toezegging",
+    "open": "open",
+    "delivered": "opgeleverd",
+    "met": "voldaan",
+    "not met": "niet voldaan",
+    "overdue": "te laat",
+    "proposed": "voorgesteld",
+    "checked": "gecontroleerd",
+    "today": "vandaag",
+    "due": "uiterlijk",
+    "Due": "Uiterlijk op",
+    "no due date yet": "nog geen datum",
+    "overdue since": "te laat sinds",
+    "Note": "Toelichting",
+    "Terms": "Afspraak",
+    "Evidence": "Bewijs",
+    "Delivery {n}": "Oplevering {n}",
+    "not delivered yet": "nog niet opgeleverd",
+    "Coordinator's verdict": "Oordeel van de coördinator",
+    "none yet": "nog geen",
+    "Due dates of the commitments": "Uiterste data van de toezeggingen",
+    "{n} commitments: {summary}. Today is {today}.": "{n} toezeggingen: {summary}. Vandaag is het {today}.",
+    "Every item of the agreement is a commitment. The vendor plans a due date for each; "
+    "the coordinator accepts the plan.": (
+        "Elke eis van het akkoord is een toezegging. De leverancier plant voor elke een uiterste datum; "
+        "de coördinator aanvaardt het plan."
+    ),
+    "The vendor proposed an action plan: the coordinator accepts it or asks for another.": (
+        "De leverancier heeft een plan van aanpak voorgesteld: de coördinator aanvaardt het of vraagt om een ander."
+    ),
+    "The vendor delivers each commitment with evidence; the members check it in their own environment; "
+    "the coordinator gives the verdict.": (
+        "De leverancier levert elke toezegging op met bewijs; de leden controleren die in hun eigen omgeving; "
+        "de coördinator geeft het oordeel."
+    ),
+    "Every commitment is met: the agreement is fulfilled.": (
+        "Aan elke toezegging is voldaan: de afspraken zijn nagekomen."
+    ),
+    "Negotiated again": "Opnieuw in onderhandeling",
+    "The coordinator asked for another plan:": "De coördinator vroeg om een ander plan:",
+    "Plan {n} awaits the coordinator's decision": "Plan {n} wacht op het besluit van de coördinator",
+    "Accept the plan": "Plan aanvaarden",
+    "Why another plan?": "Waarom een ander plan?",
+    "Ask for another plan": "Om een ander plan vragen",
+    "Your action plan": "Uw plan van aanpak",
+    "A due date in the future for every commitment not yet planned; a note if it helps.": (
+        "Een uiterste datum in de toekomst voor elke toezegging die nog niet gepland is; een toelichting als dat helpt."
+    ),
+    "Propose the plan": "Plan voorstellen",
+    "Members' checks of delivery {n}": "Controles door de leden van oplevering {n}",
+    "of the coalition's weight": "van het gewicht van de coalitie",
+    "Check": "Controle",
+    "When": "Wanneer",
+    "No member has checked this delivery yet.": "Nog geen lid heeft deze oplevering gecontroleerd.",
+    "Your check": "Uw controle",
+    "you have not checked this delivery": "u hebt deze oplevering niet gecontroleerd",
+    "Reported regressions": "Gemelde terugval",
+    "Your regression reports": "Uw meldingen van terugval",
+    "Evidence (a text or a URL)": "Bewijs (een tekst of een URL)",
+    "Report delivered": "Opgeleverd melden",
+    "Check it in your own environment": "Controleer het in uw eigen omgeving",
+    "replaces your check": "vervangt uw controle",
+    "Send the check": "Controle versturen",
+    "It no longer holds because": "Het klopt niet meer omdat",
+    "Report a regression": "Terugval melden",
+    "Your verdict for the coalition": "Uw oordeel namens de coalitie",
+    "After the regression reports: not met after all?": "Na de meldingen van terugval: toch niet voldaan?",
+    "Give the verdict": "Oordeel geven",
+    "Reopen the negotiation on chosen commitments": "De onderhandeling heropenen over gekozen toezeggingen",
+    "Negotiate these commitments again": "Over deze toezeggingen opnieuw onderhandelen",
+    "Reason": "Reden",
+    "Reopen the negotiation": "De onderhandeling heropenen",
+    # the board's timeline: what each event says
+    "Negotiation opened": "Onderhandeling geopend",
+    "Member invited": "Lid uitgenodigd",
+    "Policy changed": "Beleid gewijzigd",
+    "Position stated": "Standpunt ingenomen",
+    "Position withdrawn": "Standpunt ingetrokken",
+    "Demand published": "Vraag gepubliceerd",
+    "Vendor responded": "Leverancier heeft geantwoord",
+    "Clarification requested": "Verduidelijking gevraagd",
+    "Clarification answered": "Verduidelijking gegeven",
+    "Agreement proposed": "Akkoord voorgesteld",
+    "Endorsement given": "Instemming gegeven",
+    "Agreement reached": "Akkoord bereikt",
+    "Agreement rejected": "Akkoord verworpen",
+    "Negotiation abandoned": "Onderhandeling afgebroken",
+    "Action plan proposed": "Plan van aanpak voorgesteld",
+    "Action plan accepted": "Plan van aanpak aanvaard",
+    "Action plan rejected": "Plan van aanpak afgewezen",
+    "Commitment delivered": "Toezegging opgeleverd",
+    "Delivery checked": "Oplevering gecontroleerd",
+    "Verdict given": "Oordeel gegeven",
+    "Commitment overdue": "Toezegging te laat",
+    "Regression reported": "Terugval gemeld",
+    "Negotiation reopened": "Onderhandeling heropend",
+    "Agreement fulfilled": "Afspraken nagekomen",
+    "plan {n}": "plan {n}",
+    "{n} commitments": "{n} toezeggingen",
+    "delivery {n}": "oplevering {n}",
 }
 
 

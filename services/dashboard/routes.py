@@ -38,20 +38,46 @@ from schemas.events import EVENT_TYPES
 from schemas.negotiation import ItemResponse, Position
 from services.application import commands, paging
 from services.application.actions import Action, Answer, Once
-from services.application.documents import CommentCreate, EndorsementCreate
+from services.application.documents import (
+    CheckCreate,
+    CommentCreate,
+    DeliveryCreate,
+    EndorsementCreate,
+    PlanCreate,
+    PlanRejection,
+    RegressionCreate,
+    ReopenRequest,
+)
 from services.application.errors import Refusal
 from services.application.security import Caller, authenticate
 from services.application.service import Application
 from services.application.throttle import address_of
-from services.dashboard.charts import cumulative_chart, number
+from services.dashboard.charts import (
+    SYMBOLS,
+    commitment_status,
+    commitments_timeline,
+    cumulative_chart,
+    number,
+    status_words,
+)
 from services.dashboard.i18n import choose, translator
 from services.readmodel.tables import DashboardSession
 from streams.core import views
+from streams.core.decider import AFTER_AGREEMENT
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["number"] = number
 templates.env.globals["cumulative_chart"] = cumulative_chart
+templates.env.globals.update(
+    commitments_timeline=commitments_timeline,
+    commitment_status=commitment_status,
+    status_words=status_words,
+    SYMBOLS=SYMBOLS,
+    # The phases in which the core takes work on planned commitments: the board draws those forms only then.
+    AFTER_AGREEMENT=AFTER_AGREEMENT,
+    timedelta=timedelta,
+)
 dashboard = APIRouter(include_in_schema=False)
 COOKIE = "kk_session"
 LANGUAGE_COOKIE = "kk_lang"
@@ -312,6 +338,7 @@ async def board_page(request: Request, negotiation_id: str) -> Response:
         csrf=row.csrf_token,
         nid=negotiation_id,
         event_types=[*EVENT_TYPES, "changed"],
+        now=datetime.now(UTC),  # "today" on the commitments' timeline
         **data,
     )
 
@@ -322,7 +349,9 @@ async def board_fragment(request: Request, negotiation_id: str) -> Response:
     if loaded is None:
         return Response(status_code=401)
     caller, row, data = loaded
-    return page(request, "_board.html", caller=caller, csrf=row.csrf_token, nid=negotiation_id, **data)
+    return page(
+        request, "_board.html", caller=caller, csrf=row.csrf_token, nid=negotiation_id, now=datetime.now(UTC), **data
+    )
 
 
 @dashboard.get("/dashboard/n/{negotiation_id}/live")
@@ -558,3 +587,109 @@ async def endorse(request: Request, negotiation_id: str) -> Response:
         return commands.endorse(caller, negotiation_id, body.decision, body.comment)
 
     return await _act(request, negotiation_id, action)
+
+
+# -- after the agreement (SPEC 9): the commitments' forms, the same commands as the API's routes ----
+
+
+def _commitment_anchor(item_key: str) -> str:
+    return f"#commitment-{quote(item_key)}"
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/commitments/plan")
+async def plan_commitments(request: Request, negotiation_id: str) -> Response:
+    form = await _form(request)
+
+    def action(caller: Caller) -> Action:
+        # One line per commitment the vendor gave a date; a commitment left without one is the
+        # core's to refuse (it names what the plan misses).
+        lines = []
+        for key in [str(k)[len("due-") :] for k in form if str(k).startswith("due-")]:
+            due = str(form.get(f"due-{key}", "")).strip()
+            if due:
+                note = str(form.get(f"note-{key}", "")).strip() or None
+                lines.append({"key": key, "due": due, "note": note})
+        body = PlanCreate.model_validate({"items": lines})
+        return commands.plan_commitments(caller, negotiation_id, body.items)
+
+    return await _act(request, negotiation_id, action, "#commitments")
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/commitments/plan/accept")
+async def accept_plan(request: Request, negotiation_id: str) -> Response:
+    return await _act(
+        request, negotiation_id, lambda caller: commands.accept_plan(caller, negotiation_id), "#commitments"
+    )
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/commitments/plan/reject")
+async def reject_plan(request: Request, negotiation_id: str) -> Response:
+    form = await _form(request)
+
+    def action(caller: Caller) -> Action:
+        body = PlanRejection(comment=str(form.get("comment", "")).strip())
+        return commands.reject_plan(caller, negotiation_id, body.comment)
+
+    return await _act(request, negotiation_id, action, "#commitments")
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/commitments/{item_key}/delivered")
+async def deliver(request: Request, negotiation_id: str, item_key: str) -> Response:
+    form = await _form(request)
+
+    def action(caller: Caller) -> Action:
+        body = DeliveryCreate(evidence=str(form.get("evidence", "")).strip())
+        return commands.deliver(caller, negotiation_id, item_key, body.evidence)
+
+    return await _act(request, negotiation_id, action, _commitment_anchor(item_key))
+
+
+def _check(form: Any) -> CheckCreate:
+    """A check's or a verdict's form: met or not met, and a comment."""
+    return CheckCreate(verdict=str(form.get("verdict", "")), comment=str(form.get("comment", "")).strip() or None)
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/commitments/{item_key}/checks")
+async def check(request: Request, negotiation_id: str, item_key: str) -> Response:
+    form = await _form(request)
+
+    def action(caller: Caller) -> Action:
+        body = _check(form)
+        return commands.check(caller, negotiation_id, item_key, body.verdict, body.comment)
+
+    return await _act(request, negotiation_id, action, _commitment_anchor(item_key))
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/commitments/{item_key}/verdict")
+async def give_verdict(request: Request, negotiation_id: str, item_key: str) -> Response:
+    form = await _form(request)
+
+    def action(caller: Caller) -> Action:
+        body = _check(form)
+        return commands.give_verdict(caller, negotiation_id, item_key, body.verdict, body.comment)
+
+    return await _act(request, negotiation_id, action, _commitment_anchor(item_key))
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/commitments/{item_key}/regressions")
+async def report_regression(request: Request, negotiation_id: str, item_key: str) -> Response:
+    form = await _form(request)
+
+    def action(caller: Caller) -> Action:
+        body = RegressionCreate(comment=str(form.get("comment", "")).strip())
+        return commands.report_regression(caller, negotiation_id, item_key, body.comment)
+
+    return await _act(request, negotiation_id, action, _commitment_anchor(item_key))
+
+
+@dashboard.post("/dashboard/n/{negotiation_id}/reopen")
+async def reopen(request: Request, negotiation_id: str) -> Response:
+    form = await _form(request)
+
+    def action(caller: Caller) -> Action:
+        body = ReopenRequest(
+            items=tuple(str(k) for k in form.getlist("items")), reason=str(form.get("reason", "")).strip() or None
+        )
+        return commands.reopen(caller, negotiation_id, body.items, body.reason)
+
+    return await _act(request, negotiation_id, action, "#commitments")
