@@ -652,6 +652,8 @@ def _endorse(state: NegotiationState, command: Endorse, stamp: Stamp) -> list[Ev
                 **stamp(1), accepting_share=float(accepting), rejecting_share=float(rejecting)
             )
         )
+        if _fulfilled_by_agreement(state):
+            events.append(_new(AgreementFulfilled.model_construct)(**stamp(2), commitments=len(state.commitments)))
     elif outcome == "rejected":
         events.append(
             _new(AgreementRejected.model_construct)(
@@ -659,6 +661,21 @@ def _endorse(state: NegotiationState, command: Endorse, stamp: Stamp) -> list[Ev
             )
         )
     return events
+
+
+def _fulfilled_by_agreement(state: NegotiationState) -> bool:
+    """Whether an agreement reached after a reopening leaves nothing to do: it makes no new
+    commitment (the vendor rejected every reopened item) and every commitment that stood is met.
+    (An agreement that leaves planned work but nothing to plan goes on in implementation, see
+    ``state._agreement_reached``.)"""
+    if not state.reopened or not state.commitments or state.proposal is None:
+        return False
+    agreed = state.versions[state.proposal.demand_version - 1]
+    promised = any(
+        (current := state.offers.get(item.key)) is not None and current.offer.verdict in ("accept", "counter")
+        for item in agreed.items
+    )
+    return not promised and all(c.status == "met" for c in state.commitments.values())
 
 
 @_handles(Abandon)
@@ -792,7 +809,7 @@ def _verdict(state: NegotiationState, command: GiveVerdict, stamp: Stamp) -> lis
 
 @_handles(Tick)
 def _tick(state: NegotiationState, command: Tick, stamp: Stamp) -> list[Event]:
-    if command.actor.role != "admin":
+    if command.actor.role != "admin" or command.actor.person is not None:
         raise _forbidden("only the hub's scheduler sends ticks")
     _phase(state, command, *AFTER_AGREEMENT)
     overdue = overdue_commitments(state, command.now)

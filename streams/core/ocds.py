@@ -2,7 +2,8 @@
 
 The cooperative is the buyer and procuring entity, the vendor the supplier, the members
 interested parties (with their weights: the export is for the coordinator and members only).
-The tender's items are the last demand version's, with their targets; the award and the contract
+The tender's items are those of the agreed demand version (after a reopening, each item as its
+latest agreement settled it), with their targets; the award and the contract
 carry the vendor's offer on each item, as agreed by endorsement. Fields OCDS has no place for
 (the item's kind, target, verdict and offered value) are kept under ``koopkracht`` in each item,
 as OCDS allows additional fields.
@@ -14,7 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from schemas.common import number_to_json
-from schemas.documents import PublishedItem
+from schemas.documents import DemandVersion, PublishedItem
 from streams.core.state import Commitment, NegotiationState, Outcome
 
 OCDS_VERSION = "1.1.5"
@@ -102,17 +103,26 @@ def milestones(state: NegotiationState) -> list[dict[str, Any]]:
     return found
 
 
+def _distinct(versions: list[DemandVersion]) -> list[DemandVersion]:
+    return list({v.version: v for v in versions}.values())
+
+
 def release(state: NegotiationState, ocid_prefix: str) -> dict[str, Any]:
     """The agreed negotiation as one OCDS release (tags award and contract)."""
     outcome = agreement(state)
     version = state.versions[outcome.demand_version - 1]
+    # After a reopening the last agreement covers only the reopened items: the agreement as a whole
+    # is each item as its latest agreement settled it.
+    agreed_versions = [state.versions[o.demand_version - 1] for o in state.outcomes if o.agreed]
+    latest_terms = {item.key: item for agreed in agreed_versions for item in agreed.items}
+    agreed_items = [latest_terms[key] for key in state.items if key in latest_terms]
     date = outcome.at.isoformat()
     nid = state.negotiation_id
     buyer = {"id": state.coordinator_id, "name": state.coordinator_name}
     supplier = {"id": state.vendor_id, "name": state.vendor_name}
     tender_items = []
     offered_items = []
-    for index, item in enumerate(version.items, start=1):
+    for index, item in enumerate(agreed_items, start=1):
         classification = {"scheme": CATALOGUE_SCHEME, "id": item.key, "description": item.category}
         tender_items.append(
             {
@@ -175,7 +185,9 @@ def release(state: NegotiationState, ocid_prefix: str) -> dict[str, Any]:
         "tender": {
             "id": f"{nid}-tender",
             "title": state.title,
-            "description": f"Joint demand, version {version.version} (SHA-256 {version.hash})",
+            "description": ", ".join(
+                f"Joint demand, version {v.version} (SHA-256 {v.hash})" for v in _distinct(agreed_versions)
+            ),
             "status": "complete",
             "procuringEntity": buyer,
             "items": tender_items,

@@ -619,6 +619,9 @@ def _agreement_reached(state: NegotiationState, event: AgreementReached) -> None
     state.commitments = {key: state.commitments[key] for key in state.items if key in state.commitments}
     state.reopened = ()
     state.plan = None
+    if state.commitments and all(c.due is not None for c in state.commitments.values()):
+        # Nothing new to plan (the vendor rejected every reopened item): the planned work goes on.
+        state.phase = "implementing"
 
 
 @_on(AgreementRejected)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from schemas.commands import (
     AcceptPlan,
+    ActingPerson,
     CheckCommitment,
     DeliverCommitment,
     GiveVerdict,
@@ -30,6 +31,7 @@ from schemas.commands import (
 from schemas.negotiation import PlannedCommitment, Policy
 from streams.core.decider import Context, Limits, Rejection, decide
 from streams.core.notices import Figures, notices
+from streams.core.ocds import release
 from streams.core.state import replay
 from streams.core.views import Audience, check_tally, commitment_view, commitments, event_view
 from tests.unit.builders import (
@@ -910,3 +912,56 @@ def test_the_commitments_document_for_each_party() -> None:
     # The vendor's holds no member's name, check or comment
     vendors = commitments(n.s, VENDOR_SEES).model_dump_json()
     assert not [secret for secret in [*NAMES, *NAMES.values(), "Mobile ads", "Ads are back"] if secret in vendors]
+
+
+# -- an agreement after a reopening that leaves nothing to plan --------------------------------------
+
+
+def test_a_new_agreement_with_nothing_new_to_plan_goes_on_in_implementation() -> None:
+    # Given implementation with no-ads met, and a reopening on data-location
+    n = implementing().deliver("no-ads").verdict("no-ads").reopen("data-location").publish()
+    # When the vendor now rejects data-location and the coalition agrees all the same
+    n.respond(reject("data-location")).propose().endorse(M1, "accept").endorse(M2, "accept")
+    # Then nothing new is promised and the planned work goes on: implementing, not stuck in agreed
+    assert n.s.phase == "implementing"
+    assert statuses(n) == {"no-ads": "met", "retention-days": "open"}
+    n.deliver("retention-days").verdict("retention-days")
+    assert n.s.phase == "fulfilled"
+
+
+def test_a_new_agreement_that_leaves_only_met_commitments_fulfils_the_agreement() -> None:
+    # Given every commitment but data-location met, and data-location reopened
+    n = implementing().deliver("no-ads").verdict("no-ads").deliver("retention-days").verdict("retention-days")
+    n.reopen("data-location").publish()
+    # When the vendor rejects it and the coalition agrees all the same
+    n.respond(reject("data-location")).propose().endorse(M1, "accept").endorse(M2, "accept")
+    # Then the agreement is fulfilled at once, as one more event of the endorsement that decided it
+    assert [e.type for e in n.events[-3:]] == ["EndorsementGiven", "AgreementReached", "AgreementFulfilled"]
+    assert n.s.phase == "fulfilled"
+    assert replay(n.events) is not None and replay(n.events).phase == "fulfilled"  # type: ignore[union-attr]
+
+
+def test_a_tick_that_names_a_person_is_no_tick_of_the_scheduler() -> None:
+    n = implementing()
+    tick = n.command(Tick, HUB, now=day(31))
+    person = ActingPerson(id="person_x", name="Somebody", role="owner", salt="0" * 32)
+    tick = tick.model_copy(update={"actor": tick.actor.model_copy(update={"person": person})})
+    assert n.refuse(tick).status == 403
+
+
+def test_the_ocds_release_after_a_reopening_describes_the_whole_agreement() -> None:
+    # Given a reopening of data-location, agreed again with the vendor's EU counter accepted now
+    n = implementing().reopen("data-location").publish()
+    n.respond(accept("data-location")).propose().endorse(M1, "accept").endorse(M2, "accept")
+    document = release(n.s, "ocds-test")
+    # Then the award holds every item of the agreement (the reopened one as agreed last), and the
+    # tender names both agreed versions
+    awarded = [i["koopkracht"]["key"] for i in document["awards"][0]["items"]]
+    assert awarded == ["no-ads", "retention-days", "data-location", "dpia"]
+    assert [i["koopkracht"]["verdict"] for i in document["awards"][0]["items"]][2] == "accept"
+    assert "version 1" in document["tender"]["description"] and "version 2" in document["tender"]["description"]
+    assert [m["koopkracht"]["key"] for m in document["contracts"][0]["implementation"]["milestones"]] == [
+        "no-ads",
+        "retention-days",
+        "data-location",
+    ]
