@@ -531,6 +531,11 @@ def _respond(state: NegotiationState, command: RespondToDemand, stamp: Stamp) ->
     _phase(state, command, "negotiating")
     latest = state.latest_version
     assert latest is not None  # negotiating implies a published version
+    if state.awaiting_reopened_version:
+        raise _conflict(
+            f"the negotiation was reopened: answer the next demand version, not version {latest.version}, "
+            "which the agreement settled"
+        )
     if command.demand_version != latest.version:
         raise _conflict(f"demand version {command.demand_version} is not the latest published one ({latest.version})")
     _within(state.round, stamp.context.limits.rounds, "rounds")

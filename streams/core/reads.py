@@ -127,4 +127,5 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         "role": viewer.role,
         "endorsed": state.proposal.endorsements.get(viewer.organisation_id) if state.proposal else None,
         "commitments": views.commitments(state, viewer),
+        "awaiting_reopened_version": state.awaiting_reopened_version,
     }

@@ -297,6 +297,12 @@ class NegotiationState:
     def latest_version(self) -> DemandVersion | None:
         return self.versions[-1] if self.versions else None
 
+    @property
+    def awaiting_reopened_version(self) -> bool:
+        """Reopened, and no demand version published since (SPEC 9): the vendor's answers and the
+        agreement wait for the version that holds the reopened items."""
+        return bool(self.reopened) and len(self.versions) <= self.reopened_after_version
+
     def role_of(self, organisation_id: str) -> str | None:
         """The organisation's part in this negotiation, or None when it is not a party."""
         if organisation_id == self.coordinator_id:

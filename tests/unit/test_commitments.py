@@ -26,6 +26,7 @@ from schemas.commands import (
     RejectPlan,
     Reopen,
     ReportRegression,
+    RespondToDemand,
     Tick,
 )
 from schemas.negotiation import PlannedCommitment, Policy
@@ -965,3 +966,15 @@ def test_the_ocds_release_after_a_reopening_describes_the_whole_agreement() -> N
         "retention-days",
         "data-location",
     ]
+
+
+def test_after_a_reopening_the_vendor_answers_only_the_version_of_the_reopened_items() -> None:
+    # Given a reopening on data-location, before the coordinator publishes the next version
+    n = implementing().reopen("data-location")
+    assert n.s.awaiting_reopened_version
+    # When the vendor answers version 1 again (which the agreement settled)
+    refused = refusal(n, RespondToDemand, VENDOR, demand_version=1, items=(counter("no-ads"),))
+    # Then it is refused, and once version 2 is out it answers that one
+    assert (refused.status, refused.detail.startswith("the negotiation was reopened: answer the next")) == (409, True)
+    n.publish().respond(accept("data-location"))
+    assert not n.s.awaiting_reopened_version and n.s.round == 2
