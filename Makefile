@@ -8,9 +8,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications bench-faust clean faults
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
