@@ -352,11 +352,18 @@ def acting_callers(allowed: tuple[str, ...]) -> list[str]:
     ]
 
 
+AFTER_AGREEMENT = ("/commitments", "/reopen")
+"""SPEC section 9's endpoints: each is acted on by its organisation's integration key only here.
+Who acts for an organisation is one rule of the core (``acts_for_organisation``), which the
+endpoints before them prove for the people who may (owners, approvers) at every phase, and the
+first test of this module for those who may not (contributors) at every endpoint, these included;
+each of these acts prepares a negotiation through up to fourteen commands."""
+
 ACTS = [
     (caller, *endpoint)
     for endpoint in NEGOTIATION_ENDPOINTS
     if endpoint[0] != "GET"
-    for caller in acting_callers(endpoint[3])
+    for caller in (endpoint[3] if endpoint[1].startswith(AFTER_AGREEMENT) else acting_callers(endpoint[3]))
 ]
 
 
