@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from schemas.events import EVENT_ADAPTER
 from schemas.topics import EVENTS, STATE
+from streams.connection import KafkaConnection
 from streams.core.chain import canonical_json, json_hash, link_problem
 from streams.core.state import NegotiationState, evolve
 from streams.core.views import shared_state_data
@@ -130,17 +130,17 @@ def _first_difference(expected: Any, found: Any, path: str = "") -> str | None:
 
 
 async def _read_topic(
-    bootstrap: str, topic: str, handle: Callable[[Any], None], progress: Progress | None, phase: str
+    bootstrap: KafkaConnection | str, topic: str, handle: Callable[[Any], None], progress: Progress | None, phase: str
 ) -> bool:
     """Every committed record of ``topic`` up to its end now, partition by partition in order;
     False when the topic does not exist."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    kafka = KafkaConnection.of(bootstrap)
+    consumer = kafka.consumer(
         enable_auto_commit=False,
         isolation_level="read_committed",
         client_id="koopkracht-audit",
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="koopkracht-audit")
+    admin = kafka.admin(client_id="koopkracht-audit")
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topic])
@@ -197,7 +197,7 @@ def _row_of(state: NegotiationState) -> dict[str, Any]:
 
 
 async def audit(
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     topic_prefix: str,
     engine: Engine | None,
     negotiation_id: str | None = None,

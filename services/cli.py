@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from services.demo import Organisation
     from services.readmodel.retention import Retention
     from services.stack import Stack
+    from streams.connection import KafkaConnection
 
 app = typer.Typer(
     help="Koopkracht: many organisations negotiate with one vendor as a single buyer.",
@@ -151,13 +152,18 @@ def _bootstrap(settings: Settings) -> str:
     return cluster.bootstrap
 
 
+def _kafka(settings: Settings) -> KafkaConnection:
+    """How this process reaches Kafka: the configured cluster with its TLS and SASL, or the local one."""
+    return settings.kafka_connection(_bootstrap(settings))
+
+
 @topics_app.command("ensure")
 def topics_ensure(data_dir: DataDir = None) -> None:
     """Create the registry's topics, or verify that they exist as declared."""
     from infra.kafka.topics import ensure_topics
 
     settings = _settings(data_dir=data_dir)
-    reports = asyncio.run(ensure_topics(_bootstrap(settings), settings.topic_prefix))
+    reports = asyncio.run(ensure_topics(_kafka(settings), settings.topic_prefix))
     table = Table("topic", "result", "detail")
     for report in reports:
         colour = {"created": "green", "ok": "green", "mismatch": "red"}[report.action]
@@ -180,7 +186,7 @@ def worker(data_dir: DataDir = None) -> None:
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
     config = WorkerConfig(
-        bootstrap=_bootstrap(settings),
+        bootstrap=_kafka(settings),
         topic_prefix=settings.topic_prefix,
         sigkill_after_commands=settings.fault_sigkill_after_commands,
         sigstop_after_commands=settings.fault_sigstop_after_commands,
@@ -229,7 +235,7 @@ def projector(data_dir: DataDir = None) -> None:
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
     engine = _database(settings)
-    _run_until_signal(Projector(engine, _bootstrap(settings), settings.topic_prefix).run)
+    _run_until_signal(Projector(engine, _kafka(settings), settings.topic_prefix).run)
 
 
 @app.command("webhooks")
@@ -268,8 +274,8 @@ def scheduler(data_dir: DataDir = None) -> None:
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
     engine = _database(settings)
-    bootstrap = _bootstrap(settings)
-    _run_until_signal(lambda stop: serve(engine, bootstrap, settings, stop))
+    kafka = _kafka(settings)
+    _run_until_signal(lambda stop: serve(engine, kafka, settings, stop))
 
 
 @app.command("purge")
@@ -357,7 +363,7 @@ def audit_verify(
 
     settings = _settings(data_dir=data_dir)
     engine = _database(settings) if read_model else None
-    bootstrap = _bootstrap(settings)
+    kafka = _kafka(settings)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -378,7 +384,7 @@ def audit_verify(
 
         report = asyncio.run(
             audit(
-                bootstrap,
+                kafka,
                 settings.topic_prefix,
                 engine,
                 negotiation,

@@ -41,6 +41,7 @@ from services.readmodel.store import StateCache
 from services.readmodel.tables import CommitmentRow, Heartbeat, NegotiationRow
 from services.settings import Settings
 from streams.client import CommandClient
+from streams.connection import KafkaConnection
 from streams.core.decider import AFTER_AGREEMENT, overdue_commitments
 
 log = structlog.get_logger("koopkracht.scheduler")
@@ -240,7 +241,7 @@ def _fields(summary: TickSummary) -> dict[str, object]:
     return fields
 
 
-async def serve(engine: Engine, bootstrap: str, settings: Settings, stop: asyncio.Event) -> None:
+async def serve(engine: Engine, bootstrap: KafkaConnection | str, settings: Settings, stop: asyncio.Event) -> None:
     """``koopkracht scheduler``: the scheduler with its own command client, until ``stop``."""
     async with CommandClient(bootstrap, settings.topic_prefix, client_id="koopkracht-scheduler") as client:
         scheduler = Scheduler(engine, client, interval_s=settings.tick_interval_s, timeout_s=settings.command_timeout_s)

@@ -6,12 +6,15 @@ Secrets have no defaults and never appear in logs or ``repr``.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.connection import KafkaConnection, SaslMechanism, SecurityProtocol, uses_sasl, uses_tls
 
 MIN_TOKEN_LENGTH = 32
 """The admin and metrics tokens are chosen by people: this many characters at least."""
@@ -24,6 +27,27 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         default=None,
         description="host:port[,host:port] of an existing Kafka; when unset, a local Kafka is started.",
+    )
+    # -- a secured Kafka: TLS and SASL (streams/connection.py; docs/deployment.md) ------------------
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How clients talk to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (TLS and SASL).",
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        default=None,
+        validate_default=True,
+        description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; needed with SASL_SSL and SASL_PLAINTEXT.",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, validate_default=True, description="This process's SASL user (its Kafka principal)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, validate_default=True, description="That user's password (a secret: no default, never logged)."
+    )
+    kafka_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA certificates that signed the brokers' certificates (SSL, SASL_SSL); "
+        "unset: the system's trusted CAs.",
     )
     kafka_base_port: int = Field(default=19092, ge=1024, le=65000, description="First port of the local Kafka.")
     kafka_nodes: int = Field(default=1, description="Nodes of the local Kafka: 1 or 3.")
@@ -269,6 +293,70 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
         return value
+
+    @field_validator("kafka_security_protocol")
+    @classmethod
+    def _secured_kafka_is_not_local(cls, value: str, info: ValidationInfo) -> str:
+        local = "kafka_bootstrap" in info.data and info.data["kafka_bootstrap"] is None
+        if value != "PLAINTEXT" and local:
+            raise ValueError(
+                f"{value} needs KOOPKRACHT_KAFKA_BOOTSTRAP: the local Kafka listens in plaintext, "
+                "so name the secured cluster's listener"
+            )
+        return value
+
+    @field_validator(
+        "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password", "kafka_ca_file", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+    @classmethod
+    def _sasl_with_sasl_protocol(cls, value: object, info: ValidationInfo) -> object:
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol is None:  # the protocol is wrong: its own message says so
+            return value
+        if uses_sasl(protocol) and value is None:
+            what = (info.field_name or "").removeprefix("kafka_sasl_")
+            raise ValueError(f"KOOPKRACHT_KAFKA_SECURITY_PROTOCOL={protocol} needs a SASL {what}")
+        if not uses_sasl(protocol) and value is not None:
+            raise ValueError(
+                f"is used only with KOOPKRACHT_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT, not {protocol}"
+            )
+        return value
+
+    @field_validator("kafka_ca_file")
+    @classmethod
+    def _readable_ca_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol is not None and not uses_tls(protocol):
+            raise ValueError(f"is used only with KOOPKRACHT_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL, not {protocol}")
+        if not value.is_file():
+            raise ValueError(f"{str(value)!r} is not a file")
+        try:
+            ssl.create_default_context(cafile=str(value))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"{str(value)!r} cannot be read as PEM CA certificates ({exc})") from None
+        return value.resolve()
+
+    def kafka_connection(self, bootstrap: str | None = None) -> KafkaConnection:
+        """How this process's Kafka clients connect: to ``bootstrap`` (the local Kafka's address)
+        or else to KOOPKRACHT_KAFKA_BOOTSTRAP, with the security settings."""
+        address = bootstrap or self.kafka_bootstrap
+        if not address:
+            raise ValueError("no Kafka to connect to: KOOPKRACHT_KAFKA_BOOTSTRAP is unset and no local Kafka runs")
+        return KafkaConnection(
+            bootstrap=address,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ca_file=self.kafka_ca_file,
+        )
 
     @field_validator("webhook_allow")
     @classmethod

@@ -137,7 +137,7 @@ class Stack:
         if stopping():
             return
         self.progress("ensuring topics")
-        reports = _run_to_end(ensure_topics(self.bootstrap, self.settings.topic_prefix))
+        reports = _run_to_end(ensure_topics(self.settings.kafka_connection(self.bootstrap), self.settings.topic_prefix))
         bad = [r for r in reports if r.action == "mismatch"]
         if bad:
             raise StackError("topics differ from the registry: " + "; ".join(f"{r.name}: {r.detail}" for r in bad))

@@ -50,6 +50,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from schemas.topics import COMMAND_RESULTS, COMMANDS, DEAD_LETTERS, EVENTS, SNAPSHOT_MAX_BYTES, SNAPSHOTS, STATE
 from streams.codec import DecodeError, encode_state
+from streams.connection import KafkaConnection
 from streams.core.decider import Limits
 from streams.core.state import SequenceGap
 from streams.core.views import StateDocumentCache
@@ -76,7 +77,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    bootstrap: str
+    bootstrap: KafkaConnection | str
+    """How to reach the brokers (a ``host:port[,…]`` string: a plaintext cluster)."""
     topic_prefix: str = "koopkracht"
     group_id: str | None = None
     max_batch: int = 500
@@ -109,6 +111,10 @@ class WorkerConfig:
     @property
     def group(self) -> str:
         return self.group_id or f"{self.topic_prefix}-worker"
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        return KafkaConnection.of(self.bootstrap)
 
 
 class RecoveryError(RuntimeError):
@@ -223,8 +229,7 @@ class NegotiationWorker:
     async def _fence(self, partition: int) -> AIOKafkaProducer:
         """Start the partition's transactional producer: any earlier one with its id is fenced and
         its open transaction aborted before this returns."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.config.bootstrap,
+        producer = self.config.kafka.producer(
             transactional_id=self.transactional_id(partition),
             transaction_timeout_ms=self.config.transaction_timeout_ms,
             linger_ms=self.config.linger_ms,
@@ -359,8 +364,7 @@ class NegotiationWorker:
         return replay_from
 
     async def _recover_with_reader(self, partition: int) -> int:
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self.config.bootstrap,
+        reader = self.config.kafka.consumer(
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="none",
@@ -385,7 +389,7 @@ class NegotiationWorker:
             return resume
         started = time.perf_counter()
         own_admin = self._admin is None  # recovering outside ``run`` (a benchmark, a test)
-        admin = self._admin or AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, client_id=self.config.group)
+        admin = self._admin or self.config.kafka.admin(client_id=self.config.group)
         self._admin = admin
         try:
             if own_admin:
@@ -418,9 +422,8 @@ class NegotiationWorker:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Process commands until ``stop`` is set; an exception means: restart from the log."""
         stop = stop or asyncio.Event()
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, client_id=self.config.group)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.config.bootstrap,
+        self._admin = self.config.kafka.admin(client_id=self.config.group)
+        self._consumer = self.config.kafka.consumer(
             group_id=self.config.group,
             client_id=self.config.group,
             enable_auto_commit=False,

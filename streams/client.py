@@ -20,6 +20,7 @@ from schemas.commands import Command
 from schemas.results import CommandResult
 from schemas.topics import COMMAND_RESULTS, COMMANDS
 from streams.codec import decode_result, encode_command
+from streams.connection import KafkaConnection
 
 log = structlog.get_logger("koopkracht.client")
 
@@ -29,8 +30,10 @@ class CommandTimeout(TimeoutError):
 
 
 class CommandClient:
-    def __init__(self, bootstrap: str, topic_prefix: str = "koopkracht", client_id: str = "koopkracht-api") -> None:
-        self.bootstrap = bootstrap
+    def __init__(
+        self, bootstrap: KafkaConnection | str, topic_prefix: str = "koopkracht", client_id: str = "koopkracht-api"
+    ) -> None:
+        self.kafka = KafkaConnection.of(bootstrap)
         self.commands_topic = COMMANDS.name(topic_prefix)
         self.results_topic = COMMAND_RESULTS.name(topic_prefix)
         self.client_id = client_id
@@ -41,16 +44,14 @@ class CommandClient:
 
     async def start(self) -> None:
         try:
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
+            self._producer = self.kafka.producer(
                 client_id=self.client_id,
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=0,
             )
             await self._producer.start()
-            self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
+            self._consumer = self.kafka.consumer(
                 client_id=self.client_id,
                 enable_auto_commit=False,
                 isolation_level="read_committed",  # a result of an aborted transaction was never given

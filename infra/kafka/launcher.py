@@ -4,6 +4,11 @@ The broker jars are the ones pinned in ``infra/kafka/pom.xml``; Maven fetches th
 ignored cache folder. One node or three: each node gets its own folder under the data directory
 with its ``server.properties``, its log4j2 configuration, its log files and a pid file, so that
 ``koopkracht kafka stop`` from another shell can stop a cluster that ``kafka start`` left running.
+
+A cluster may also get a SASL_SSL listener for clients (``SaslSslListener``: TLS from a PEM
+certificate chain and key, users who sign in with PLAIN or SCRAM), as a secured production
+cluster has; the nodes keep talking to each other, and the launcher keeps probing them, over
+their plaintext listener on loopback.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -77,17 +83,93 @@ def ensure_jars(progress: Progress = _quiet) -> Path:
     return libs
 
 
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
+_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+"""User names and passwords the JAAS and SCRAM notations take without quoting."""
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A listener for clients that speaks TLS and asks for a SASL user, besides the plaintext one.
+
+    Node ``i`` listens on ``base_port + i``. The certificate chain (the node's certificate, then
+    any intermediates) and its PKCS#8 private key are PEM files; every node presents the same
+    certificate, so it names 127.0.0.1 (the address the nodes advertise). ``users`` sign in with
+    any of ``mechanisms``: PLAIN users live in the listener's JAAS configuration, SCRAM users are
+    written into the cluster's metadata when its storage is formatted (a cluster formatted
+    before keeps its SCRAM users).
+    """
+
+    base_port: int
+    certificate_chain: Path
+    private_key: Path
+    users: tuple[tuple[str, str], ...]
+    """(name, password) pairs."""
+    mechanisms: tuple[str, ...] = SASL_MECHANISMS
+
+    def __post_init__(self) -> None:
+        unknown = set(self.mechanisms) - set(SASL_MECHANISMS)
+        if not self.mechanisms or unknown:
+            raise KafkaError(f"SASL mechanisms are some of {SASL_MECHANISMS}, not {sorted(unknown) or 'none'}")
+        for name, password in self.users:
+            if not _SAFE.match(name) or not _SAFE.match(password):
+                raise KafkaError(f"SASL user {name!r}: names and passwords are letters, digits, '.', '_' and '-'")
+
+    def port(self, index: int) -> int:
+        return self.base_port + index
+
+    def properties(self, index: int) -> dict[str, object]:
+        """What ``server.properties`` says for this listener (named SECURE) on node ``index``."""
+        prefix = "listener.name.secure."
+        props: dict[str, object] = {
+            f"{prefix}sasl.enabled.mechanisms": ",".join(self.mechanisms),
+            f"{prefix}ssl.keystore.type": "PEM",
+            f"{prefix}ssl.keystore.certificate.chain": _pem(self.certificate_chain),
+            f"{prefix}ssl.keystore.key": _pem(self.private_key),
+        }
+        if "PLAIN" in self.mechanisms:
+            users = " ".join(f'user_{name}="{password}"' for name, password in self.users)
+            props[f"{prefix}plain.sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+            )
+        for mechanism in self.mechanisms:
+            if mechanism in SCRAM_MECHANISMS:
+                props[f"{prefix}{mechanism.lower()}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
+        return props
+
+    def format_arguments(self) -> list[str]:
+        """``kafka-storage format`` arguments that create the SCRAM users."""
+        return [
+            f"--add-scram={mechanism}=[name={name},password={password}]"
+            for mechanism in self.mechanisms
+            if mechanism in SCRAM_MECHANISMS
+            for name, password in self.users
+        ]
+
+
+def _pem(path: Path) -> str:
+    # A properties value on one line: Java's Properties reads "\n" back as a line break.
+    text = path.read_text().strip()
+    if "-----BEGIN" not in text:
+        raise KafkaError(f"{path} is not a PEM file")
+    return text.replace("\n", "\\n")
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     """The shape of a local cluster: how many nodes and from which port on.
 
     Node ``i`` (0-based) listens for clients on ``base_port + 2i`` and for the controller
-    quorum on ``base_port + 2i + 1``.
+    quorum on ``base_port + 2i + 1``; with ``secure``, for clients also on its SASL_SSL port.
     """
 
     nodes: int = 1
     base_port: int = 19092
     heap: str = "512m"
+    secure: SaslSslListener | None = None
 
     def __post_init__(self) -> None:
         if self.nodes not in (1, 3):
@@ -103,21 +185,39 @@ class ClusterSpec:
     def bootstrap(self) -> str:
         return ",".join(f"{LOOPBACK}:{self.broker_port(i)}" for i in range(self.nodes))
 
+    @property
+    def secure_bootstrap(self) -> str:
+        """The SASL_SSL listeners' addresses (what a client of a secured cluster connects to)."""
+        if self.secure is None:
+            raise KafkaError("this cluster has no SASL_SSL listener")
+        return ",".join(f"{LOOPBACK}:{self.secure.port(i)}" for i in range(self.nodes))
+
+    def ports(self, index: int) -> list[int]:
+        """Every port node ``index`` listens on."""
+        ports = [self.broker_port(index), self.controller_port(index)]
+        if self.secure is not None:
+            ports.append(self.secure.port(index))
+        return ports
+
 
 def _server_properties(spec: ClusterSpec, index: int, log_dir: Path) -> str:
     voters = ",".join(f"{i + 1}@{LOOPBACK}:{spec.controller_port(i)}" for i in range(spec.nodes))
     replication = 3 if spec.nodes == 3 else 1
     min_isr = 2 if spec.nodes == 3 else 1
-    props = {
+    listeners = [f"PLAINTEXT://{LOOPBACK}:{spec.broker_port(index)}"]
+    protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    if spec.secure is not None:
+        listeners.append(f"SECURE://{LOOPBACK}:{spec.secure.port(index)}")
+        protocols.append("SECURE:SASL_SSL")
+    props: dict[str, object] = {
         "process.roles": "broker,controller",
         "node.id": index + 1,
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{LOOPBACK}:{spec.broker_port(index)},"
-        f"CONTROLLER://{LOOPBACK}:{spec.controller_port(index)}",
-        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{spec.broker_port(index)}",
+        "listeners": ",".join([*listeners, f"CONTROLLER://{LOOPBACK}:{spec.controller_port(index)}"]),
+        "advertised.listeners": ",".join(listeners),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(protocols),
         "log.dirs": str(log_dir),
         "num.partitions": 1,
         "default.replication.factor": replication,
@@ -137,6 +237,8 @@ def _server_properties(spec: ClusterSpec, index: int, log_dir: Path) -> str:
         "log.retention.hours": -1,
         "unclean.leader.election.enable": "false",
     }
+    if spec.secure is not None:
+        props |= spec.secure.properties(index)
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -275,7 +377,7 @@ class KafkaCluster:
         )
         to_start = [n.index for n in self.status() if not n.alive]
         for i in to_start:
-            for port in (self.spec.broker_port(i), self.spec.controller_port(i)):
+            for port in self.spec.ports(i):
                 if not _port_free(port):
                     raise KafkaError(
                         f"port {port} on {LOOPBACK} is in use; another Kafka may be running "
@@ -287,6 +389,7 @@ class KafkaCluster:
             data = node / "data"
             data.mkdir(parents=True, exist_ok=True)
             (node / "server.properties").write_text(_server_properties(self.spec, i, data))
+            (node / "server.properties").chmod(0o600)  # a secure listener's key and users are in it
             (node / "log4j2.properties").write_text(_log4j2(node))
             if not (data / "meta.properties").exists():
                 formats.append(
@@ -298,6 +401,7 @@ class KafkaCluster:
                             "-c",
                             str(node / "server.properties"),
                             "--ignore-formatted",
+                            *(self.spec.secure.format_arguments() if self.spec.secure is not None else []),
                         ],
                         stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT,

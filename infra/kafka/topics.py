@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from schemas.topics import ALL_TOPICS, Topic
+from streams.connection import KafkaConnection
 
 
 @dataclass(frozen=True)
@@ -19,13 +20,16 @@ class TopicReport:
 
 
 async def ensure_topics(
-    bootstrap: str, prefix: str, topics: tuple[Topic, ...] = ALL_TOPICS, replication: int | None = None
+    bootstrap: KafkaConnection | str,
+    prefix: str,
+    topics: tuple[Topic, ...] = ALL_TOPICS,
+    replication: int | None = None,
 ) -> list[TopicReport]:
     """Create missing topics; check existing ones against the registry and report differences.
 
     ``replication`` defaults to the cluster's size capped at 3.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = KafkaConnection.of(bootstrap).admin(request_timeout_ms=15000)
     await admin.start()
     try:
         cluster = await admin.describe_cluster()

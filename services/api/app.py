@@ -189,14 +189,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     engine = engine or create_db_engine(settings.sqlalchemy_url)
     metrics = Metrics()
     throttle = Throttle(settings)
-    bootstrap = settings.kafka_bootstrap
-    if bootstrap is None:
+    if settings.kafka_bootstrap is None:
         raise ValueError("the API needs KOOPKRACHT_KAFKA_BOOTSTRAP (the stack sets it)")
+    kafka = settings.kafka_connection()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = CommandClient(bootstrap, settings.topic_prefix)
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="koopkracht-api-admin")
+        client = CommandClient(kafka, settings.topic_prefix)
+        admin = kafka.admin(client_id="koopkracht-api-admin")
         await client.start()
         try:
             await admin.start()

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -73,6 +73,7 @@ from services.readmodel.tables import (
 )
 from services.subscriptions.messages import Figures, figures_before, members_among, message
 from streams.codec import DecodeError, decode_event, decode_result
+from streams.connection import KafkaConnection
 from streams.core.state import VENDOR_VISIBLE, Commitment, NegotiationState, SequenceGap, evolve
 from streams.core.views import Audience, event_view
 from streams.rebalance import BatchLock, still_assigned
@@ -518,10 +519,15 @@ class Projector:
     ``<prefix>-projector`` group, and projects each batch in one transaction."""
 
     def __init__(
-        self, engine: Engine, bootstrap: str, topic_prefix: str, group_id: str | None = None, max_batch: int = 1000
+        self,
+        engine: Engine,
+        bootstrap: KafkaConnection | str,
+        topic_prefix: str,
+        group_id: str | None = None,
+        max_batch: int = 1000,
     ) -> None:
         self.projection = Projection(engine)
-        self.bootstrap = bootstrap
+        self.kafka = KafkaConnection.of(bootstrap)
         self.topic = EVENTS.name(topic_prefix)
         self.results_topic = COMMAND_RESULTS.name(topic_prefix)
         self.group = group_id or f"{topic_prefix}-projector"
@@ -591,8 +597,7 @@ class Projector:
         # waits for a broker round trip per batch.
         uncommitted: dict[TopicPartition, int] = {}
         committed_at = time.monotonic()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        consumer = self.kafka.consumer(
             group_id=self.group,
             client_id=self.group,
             enable_auto_commit=False,

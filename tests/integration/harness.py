@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.commands import (
     Actor,
@@ -44,6 +43,7 @@ from schemas.events import Event
 from schemas.negotiation import ItemResponse, Policy, Position, RequirementItem
 from schemas.results import CommandAccepted, CommandRejected, CommandResult
 from streams.codec import encode_command
+from streams.connection import KafkaConnection
 from streams.core.decider import Context, Rejection, decide
 from streams.core.state import NegotiationState, evolve
 from streams.core.views import shared_state
@@ -250,13 +250,16 @@ async def produce_commands(bootstrap: str, topic: str, commands: Iterable[Comman
     return count
 
 
-async def read_topic(bootstrap: str, topic: str, isolation_level: str = "read_committed") -> list[Any]:
+async def read_topic(
+    bootstrap: KafkaConnection | str, topic: str, isolation_level: str = "read_committed"
+) -> list[Any]:
     """Every record of a topic, from the beginning to its current end (committed records only,
     unless ``isolation_level`` is ``read_uncommitted``: then aborted ones too)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level)
+    kafka = KafkaConnection.of(bootstrap)
+    consumer = kafka.consumer(enable_auto_commit=False, isolation_level=isolation_level)
     await consumer.start()
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = kafka.admin()
         await admin.start()
         try:
             (description,) = await admin.describe_topics([topic])
