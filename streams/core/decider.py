@@ -788,6 +788,8 @@ def _check(state: NegotiationState, command: CheckCommitment, stamp: Stamp) -> l
 
 @_handles(GiveVerdict)
 def _verdict(state: NegotiationState, command: GiveVerdict, stamp: Stamp) -> list[Event]:
+    """SPEC 9: "The coordinator decides on the coalition's behalf … → `met` or `not_met`"; the
+    verdict that makes every commitment met fulfils the agreement ("`fulfilled` (every commitment met)")."""
     _role(state, command, "coordinator")
     commitment = _commitment(state, command.item_key)
     _planned(state, command, commitment)
@@ -814,6 +816,8 @@ def _verdict(state: NegotiationState, command: GiveVerdict, stamp: Stamp) -> lis
 
 @_handles(Tick)
 def _tick(state: NegotiationState, command: Tick, stamp: Stamp) -> list[Event]:
+    """SPEC 9: "a scheduler sends `Tick {now}` to each negotiation in implementation; the decider
+    emits `CommitmentOverdue` for what has passed its date" (refused when nothing has)."""
     if command.actor.role != "admin" or command.actor.person is not None:
         raise _forbidden("only the hub's scheduler sends ticks")
     _phase(state, command, *AFTER_AGREEMENT)

@@ -610,6 +610,8 @@ def _outcome(state: NegotiationState, event: AgreementReached | AgreementRejecte
 
 @_on(AgreementReached)
 def _agreement_reached(state: NegotiationState, event: AgreementReached) -> None:
+    """SPEC 9: "On `AgreementReached` every item of the agreement becomes a **commitment**: its key,
+    the agreed terms (target and offer), `due` (none yet) and status `open`"."""
     _outcome(state, event, agreed=True)
     state.phase = "agreed"
     # SPEC 9: every item of the agreement becomes a commitment; an item the vendor rejected (or
