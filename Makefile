@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications bench-faust clean faults
+.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications bench-faust clean faults chart
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +39,22 @@ unit: install
 integration: jars
 	$(BIN)/python -m pytest tests/integration
 
+## The Helm chart (infra/helm/koopkracht): builds the pinned helm once (needs Go), lints the chart,
+## renders it with each values file of its ci/ folder and validates every object offline.
+HELM := .tools/bin/helm
+
+$(HELM): infra/helm/install-helm.sh
+	bash infra/helm/install-helm.sh
+	touch $(HELM)
+
+chart: install $(HELM)
+	$(BIN)/python -m tests.chart
+
 bench-aggregation: install
 	$(BIN)/python -m tests.bench.aggregation
 
 clean:
-	rm -rf $(VENV) .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache
 
 ## The fault suite: the hub as separate processes on a 3-broker Kafka, twelve members writing,
 ## one fault per scenario (worker, broker during a rebalance, projector, API, a zombie worker).

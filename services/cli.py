@@ -173,6 +173,24 @@ def topics_ensure(data_dir: DataDir = None) -> None:
         raise typer.Exit(1)
 
 
+@topics_app.command("chart")
+def topics_chart(
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file (the chart's files/registry.json); stdout when unset.")
+    ] = None,
+) -> None:
+    """The registry's topics, each process's Kafka ACLs and the settings' names, as the Helm chart
+    reads them (its Strimzi KafkaTopic and KafkaUser resources; its check of setting names)."""
+    from infra.kafka.access import chart_registry_text
+
+    text = chart_registry_text(Settings.model_fields)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}")
+
+
 # -- services ----------------------------------------------------------------------------------
 
 

@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from typer.main import get_command
 
-from services.cli import app
-from services.settings import Settings
+from tests.unit.real_names import cli_commands, setting_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,16 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def compose() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     return loaded
-
-
-def cli_commands() -> set[tuple[str, ...]]:
-    root = get_command(app)
-    found: set[tuple[str, ...]] = set()
-    for name, command in root.commands.items():  # type: ignore[attr-defined]
-        found.add((name,))
-        for sub in getattr(command, "commands", {}):
-            found.add((name, sub))
-    return found
 
 
 def koopkracht_services() -> dict[str, dict[str, Any]]:
@@ -44,7 +32,7 @@ def test_every_koopkracht_container_runs_a_real_cli_command() -> None:
 
 
 def test_every_environment_variable_is_a_real_setting() -> None:
-    settings = {f"KOOPKRACHT_{name.upper()}" for name in Settings.model_fields}
+    settings = setting_variables()
     for name, service in koopkracht_services().items():
         for variable in service["environment"]:
             assert variable in settings, f"{name}: {variable} is not a setting"
