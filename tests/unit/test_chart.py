@@ -36,11 +36,6 @@ SECRET_SETTINGS = {
 }
 NOT_YET_SETTINGS = {
     "KOOPKRACHT_METRICS_PORT",
-    "KOOPKRACHT_KAFKA_SECURITY_PROTOCOL",
-    "KOOPKRACHT_KAFKA_SASL_MECHANISM",
-    "KOOPKRACHT_KAFKA_SASL_USERNAME",
-    "KOOPKRACHT_KAFKA_SASL_PASSWORD",
-    "KOOPKRACHT_KAFKA_CA_FILE",
 }
 """Settings of the deployment issue that the chart sets and that other branches of that issue add to
 services/settings.py (each process's metrics port; Kafka TLS and SASL). Each name leaves this set
