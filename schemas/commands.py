@@ -7,9 +7,9 @@ acting organisation, authenticated by the edge that accepted the request.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from schemas.common import Frozen, Identifier, LongText, ShortText, Slug, Weight
 from schemas.negotiation import (
@@ -52,10 +52,29 @@ class Actor(Frozen):
     person: ActingPerson | None = None
 
 
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 class CommandBase(Frozen):
     command_id: Identifier
     negotiation_id: Identifier
     actor: Actor
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # PostgreSQL keeps no NUL in a text: a command carrying one would enter the log and then
+        # stop the read model on the way in. Refused here, at every door; events stay as written.
+        if _holds_nul(data):
+            raise ValueError("a text may not hold the NUL character (U+0000)")
+        return data
 
 
 class OpenNegotiation(CommandBase):

@@ -30,8 +30,26 @@ def _integer(text: str) -> int | Decimal:
 
 
 def loads(body: bytes | str) -> Any:
-    """JSON with exact numbers: fractions and exponents as ``Decimal``, long integers too."""
-    return json.loads(body, parse_float=Decimal, parse_int=_integer)
+    """JSON with exact numbers: fractions and exponents as ``Decimal``, long integers too.
+
+    A text holding the NUL character (``\\u0000``) is refused as invalid JSON: PostgreSQL keeps
+    no NUL in a text, so a command carrying one would be accepted into the log and then stop the
+    read model on the way in (SQLite keeps it; the refusal is the same on both)."""
+    document = json.loads(body, parse_float=Decimal, parse_int=_integer)
+    if _holds_nul(document):
+        text = body.decode(errors="replace") if isinstance(body, bytes) else body
+        raise json.JSONDecodeError("a text may not hold the NUL character (U+0000)", text, 0)
+    return document
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 class ExactJsonRequest(Request):

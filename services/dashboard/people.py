@@ -20,7 +20,16 @@ from services.application.documents import PersonChange, PersonCreate, TokenCrea
 from services.application.errors import Refusal
 from services.application.security import Caller
 from services.dashboard.i18n import translator
-from services.dashboard.routes import _application, _check_csrf, _language, _to_signin, page, reader, signed_in
+from services.dashboard.routes import (
+    _application,
+    _check_csrf,
+    _language,
+    _to_signin,
+    page,
+    reader,
+    refuse_nul,
+    signed_in,
+)
 from services.readmodel.tables import DashboardSession
 
 people_pages = APIRouter(include_in_schema=False)
@@ -71,12 +80,15 @@ async def _form(
     caller, row = found
     try:
         _check_csrf(row, csrf)
+        refuse_nul(await request.body())
         _application(request).hub.throttle.spend(caller.organisation_id)
         return await act(caller, row, translator(_language(request)))
     except ValidationError as exc:
         first = exc.errors()[0]
         message = ".".join(str(p) for p in first["loc"]) + ": " + str(first["msg"])
         return await redraw(request, caller, row, status=422, error=message)
+    except ValueError as exc:  # a NUL in the form
+        return await redraw(request, caller, row, status=422, error=str(exc))
     except Refusal as refusal:
         return await redraw(request, caller, row, status=refusal.status, error=refusal.detail)
 

@@ -409,6 +409,7 @@ async def _submit(
     key = f"{drawn}:{request.url.path}" if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", drawn) else None
     try:
         _check_csrf(row, str(form.get("csrf", "")))
+        refuse_nul(await request.body())
         _application(request).hub.throttle.spend(caller.organisation_id)  # as the organisation's API key
         once = None if key is None else Once.of(key, request.method, request.url.path, await request.body())
         answer = await run(caller, once)
@@ -423,6 +424,13 @@ async def _submit(
     if answer is not None and answer.refused:
         return RedirectResponse(f"{back}?error={quote(answer.detail)}", status_code=303)
     return RedirectResponse(f"{back}?notice={quote(t('Done.'))}{anchor}", status_code=303)
+
+
+def refuse_nul(body: bytes) -> None:
+    """A form's text may not hold the NUL character (PostgreSQL keeps none): url-encoded, it is
+    ``%00`` (a typed ``%`` is ``%25``), so the raw body tells exactly."""
+    if b"%00" in body:
+        raise ValueError("a text may not hold the NUL character (U+0000)")
 
 
 async def _form(request: Request) -> Any:
