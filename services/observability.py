@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.readmodel.store import ping
 from services.readmodel.tables import Delivery, Subscription, utc
-from services.settings import Settings
+from services.settings import DEFAULT_METRICS_PORTS, Settings
 from streams.metrics import ConsumerLag
 from streams.tracing import Tracing
 
@@ -60,8 +60,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("koopkracht.observability")
 
-DEFAULT_PORTS = {"worker": 9101, "projector": 9102, "webhooks": 9103, "scheduler": 9104}
-"""Each process's metrics port when ``KOOPKRACHT_METRICS_PORT`` is unset."""
 LIVENESS_STALE_S = 30.0
 """``/healthz`` fails once the event loop has not turned for this long."""
 MONITOR_S = 1.0
@@ -224,7 +222,7 @@ def observe(process: str, settings: Settings) -> Observed:
     GCCollector(registry=registry)
     tracing, close_tracing = tracing_from(settings, process)
     observed = Observed(process, registry=registry, tracing=tracing, close_tracing=close_tracing)
-    port = settings.metrics_port if settings.metrics_port is not None else DEFAULT_PORTS[process]
+    port = settings.metrics_port if settings.metrics_port is not None else DEFAULT_METRICS_PORTS[process]
     if port:
         endpoint = Endpoint(registry, observed.health)
         try:

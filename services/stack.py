@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import structlog
 
 from infra.kafka import KafkaCluster
-from services.settings import Settings
+from services.settings import DEFAULT_METRICS_PORTS, Settings
 from services.supervisor import STATUS_FILE, Child, RestartPolicy, Supervisor
 
 __all__ = ["Child", "Stack", "StackError", "api_url", "restart_policy", "services"]
@@ -66,12 +66,24 @@ def services(settings: Settings) -> list[Child]:
     """
     exe = [sys.executable, "-m", "services"]
     return [
-        Child("worker", [*exe, "worker"]),
-        Child("projector", [*exe, "projector"]),
-        Child("webhooks", [*exe, "webhooks"]),
-        Child("scheduler", [*exe, "scheduler"]),
+        Child("worker", [*exe, "worker"], env=metrics_port_env(settings, "worker")),
+        Child("projector", [*exe, "projector"], env=metrics_port_env(settings, "projector")),
+        Child("webhooks", [*exe, "webhooks"], env=metrics_port_env(settings, "webhooks")),
+        Child("scheduler", [*exe, "scheduler"], env=metrics_port_env(settings, "scheduler")),
         Child("api", [*exe, "api"], ready=lambda: _answers_ready(api_url(settings) + "/readyz")),
     ]
+
+
+def metrics_port_env(settings: Settings, process: str) -> dict[str, str]:
+    """Each process of the stack serves its metrics on a port of its own: its default (9101 …)
+    when ``KOOPKRACHT_METRICS_PORT`` is unset, none when it is 0, else that port plus the process's
+    place (worker +0, projector +1, webhooks +2, scheduler +3)."""
+    port = settings.metrics_port
+    if port is None:
+        port = DEFAULT_METRICS_PORTS[process]
+    elif port:
+        port += list(DEFAULT_METRICS_PORTS).index(process)
+    return {"KOOPKRACHT_METRICS_PORT": str(port)}
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:

@@ -466,6 +466,7 @@ class Projection:
                         policy_changed.add(nid)
                     touched[nid] = state
                     applied += 1
+                    log.debug("event projected", type=event.type)  # with its negotiation, command and sequence
                 unbind_contextvars("negotiation_id", "command_id", "sequence")
                 for state in touched.values():
                     writes.upsert(negotiation_row(state))
