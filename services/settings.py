@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MIN_TOKEN_LENGTH = 32
 """The admin and metrics tokens are chosen by people: this many characters at least."""
 DEFAULT_METRICS_PORTS = {"worker": 9101, "projector": 9102, "webhooks": 9103, "scheduler": 9104}
-"""Each process's metrics port when ``KOOPKRACHT_METRICS_PORT`` is unset (the API serves its metrics on its own port)."""
+"""Each process's metrics port when ``KOOPKRACHT_METRICS_PORT`` is unset (the API's are on its own port)."""
 
 
 class Settings(BaseSettings):

@@ -5,7 +5,8 @@
 then starts the worker, the projector, the webhook dispatcher, the scheduler and the API under a
 :class:`~services.supervisor.Supervisor`, and waits until the API's ``/readyz`` says every part
 answers. Children get the same settings through the environment and log to files in the data
-folder (``<data dir>/logs``); the supervisor logs to ``supervisor.log`` there.
+folder (``<data dir>/logs``); the supervisor logs to ``supervisor.log`` there. Each child but the
+API serves its metrics and probes on a port of its own (``metrics_port_env``).
 
 A child that dies is restarted after a back-off that doubles with each crash in a row (0.5 s,
 1 s, 2 s … at most ``KOOPKRACHT_RESTART_BACKOFF_MAX_S``, 30 s), and starts over once the child has

@@ -279,8 +279,9 @@ class Supervisor:
         child = tended.child
         try:
             with open(self.logs / child.log, "ab") as out:
+                env = {**self.env, **child.env}
                 child.proc = subprocess.Popen(
-                    child.argv, env={**self.env, **child.env}, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                    child.argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
                 )
         except OSError as exc:
             log.error("supervisor.spawn_failed", child=child.name, error=str(exc))
