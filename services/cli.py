@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from services.demo import Organisation
+    from services.observability import Observed
     from services.readmodel.retention import Retention
     from services.stack import Stack
     from streams.connection import KafkaConnection
@@ -198,8 +199,10 @@ def topics_chart(
 def worker(data_dir: DataDir = None) -> None:
     """Run the negotiation worker (the single writer of each negotiation) until SIGTERM or Ctrl-C."""
     from services.logging import configure_logging
+    from services.observability import worker_probe
     from streams.app import MissingTopics, NegotiationWorker, RecoveryError, WorkerConfig
     from streams.core.decider import Limits
+    from streams.metrics import WorkerMetrics
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
@@ -216,9 +219,22 @@ def worker(data_dir: DataDir = None) -> None:
         ),
     )
 
+    observed = _observe("worker", settings)
+    negotiation_worker = NegotiationWorker(config, WorkerMetrics(observed.registry), observed.tracing)
+    probe = worker_probe(negotiation_worker, observed.registry)
     try:
-        _run_until_signal(NegotiationWorker(config).run)
+        _run_until_signal(lambda stop: observed.run(negotiation_worker.run(stop), probe))
     except (MissingTopics, RecoveryError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _observe(process: str, settings: Settings) -> Observed:
+    """The process's metrics endpoint (on its port: ``KOOPKRACHT_METRICS_PORT``, else its default) and tracing."""
+    from services.observability import EndpointError, observe
+
+    try:
+        return observe(process, settings)
+    except EndpointError as exc:
         raise _fail(str(exc)) from None
 
 
@@ -248,12 +264,23 @@ def _database(settings: Settings) -> Engine:
 def projector(data_dir: DataDir = None) -> None:
     """Run the read-model projector (events topic -> SQL tables) until SIGTERM or Ctrl-C."""
     from services.logging import configure_logging
+    from services.metrics import ProjectorMetrics
+    from services.observability import projector_probe
     from services.readmodel.projector import Projector
 
     settings = _settings(data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
     engine = _database(settings)
-    _run_until_signal(Projector(engine, _kafka(settings), settings.topic_prefix).run)
+    observed = _observe("projector", settings)
+    read_model = Projector(
+        engine,
+        _kafka(settings),
+        settings.topic_prefix,
+        metrics=ProjectorMetrics(observed.registry),
+        tracing=observed.tracing,
+    )
+    probe = projector_probe(read_model, observed.registry, engine)
+    _run_until_signal(lambda stop: observed.run(read_model.run(stop), probe))
 
 
 @app.command("webhooks")
@@ -261,6 +288,8 @@ def webhooks(data_dir: DataDir = None) -> None:
     """Run the webhook dispatcher (signed deliveries, retries) and the purge of what is past
     retention until SIGTERM or Ctrl-C."""
     from services.logging import configure_logging
+    from services.metrics import DispatcherMetrics
+    from services.observability import dispatcher_probe
     from services.readmodel.retention import Purger
     from services.subscriptions.destinations import DestinationPolicy
     from services.subscriptions.webhooks import Dispatcher, DispatchPolicy
@@ -275,11 +304,14 @@ def webhooks(data_dir: DataDir = None) -> None:
         destinations=DestinationPolicy.from_settings(settings.webhook_allow, settings.webhook_allow_http),
     )
     purger = Purger(engine, _retention(settings), settings.purge_interval_s)
+    observed = _observe("webhooks", settings)
+    dispatcher = Dispatcher(engine, policy, DispatcherMetrics(observed.registry))
+    probe = dispatcher_probe(dispatcher, engine)
 
     async def both(stop: asyncio.Event) -> None:
-        await asyncio.gather(Dispatcher(engine, policy).run(stop), purger.run(stop))
+        await asyncio.gather(dispatcher.run(stop), purger.run(stop))
 
-    _run_until_signal(both)
+    _run_until_signal(lambda stop: observed.run(both(stop), probe))
 
 
 @app.command("scheduler")
@@ -293,7 +325,8 @@ def scheduler(data_dir: DataDir = None) -> None:
     configure_logging(settings.log_format, settings.log_level)
     engine = _database(settings)
     kafka = _kafka(settings)
-    _run_until_signal(lambda stop: serve(engine, kafka, settings, stop))
+    observed = _observe("scheduler", settings)
+    _run_until_signal(lambda stop: serve(engine, kafka, settings, stop, observed))
 
 
 @app.command("purge")

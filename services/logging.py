@@ -7,6 +7,7 @@ import sys
 from typing import Literal
 
 import structlog
+from opentelemetry import trace
 
 _SECRET_KEYS = {"api_key", "secret", "token", "authorization", "admin_token", "password"}
 
@@ -16,6 +17,16 @@ def _drop_secrets(_: object, __: str, event_dict: structlog.typing.EventDict) ->
     for key in list(event_dict):
         if key.lower() in _SECRET_KEYS:
             event_dict[key] = "***"
+    return event_dict
+
+
+def _trace_ids(_: object, __: str, event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """The trace and span ids of the span in progress, when tracing is on and there is one: a log
+    line leads to its trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
     return event_dict
 
 
@@ -30,7 +41,9 @@ def configure_logging(
     )
     numeric = getattr(logging, level.upper(), logging.INFO)
     processors: list[structlog.typing.Processor] = [
+        # What the handling of a command bound (command_id, negotiation_id, topic, partition, offset).
         structlog.contextvars.merge_contextvars,
+        _trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from sqlmodel import Session, col, select
 
 from schemas.commands import Actor, Tick
 from schemas.results import CommandAccepted, CommandResult
+from services.metrics import SchedulerMetrics
+from services.observability import Observed, scheduler_probe
 from services.readmodel.store import StateCache
 from services.readmodel.tables import CommitmentRow, Heartbeat, NegotiationRow
 from services.settings import Settings
@@ -139,6 +142,7 @@ class Scheduler:
         timeout_s: float = 10.0,
         clock: Clock = utc_now,
         states: StateCache | None = None,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
@@ -148,10 +152,12 @@ class Scheduler:
         self.timeout_s = timeout_s
         self.clock = clock
         self.states = states or StateCache(engine)
+        self.metrics = metrics or SchedulerMetrics()
         self.ready = asyncio.Event()
 
     async def tick_once(self, now: datetime) -> TickSummary:
         """One round at ``now``: tick every negotiation with something overdue then; wait for the answers."""
+        started = time.perf_counter()
         candidates = await asyncio.to_thread(due_negotiations, self.engine, now)
         tally = _Tally()
         room = asyncio.Semaphore(CONCURRENCY)
@@ -161,6 +167,17 @@ class Scheduler:
                 await self._tick(negotiation_id, now, tally)
 
         await asyncio.gather(*(one(nid) for nid in candidates))
+        metrics = self.metrics
+        for outcome, count in (
+            ("accepted", tally.accepted),
+            ("duplicate", tally.duplicates),
+            ("refused", tally.refused),
+            ("unanswered", tally.unanswered),
+        ):
+            metrics.ticks[outcome].inc(count)
+        metrics.overdue.inc(tally.overdue)
+        metrics.round_seconds.observe(time.perf_counter() - started)
+        metrics.last_round.set(time.time())
         return TickSummary(now=now, candidates=len(candidates), **vars(tally))
 
     async def _tick(self, negotiation_id: str, now: datetime, tally: _Tally) -> None:
@@ -241,8 +258,23 @@ def _fields(summary: TickSummary) -> dict[str, object]:
     return fields
 
 
-async def serve(engine: Engine, bootstrap: KafkaConnection | str, settings: Settings, stop: asyncio.Event) -> None:
-    """``koopkracht scheduler``: the scheduler with its own command client, until ``stop``."""
-    async with CommandClient(bootstrap, settings.topic_prefix, client_id="koopkracht-scheduler") as client:
-        scheduler = Scheduler(engine, client, interval_s=settings.tick_interval_s, timeout_s=settings.command_timeout_s)
-        await scheduler.run(stop)
+async def serve(
+    engine: Engine,
+    bootstrap: KafkaConnection | str,
+    settings: Settings,
+    stop: asyncio.Event,
+    observed: Observed | None = None,
+) -> None:
+    """``koopkracht scheduler``: the scheduler with its own command client, until ``stop``;
+    ``observed``: its metrics, health and tracing (``services.observability``)."""
+    observed = observed or Observed("scheduler")
+    client_id = "koopkracht-scheduler"
+    async with CommandClient(bootstrap, settings.topic_prefix, client_id=client_id, tracing=observed.tracing) as client:
+        scheduler = Scheduler(
+            engine,
+            client,
+            interval_s=settings.tick_interval_s,
+            timeout_s=settings.command_timeout_s,
+            metrics=SchedulerMetrics(observed.registry),
+        )
+        await observed.run(scheduler.run(stop), scheduler_probe(scheduler, engine))

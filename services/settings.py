@@ -18,6 +18,8 @@ from streams.connection import KafkaConnection, SaslMechanism, SecurityProtocol,
 
 MIN_TOKEN_LENGTH = 32
 """The admin and metrics tokens are chosen by people: this many characters at least."""
+DEFAULT_METRICS_PORTS = {"worker": 9101, "projector": 9102, "webhooks": 9103, "scheduler": 9104}
+"""Each process's metrics port when ``KOOPKRACHT_METRICS_PORT`` is unset (the API's are on its own port)."""
 
 
 class Settings(BaseSettings):
@@ -190,6 +192,29 @@ class Settings(BaseSettings):
     )
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token that reads /metrics (at least 32 characters); unset: nobody can."
+    )
+
+    # -- observability: each process's metrics port, tracing (docs/deployment.md#metrics-and-health) --
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of a process's /metrics, /healthz and /readyz (not the API's: it serves them on its own port). "
+            "Unset: the worker 9101, the projector 9102, the webhook dispatcher 9103, the scheduler 9104; 0: none."
+        ),
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Where a process's metrics port listens: 0.0.0.0 (or ::) in a container, so probes and "
+        "Prometheus reach it.",
+    )
+    otel_enabled: bool = Field(
+        default=False,
+        description=(
+            "Trace with OpenTelemetry: spans from the HTTP request through the command, the worker's decision and "
+            "the projection, exported by OTLP over HTTP to where the standard OTEL_EXPORTER_OTLP_ENDPOINT says."
+        ),
     )
 
     # -- single sign-on: OpenID Connect for the dashboard (docs/dashboard.md#single-sign-on) ---------

@@ -5,7 +5,8 @@
 then starts the worker, the projector, the webhook dispatcher, the scheduler and the API under a
 :class:`~services.supervisor.Supervisor`, and waits until the API's ``/readyz`` says every part
 answers. Children get the same settings through the environment and log to files in the data
-folder (``<data dir>/logs``); the supervisor logs to ``supervisor.log`` there.
+folder (``<data dir>/logs``); the supervisor logs to ``supervisor.log`` there. Each child but the
+API serves its metrics and probes on a port of its own (``metrics_port_env``).
 
 A child that dies is restarted after a back-off that doubles with each crash in a row (0.5 s,
 1 s, 2 s … at most ``KOOPKRACHT_RESTART_BACKOFF_MAX_S``, 30 s), and starts over once the child has
@@ -34,7 +35,7 @@ from typing import Any, TypeVar
 import structlog
 
 from infra.kafka import KafkaCluster
-from services.settings import Settings
+from services.settings import DEFAULT_METRICS_PORTS, Settings
 from services.supervisor import STATUS_FILE, Child, RestartPolicy, Supervisor
 
 __all__ = ["Child", "Stack", "StackError", "api_url", "restart_policy", "services"]
@@ -66,12 +67,24 @@ def services(settings: Settings) -> list[Child]:
     """
     exe = [sys.executable, "-m", "services"]
     return [
-        Child("worker", [*exe, "worker"]),
-        Child("projector", [*exe, "projector"]),
-        Child("webhooks", [*exe, "webhooks"]),
-        Child("scheduler", [*exe, "scheduler"]),
+        Child("worker", [*exe, "worker"], env=metrics_port_env(settings, "worker")),
+        Child("projector", [*exe, "projector"], env=metrics_port_env(settings, "projector")),
+        Child("webhooks", [*exe, "webhooks"], env=metrics_port_env(settings, "webhooks")),
+        Child("scheduler", [*exe, "scheduler"], env=metrics_port_env(settings, "scheduler")),
         Child("api", [*exe, "api"], ready=lambda: _answers_ready(api_url(settings) + "/readyz")),
     ]
+
+
+def metrics_port_env(settings: Settings, process: str) -> dict[str, str]:
+    """Each process of the stack serves its metrics on a port of its own: its default (9101 …)
+    when ``KOOPKRACHT_METRICS_PORT`` is unset, none when it is 0, else that port plus the process's
+    place (worker +0, projector +1, webhooks +2, scheduler +3)."""
+    port = settings.metrics_port
+    if port is None:
+        port = DEFAULT_METRICS_PORTS[process]
+    elif port:
+        port += list(DEFAULT_METRICS_PORTS).index(process)
+    return {"KOOPKRACHT_METRICS_PORT": str(port)}
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:

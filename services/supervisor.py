@@ -115,6 +115,8 @@ class Child:
     name: str
     argv: list[str]
     ready: Callable[[], bool] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """What this child's environment adds to the supervisor's (its metrics port)."""
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -277,8 +279,9 @@ class Supervisor:
         child = tended.child
         try:
             with open(self.logs / child.log, "ab") as out:
+                env = {**self.env, **child.env}
                 child.proc = subprocess.Popen(
-                    child.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                    child.argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
                 )
         except OSError as exc:
             log.error("supervisor.spawn_failed", child=child.name, error=str(exc))

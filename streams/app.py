@@ -54,10 +54,12 @@ from streams.connection import KafkaConnection
 from streams.core.decider import Limits
 from streams.core.state import SequenceGap
 from streams.core.views import StateDocumentCache
+from streams.metrics import WorkerMetrics
 from streams.rebalance import BatchLock, still_assigned
 from streams.snapshots import CHECKPOINT_KEY, Checkpoint, snapshot_is_current
 from streams.table import COMMAND_OFFSET_HEADER, NegotiationTable, Outbox, process_command
 from streams.throttle import StateThrottle
+from streams.tracing import EVENT_PREFIX, Tracing
 
 __all__ = [
     "COMMAND_OFFSET_HEADER",
@@ -161,8 +163,16 @@ async def _all(futures: list[Any]) -> list[Any]:
 class NegotiationWorker:
     """Consumes commands as a member of the worker group; see the module docstring."""
 
-    def __init__(self, config: WorkerConfig) -> None:
+    def __init__(
+        self, config: WorkerConfig, metrics: WorkerMetrics | None = None, tracing: Tracing | None = None
+    ) -> None:
         self.config = config
+        self.metrics = metrics or WorkerMetrics()
+        self.tracing = tracing or Tracing.off()
+        """Each command's decision is a span, child of the context its message carries; its events
+        carry the decision's context on (``streams.tracing``)."""
+        self.joined = False
+        """Handed its share of the partitions (maybe none) at least once: a member of its group."""
         prefix = config.topic_prefix
         self.commands_topic = COMMANDS.name(prefix)
         self.events_topic = EVENTS.name(prefix)
@@ -192,6 +202,17 @@ class NegotiationWorker:
         self._failure: Exception | None = None
         """A write that failed in a rebalance callback; the main loop raises it."""
         self._stopped_once = False
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The group's consumer while ``run`` runs (its lag is reported from it)."""
+        return self._consumer
+
+    def partitions(self) -> tuple[set[int], set[int]]:
+        """The partitions this worker owns: those whose table is rebuilt (it decides their
+        commands), and those whose table is being rebuilt."""
+        owned = {tp.partition for tp in self._consumer.assignment()} if self._consumer is not None else set()
+        return owned & self.tables.keys(), owned - self.tables.keys()
 
     def transactional_id(self, partition: int) -> str:
         """The same for every worker of the group: starting it fences the partition's previous writer."""
@@ -360,6 +381,8 @@ class NegotiationWorker:
             seconds=round(time.perf_counter() - started, 3),
         )
         self.recoveries = [*self.recoveries[-99:], figures]
+        self.metrics.recovery_seconds.observe(figures["seconds"])
+        self.metrics.recovered_events.inc(figures["events_read"])
         log.info("partition recovered", **figures)
         return replay_from
 
@@ -494,6 +517,7 @@ class NegotiationWorker:
         # Rebuilding tables can take long; aiokafka sends no heartbeats while this callback runs.
         # So only pause the new partitions here; the main loop rebuilds and resumes them.
         log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
+        self.joined = True
         fresh = [tp for tp in assigned if tp.partition not in self.tables]
         if fresh:
             assert self._consumer is not None
@@ -542,9 +566,11 @@ class NegotiationWorker:
         batches are in flight, and they commit in order. A failed transaction fails the worker;
         what it had not committed is decided again after the restart.
         """
+        started = time.perf_counter()
         outboxes: dict[int, Outbox] = {}
         now = datetime.now(UTC)
         config = self.config
+        tracing, decided = self.tracing, self.metrics.decided
         for tp, records in batch.items():
             table = self.tables.get(tp.partition)
             if table is None:  # a partition is paused until its table is rebuilt
@@ -552,18 +578,21 @@ class NegotiationWorker:
             outbox = outboxes[tp.partition] = Outbox(commands_next=records[-1].offset + 1)
             table.commands_next = records[-1].offset + 1
             for record in records:
-                process_command(
-                    outbox,
-                    table,
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    offset=record.offset,
-                    key=record.key,
-                    value=record.value,
-                    now=now,
-                    consumer=config.group,
-                    limits=config.limits,
-                )
+                with tracing.processing(tp.topic, tp.partition, record.offset, record.headers):
+                    outcome = process_command(
+                        outbox,
+                        table,
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=record.offset,
+                        key=record.key,
+                        value=record.value,
+                        now=now,
+                        consumer=config.group,
+                        limits=config.limits,
+                        trace=tracing.headers(EVENT_PREFIX),
+                    )
+                decided(outcome)
             self.throttle.changed(outbox.changed, tp.partition)
             # Taken now, from a state that holds nothing newer than this batch: the next batch
             # changes it while this one is being written.
@@ -585,7 +614,7 @@ class NegotiationWorker:
                 outboxes.setdefault(partition, Outbox()).states.append(document)
         size = sum(len(records) for records in batch.values())
         previous = self._completing
-        self._completing = asyncio.create_task(self._complete(previous, outboxes, size))
+        self._completing = asyncio.create_task(self._complete(previous, outboxes, size, started))
         if previous is not None:
             await asyncio.shield(previous)  # back-pressure: at most this batch and the one before
 
@@ -596,11 +625,15 @@ class NegotiationWorker:
             return None
         return negotiation_id.encode(), encode_state(state, self.documents)
 
-    async def _complete(self, previous: asyncio.Task[None] | None, outboxes: dict[int, Outbox], size: int) -> None:
+    async def _complete(
+        self, previous: asyncio.Task[None] | None, outboxes: dict[int, Outbox], size: int, started: float
+    ) -> None:
         if previous is not None:
             await previous
         await _all([self._transaction(p, outbox, size) for p, outbox in outboxes.items()])
         self.processed += size
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_commands.observe(size)
 
     async def _transaction(self, partition: int, outbox: Outbox, size: int) -> None:
         """Write one partition's share of a batch, and its offset, atomically."""

@@ -21,6 +21,7 @@ from schemas.results import CommandResult
 from schemas.topics import COMMAND_RESULTS, COMMANDS
 from streams.codec import decode_result, encode_command
 from streams.connection import KafkaConnection
+from streams.tracing import Tracing
 
 log = structlog.get_logger("koopkracht.client")
 
@@ -31,9 +32,15 @@ class CommandTimeout(TimeoutError):
 
 class CommandClient:
     def __init__(
-        self, bootstrap: KafkaConnection | str, topic_prefix: str = "koopkracht", client_id: str = "koopkracht-api"
+        self,
+        bootstrap: KafkaConnection | str,
+        topic_prefix: str = "koopkracht",
+        client_id: str = "koopkracht-api",
+        tracing: Tracing | None = None,
     ) -> None:
         self.kafka = KafkaConnection.of(bootstrap)
+        self.tracing = tracing or Tracing.off()
+        """Sending a command is a span; the command's message carries its context (``streams.tracing``)."""
         self.commands_topic = COMMANDS.name(topic_prefix)
         self.results_topic = COMMAND_RESULTS.name(topic_prefix)
         self.client_id = client_id
@@ -116,13 +123,22 @@ class CommandClient:
         future = self._pending.get(command.command_id)
         if future is None:
             future = self._pending[command.command_id] = loop.create_future()
+        attributes = {
+            "messaging.message.id": command.command_id,
+            "koopkracht.command": command.type,
+            "koopkracht.negotiation_id": command.negotiation_id,
+        }
         try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(
-                    self.commands_topic, key=command.negotiation_id.encode(), value=encode_command(command)
-                ),
-                timeout,
-            )
+            with self.tracing.sending(self.commands_topic, attributes):
+                await asyncio.wait_for(
+                    self._producer.send_and_wait(
+                        self.commands_topic,
+                        key=command.negotiation_id.encode(),
+                        value=encode_command(command),
+                        headers=self.tracing.headers() or None,
+                    ),
+                    timeout,
+                )
         except TimeoutError:
             raise CommandTimeout(f"the broker did not take command {command.command_id} within {timeout} s") from None
         return future

@@ -7,12 +7,14 @@ decide against the table, apply, put the writes into the outbox), tested without
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from schemas.commands import Command
 from schemas.events import Event
 from schemas.results import CommandRejected, CommandResult
 from schemas.topics import SNAPSHOT_MAX_BYTES
@@ -21,6 +23,7 @@ from streams.core.chain import chained
 from streams.core.decider import Context, Limits, Rejection, decide
 from streams.core.state import NegotiationState, evolve
 from streams.snapshots import decode_snapshot, encode_snapshot
+from streams.tracing import Headers, annotate
 
 log = structlog.get_logger("koopkracht.worker")
 
@@ -171,8 +174,15 @@ def process_command(
     now: datetime,
     consumer: str,
     limits: Limits = Limits(),
-) -> None:
-    """Decide one command message and put what it causes into the outbox."""
+    trace: Headers = (),
+) -> str:
+    """Decide one command message and put what it causes into the outbox; returns the outcome
+    (``streams.metrics.OUTCOMES``). ``trace``: headers that every event it writes carries (the
+    decision's trace context; none when tracing is off).
+
+    Every log line of its handling carries the message's topic, partition and offset, and, once
+    the command is read, its ``command_id`` and ``negotiation_id`` (bound as structlog context
+    variables for the decision)."""
 
     def reject_message(reason: str, error: str) -> None:
         outbox.dead_letters.append(
@@ -196,23 +206,48 @@ def process_command(
         command = decode_command(value)
     except DecodeError as exc:
         reject_message(str(exc), "DecodeError")
-        return
+        return "unreadable"
     except Exception as exc:  # a defect in reading: the message must not stop the partition
         log.exception("decode failed", topic=topic, partition=partition, offset=offset)
         reject_message(f"the worker failed to read this command: {exc}", type(exc).__name__)
-        return
+        return "unreadable"
     negotiation_id = command.negotiation_id
-    if key != negotiation_id.encode():
-        reject_message(
-            "the message key must be the command's negotiation id (it decides the partition and so the single writer)",
-            "WrongKey",
-        )
-        return
+    bound = bind_contextvars(
+        command_id=command.command_id, negotiation_id=negotiation_id, topic=topic, partition=partition, offset=offset
+    )
+    try:
+        if trace:
+            annotate(**{"koopkracht.command_id": command.command_id, "koopkracht.negotiation_id": negotiation_id})
+        if key != negotiation_id.encode():
+            reject_message(
+                "the message key must be the command's negotiation id (it decides the partition and so the single "
+                "writer)",
+                "WrongKey",
+            )
+            return "wrong_key"
+        return _decide(outbox, table, command, offset, now, limits, trace, reject_message)
+    finally:
+        reset_contextvars(**bound)
+
+
+def _decide(
+    outbox: Outbox,
+    table: NegotiationTable,
+    command: Command,
+    offset: int,
+    now: datetime,
+    limits: Limits,
+    trace: Headers,
+    reject_message: Callable[[str, str], None],
+) -> str:
+    negotiation_id = command.negotiation_id
+    outcome = "accepted"
     state = table.state(negotiation_id)
     result: CommandResult
     try:
         decision = decide(state, command, Context(now=now, limits=limits))
     except Rejection as rejection:
+        outcome = "rejected"
         result = CommandRejected(
             command_id=command.command_id,
             negotiation_id=negotiation_id,
@@ -224,6 +259,7 @@ def process_command(
     except Exception as exc:  # a defect in decide: refuse the command, keep it for analysis, go on
         log.exception("decide failed", negotiation_id=negotiation_id, command_id=command.command_id)
         reject_message(f"the worker failed on this command: {exc}", type(exc).__name__)
+        outcome = "failed"
         result = CommandRejected(
             command_id=command.command_id,
             negotiation_id=negotiation_id,
@@ -240,8 +276,8 @@ def process_command(
         # Decided before a restart: its logged events are applied, not written again (and are
         # marked at their offsets, which no snapshot holds). If a crash cut its writes short, the
         # rest of its events are written now.
-        for offset, event in logged_at:
-            table.apply(event, offset)
+        for at, event in logged_at:  # (not ``offset``: the events' headers below name the command's)
+            table.apply(event, at)
         rest = list(decision.events[len(logged) :])
         if logged and rest:
             # Decided again at another time than the logged part: the rest links onto the log.
@@ -250,9 +286,10 @@ def process_command(
             table.apply(event)
         for event in rest:
             message = encode_event(event)
-            headers = [*message.headers.items(), (COMMAND_OFFSET_HEADER, str(offset).encode())]
+            headers = [*message.headers.items(), (COMMAND_OFFSET_HEADER, str(offset).encode()), *trace]
             outbox.events.append((message.key, message.value, headers))  # type: ignore[arg-type]
         if decision.events:
             outbox.changed.add(negotiation_id)
         result = decision.result.model_copy(update={"duplicate": True}) if logged else decision.result
     outbox.results.append((negotiation_id.encode(), encode_result(result)))
+    return outcome

@@ -24,6 +24,10 @@ from sqlalchemy.engine import make_url
 
 from infra.kafka import ClusterSpec, KafkaCluster
 
+# The processes tests start (workers, stacks, fault suites, several at once) serve no metrics port
+# unless a test gives them one: each would take its default (9101 …) and the second would fail.
+os.environ.setdefault("KOOPKRACHT_METRICS_PORT", "0")
+
 
 def _free(port: int) -> bool:
     with socket.socket() as s:

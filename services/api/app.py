@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -45,6 +45,7 @@ from services.dashboard.people import people_pages
 from services.dashboard.routes import HERE as DASHBOARD
 from services.dashboard.routes import dashboard
 from services.metrics import Metrics, MetricsMiddleware
+from services.observability import TracingMiddleware, tracing_from
 from services.readmodel.store import create_db_engine, ping
 from services.readmodel.tables import Heartbeat, utc
 from services.scheduler import HEARTBEAT as SCHEDULER_HEARTBEAT
@@ -52,6 +53,7 @@ from services.settings import Settings
 from services.subscriptions.webhooks import HEARTBEAT_S
 from services.supervisor import STATUS_FILE, read_status
 from streams.client import CommandClient
+from streams.tracing import Tracing
 
 log = structlog.get_logger("koopkracht.api")
 
@@ -184,9 +186,15 @@ async def _group_members(admin: AIOKafkaAdminClient, group: str) -> int:
     return members
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """The API for ``settings``. Kafka clients start with the app and stop with it."""
+def create_app(settings: Settings, engine: Engine | None = None, tracing: Tracing | None = None) -> FastAPI:
+    """The API for ``settings``. Kafka clients start with the app and stop with it.
+
+    ``tracing``: a span for each request and for sending its command (``services.observability``);
+    from the settings when not given (off unless ``KOOPKRACHT_OTEL_ENABLED``)."""
     engine = engine or create_db_engine(settings.sqlalchemy_url)
+    close_tracing: Callable[[], None] = lambda: None  # noqa: E731 - the caller's tracing is the caller's to close
+    if tracing is None:
+        tracing, close_tracing = tracing_from(settings, "api")
     metrics = Metrics()
     throttle = Throttle(settings)
     if settings.kafka_bootstrap is None:
@@ -195,7 +203,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = CommandClient(kafka, settings.topic_prefix)
+        client = CommandClient(kafka, settings.topic_prefix, tracing=tracing)
         admin = kafka.admin(client_id="koopkracht-api-admin")
         await client.start()
         try:
@@ -214,6 +222,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             with contextlib.suppress(Exception):
                 await admin.close()
             await client.stop()
+            close_tracing()
 
     app = FastAPI(
         title="Koopkracht",
@@ -236,6 +245,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(DASHBOARD / "static")), name="static")
     app.add_middleware(BodyLimit)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(TracingMiddleware, tracing=tracing)
     # Outside Starlette's own error middleware too, so that an unexpected 500 has the headers as well.
     build_stack = app.build_middleware_stack
     app.build_middleware_stack = lambda: SecurityHeaders(build_stack(), https=settings.public_https)  # type: ignore[method-assign]

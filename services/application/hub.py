@@ -38,6 +38,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from structlog.contextvars import bound_contextvars
 
 from schemas.commands import Command
 from schemas.results import CommandAccepted, CommandRejected, CommandResult
@@ -127,9 +128,16 @@ class Hub:
             timeout=self.settings.command_timeout_s,
         )
         if once is None:
-            return Answer(*await self._send(action.build(str(uuid.uuid4())), job))
+            command = action.build(str(uuid.uuid4()))
+            with bound_contextvars(command_id=command.command_id, negotiation_id=command.negotiation_id):
+                return Answer(*await self._send(command, job))
         key = idempotency_scope(caller, once.key)
         command = action.build(command_id_for(caller.organisation_id, key))
+        with bound_contextvars(command_id=command.command_id, negotiation_id=command.negotiation_id):
+            return await self._execute_once(command, once, key, caller, job)
+
+    async def _execute_once(self, command: Command, once: Once, key: str, caller: Caller, job: _Job) -> Answer:
+        """``execute`` of a command sent with an ``Idempotency-Key``: claim the key, send it once."""
         claim = IdempotencyRecord(
             organisation_id=caller.organisation_id,
             key=key,

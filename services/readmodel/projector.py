@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import time
@@ -24,12 +25,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, select
+from structlog.contextvars import bind_contextvars, unbind_contextvars
 
 from schemas.common import number_to_json
 from schemas.events import (
@@ -55,6 +57,7 @@ from schemas.events import (
 )
 from schemas.results import CommandRejected
 from schemas.topics import COMMAND_RESULTS, EVENTS
+from services.metrics import ProjectorMetrics
 from services.readmodel.store import catch_up
 from services.readmodel.tables import (
     ClarificationRow,
@@ -77,6 +80,7 @@ from streams.connection import KafkaConnection
 from streams.core.state import VENDOR_VISIBLE, Commitment, NegotiationState, SequenceGap, evolve
 from streams.core.views import Audience, event_view
 from streams.rebalance import BatchLock, still_assigned
+from streams.tracing import Tracing
 
 log = structlog.get_logger("koopkracht.projector")
 COMMIT_EVERY_S = 0.5
@@ -396,7 +400,13 @@ class Projection:
 
         ``written``: each event's JSON as the events topic holds it, kept as it is in the event log
         (its hash is over that JSON; a newer model could write it otherwise). Without it the events
-        are written as this code's model writes them."""
+        are written as this code's model writes them.
+
+        Every log line of an event's projection names its negotiation, command and sequence: they
+        are bound in a copy of the caller's context, which ends with the call."""
+        return contextvars.copy_context().run(self._apply, events, refusals, written)
+
+    def _apply(self, events: list[Event], refusals: Iterable[CommandRejected], written: list[bytes] | None) -> int:
         applied = 0
         touched: dict[str, NegotiationState] = {}
         policy_changed: set[str] = set()
@@ -421,6 +431,7 @@ class Projection:
                     state = touched.get(nid) or self.states.get(nid) or catch_up(session, nid, None)
                     if state is not None and event.sequence <= state.sequence:
                         continue  # delivered again: already in the read model
+                    bind_contextvars(negotiation_id=nid, command_id=event.command_id, sequence=event.sequence)
                     before = figures_before(state, members_among(state, subscribers))
                     state = evolve(state, event)
                     if subscribers:
@@ -456,6 +467,8 @@ class Projection:
                         policy_changed.add(nid)
                     touched[nid] = state
                     applied += 1
+                    log.debug("event projected", type=event.type)  # with its negotiation, command and sequence
+                unbind_contextvars("negotiation_id", "command_id", "sequence")
                 for state in touched.values():
                     writes.upsert(negotiation_row(state))
                 writes.write(session)
@@ -525,9 +538,16 @@ class Projector:
         topic_prefix: str,
         group_id: str | None = None,
         max_batch: int = 1000,
+        metrics: ProjectorMetrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.projection = Projection(engine)
         self.kafka = KafkaConnection.of(bootstrap)
+        self.metrics = metrics or ProjectorMetrics()
+        self.tracing = tracing or Tracing.off()
+        """Projecting a batch is a span per decision whose events it holds (``streams.tracing``)."""
+        self.consumer: AIOKafkaConsumer | None = None
+        """The group's consumer while ``run`` runs (its lag is reported from it)."""
         self.topic = EVENTS.name(topic_prefix)
         self.results_topic = COMMAND_RESULTS.name(topic_prefix)
         self.group = group_id or f"{topic_prefix}-projector"
@@ -605,6 +625,7 @@ class Projector:
             isolation_level="read_committed",  # the worker writes in transactions
             max_poll_records=self.max_batch,
         )
+        self.consumer = consumer
         try:
             await consumer.start()
             consumer.subscribe([self.topic, self.results_topic], listener=batch_lock)
@@ -616,10 +637,14 @@ class Projector:
                 if not batch:
                     continue
                 async with batch_lock:
+                    started = time.perf_counter()
                     batch = still_assigned(consumer, batch)
                     events, refusals, written = self.decode(batch)
-                    applied = await self.apply(events, refusals, stop, written)
+                    carriers = (r.headers for tp, rs in batch.items() if tp.topic == self.topic for r in rs)
+                    with self.tracing.processing_batch(self.topic, carriers):
+                        applied = await self.apply(events, refusals, stop, written)
                     self.projected += applied
+                    self.metrics.projected(applied, time.perf_counter() - started)
                     uncommitted.update({tp: records[-1].offset + 1 for tp, records in batch.items()})
                     if time.monotonic() - committed_at > COMMIT_EVERY_S:
                         await consumer.commit(uncommitted)

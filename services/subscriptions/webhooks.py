@@ -37,6 +37,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
 
+from services.metrics import DispatcherMetrics
 from services.readmodel.tables import Delivery, DeliveryAttempt, Heartbeat, Subscription, utc
 from services.subscriptions.destinations import (
     DestinationPolicy,
@@ -99,9 +100,12 @@ def webhook_client(
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, policy: DispatchPolicy | None = None) -> None:
+    def __init__(
+        self, engine: Engine, policy: DispatchPolicy | None = None, metrics: DispatcherMetrics | None = None
+    ) -> None:
         self.engine = engine
         self.policy = policy or DispatchPolicy()
+        self.metrics = metrics or DispatcherMetrics()
         self.delivered = 0
         self.ready = asyncio.Event()
 
@@ -214,6 +218,7 @@ class Dispatcher:
         started = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
+        outcome = "delivered"
         try:
             self.policy.destinations.check_scheme(subscription.url)
             # A total deadline: a receiver that drips its answer must not hold a slot for ever.
@@ -229,18 +234,24 @@ class Dispatcher:
             ):
                 status_code = response.status_code
             if not 200 <= status_code < 300:
-                error = f"HTTP {status_code}"
+                error, outcome = f"HTTP {status_code}", "rejected"
         except TimeoutError:
-            error = f"no answer within {self.policy.timeout_s:g} s"
+            error, outcome = f"no answer within {self.policy.timeout_s:g} s", "timeout"
         except DestinationRefused as exc:  # raised before any connection is opened
-            error = f"destination refused: {exc.logged}"
+            error, outcome = f"destination refused: {exc.logged}", "refused"
         except Exception as exc:  # whatever the URL or the receiver does, it is this delivery's failure
             error = f"{type(exc).__name__}: {str(exc)[:300]}" if str(exc) else type(exc).__name__
+            outcome = "error"
         duration_ms = (time.perf_counter() - started) * 1000
+        self.metrics.attempts[outcome].inc()
+        self.metrics.attempt_seconds.observe(duration_ms / 1000)
         assert delivery.id is not None
         await asyncio.to_thread(self.record, delivery.id, at, status_code, error, duration_ms)
         if error is None:
             self.delivered += 1
+            queued = utc(delivery.created_at)
+            if queued is not None:
+                self.metrics.delivery_seconds.observe(max(0.0, (datetime.now(UTC) - queued).total_seconds()))
         log.debug(
             "webhook attempt",
             subscription_id=subscription.id,
