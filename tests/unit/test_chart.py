@@ -34,9 +34,7 @@ SECRET_SETTINGS = {
     "KOOPKRACHT_KAFKA_SASL_PASSWORD",
     "KOOPKRACHT_OIDC_CLIENT_SECRET",
 }
-NOT_YET_SETTINGS = {
-    "KOOPKRACHT_METRICS_PORT",
-}
+NOT_YET_SETTINGS: set[str] = set()
 """Settings of the deployment issue that the chart sets and that other branches of that issue add to
 services/settings.py (each process's metrics port; Kafka TLS and SASL). Each name leaves this set
 when Settings has it: test_no_setting_is_still_awaited_that_the_code_has fails until then."""
