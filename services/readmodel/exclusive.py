@@ -52,6 +52,8 @@ def holder_name() -> str:
 class ExclusiveLock(Protocol):
     name: str
     holder: str
+    held: bool
+    """True while ``run_alone`` runs the work under it (False while it waits): for readiness and metrics."""
 
     def try_acquire(self) -> tuple[bool, str | None]:
         """(held now, who holds it when not we, if known)."""
@@ -71,6 +73,7 @@ class LeaseLock:
         self.holder = holder or holder_name()
         self.ttl_s = ttl_s
         self._renewed = 0.0
+        self.held = False
 
     def try_acquire(self) -> tuple[bool, str | None]:
         asked = time.monotonic()
@@ -124,6 +127,7 @@ class AdvisoryLock:
         self.name = name
         self.holder = holder or holder_name()
         self.key = zlib.crc32(f"koopkracht.{name}".encode()) & 0x7FFFFFFF
+        self.held = False
         self._session: Connection | None = None
 
     def _connection(self) -> Connection:
@@ -205,6 +209,7 @@ async def run_alone(
         while not stop.is_set():
             if not await _acquire(lock, stop, why, retry_s):
                 return
+            lock.held = True
             halt = asyncio.Event()
             forwarding = asyncio.create_task(_forward(stop, halt))
             keeping = asyncio.create_task(_keep(lock, halt, check_s), name=f"{lock.name}-lock")
@@ -214,6 +219,7 @@ async def run_alone(
                 halt.set()
                 forwarding.cancel()
                 held = await keeping  # it ends at once now that ``halt`` is set
+                lock.held = False
             if not held and not stop.is_set():
                 log.warning(
                     "lock lost: the work stops and waits for the lock again", lock=lock.name, holder=lock.holder

@@ -202,6 +202,7 @@ async def test_a_second_projector_waits_outside_the_group_and_takes_over_when_th
             assert first.projected == len(by_part[0]) and second.projected == 0
             assert await group_members(kafka_bootstrap, group) == 1
             assert not second.ready.is_set()
+            assert first.lock.held and not second.lock.held
 
             # When the first stops
             stop_first.set()
@@ -209,7 +210,7 @@ async def test_a_second_projector_waits_outside_the_group_and_takes_over_when_th
             await produce_events(kafka_bootstrap, topic, by_part[1] + by_part[2])
             # Then the second takes over and projects the rest, each event once
             await wait_until(lambda: projected() == len(every_event), 90, lambda: f"all projected ({projected()})")
-            assert second.ready.is_set()
+            assert second.ready.is_set() and second.lock.held
             assert first.projected + second.projected == len(every_event)
             assert any(line["event"] == "lock held" and line["holder"] == second.lock.holder for line in logs)
         finally:
