@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications bench-faust clean faults chart
+.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications bench-faust clean faults chart deployment-test
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,9 +57,16 @@ clean:
 	rm -rf $(VENV) .tools .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache
 
 ## The fault suite: the hub as separate processes on a 3-broker Kafka, twelve members writing,
-## one fault per scenario (worker, broker during a rebalance, projector, API, a zombie worker).
+## one fault per scenario (worker, broker during a rebalance, projector, API, a zombie worker);
+## and the deployment test (below), when KOOPKRACHT_TEST_POSTGRES_URL is set.
 faults: jars
 	KOOPKRACHT_RUN_FAULTS=1 $(BIN)/python -m pytest tests/reliability -s
+
+## Several instances of every process on PostgreSQL and a 3-broker Kafka (two workers, two APIs, two
+## webhook dispatchers, a projector writing and one waiting): read-your-writes across the APIs, each
+## webhook once, and the projector's takeover. Needs KOOPKRACHT_TEST_POSTGRES_URL (README, 'Tests').
+deployment-test: jars
+	KOOPKRACHT_RUN_FAULTS=1 $(BIN)/python -m pytest tests/reliability/test_deployment.py -s
 
 ## Worker throughput and table recovery against the local Kafka (started if needed).
 bench-worker: jars

@@ -305,7 +305,7 @@ def webhooks(data_dir: DataDir = None) -> None:
     )
     purger = Purger(engine, _retention(settings), settings.purge_interval_s)
     observed = _observe("webhooks", settings)
-    dispatcher = Dispatcher(engine, policy, DispatcherMetrics(observed.registry))
+    dispatcher = Dispatcher(engine, policy, metrics=DispatcherMetrics(observed.registry))
     probe = dispatcher_probe(dispatcher, engine)
 
     async def both(stop: asyncio.Event) -> None:

@@ -58,7 +58,8 @@ from schemas.events import (
 from schemas.results import CommandRejected
 from schemas.topics import COMMAND_RESULTS, EVENTS
 from services.metrics import ProjectorMetrics
-from services.readmodel.store import catch_up
+from services.readmodel.exclusive import ExclusiveLock, exclusive_lock, run_alone
+from services.readmodel.store import catch_up, notify_projected
 from services.readmodel.tables import (
     ClarificationRow,
     CommandRefusal,
@@ -474,6 +475,8 @@ class Projection:
                 writes.write(session)
                 for nid in policy_changed:
                     recut_pending(session, touched[nid])
+                # Delivered at the commit, so an API process woken by it reads what it announces.
+                notify_projected(session, {nid: state.sequence for nid, state in touched.items()})
         except BaseException:
             self.states.clear()  # evolve changed them in place; the database did not follow
             raise
@@ -527,9 +530,15 @@ class UndecodableEvent(RuntimeError):
     """An event this version cannot read: the projector stops rather than skip it."""
 
 
+ONE_PROJECTOR = "one projector writes the read model at a time; this one takes over when it is gone"
+
+
 class Projector:
     """Consumes the events topic (and refusals from the command-results topic) as the
-    ``<prefix>-projector`` group, and projects each batch in one transaction."""
+    ``<prefix>-projector`` group, and projects each batch in one transaction.
+
+    Only the holder of the projector's lock (``services.readmodel.exclusive``) consumes: a second
+    projector waits for it, and joins the group only once it holds it."""
 
     def __init__(
         self,
@@ -540,6 +549,7 @@ class Projector:
         max_batch: int = 1000,
         metrics: ProjectorMetrics | None = None,
         tracing: Tracing | None = None,
+        lock: ExclusiveLock | None = None,
     ) -> None:
         self.projection = Projection(engine)
         self.kafka = KafkaConnection.of(bootstrap)
@@ -554,6 +564,7 @@ class Projector:
         self.max_batch = max_batch
         self.ready = asyncio.Event()
         self.projected = 0
+        self.lock = lock or exclusive_lock(engine, "projector")
 
     def decode(self, batch: dict[TopicPartition, list[Any]]) -> tuple[list[Event], list[CommandRejected], list[bytes]]:
         """The batch's events, refusals, and each event's JSON as written."""
@@ -597,7 +608,14 @@ class Projector:
                 pause = min(pause * 2, 30.0)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        stop = stop or asyncio.Event()
+        """Project until ``stop``, while this projector holds the projector's lock: a second one
+        waits, outside the consumer group (it would be assigned partitions it does not project),
+        and takes over when the first is gone."""
+        await run_alone(self.lock, stop or asyncio.Event(), self.consume, ONE_PROJECTOR)
+
+    async def consume(self, stop: asyncio.Event) -> None:
+        """Consume and project until ``stop``."""
+        self.projection.states.clear()  # another projector may have moved them on meanwhile
 
         async def revoked(partitions: set[TopicPartition]) -> None:
             # Under the batch lock: the batch in progress is written and committed first.
@@ -652,6 +670,7 @@ class Projector:
                         committed_at = time.monotonic()
                 log.debug("projected", events=len(events), new=applied, refusals=len(refusals))
         finally:
+            self.ready.clear()
             with contextlib.suppress(Exception):
                 if uncommitted:
                     await consumer.commit(uncommitted)

@@ -14,8 +14,8 @@ Each kind is deleted in batches of at most ``batch`` rows, one short transaction
 huge backlog never holds a lock for long. Each delete repeats its condition, so it is correct when
 several purgers run at once, or a row changed (a session renewed, a record taken over, a
 subscription enabled) between choosing a batch and deleting it: deleting is idempotent, and a
-row no longer past retention stays. The webhook dispatcher runs :class:`Purger` (one per
-database, like the dispatcher itself); ``koopkracht purge`` runs it once.
+row no longer past retention stays. Every webhook dispatcher runs :class:`Purger` (several
+purgers at once are correct, as above); ``koopkracht purge`` runs it once.
 """
 
 from __future__ import annotations

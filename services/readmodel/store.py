@@ -97,6 +97,23 @@ def require_current_schema(engine: Engine) -> None:
         )
 
 
+EVENTS_CHANNEL = "koopkracht_events"
+"""The PostgreSQL notification channel on which the projector announces, in the transaction that
+writes them, each negotiation it moved on: ``<negotiation id>:<sequence>``. The API processes
+listen on it (``services.application.watch``)."""
+
+
+def notify_projected(session: Session, sequences: dict[str, int]) -> None:
+    """Announce on ``EVENTS_CHANNEL`` the sequence each negotiation was projected to; PostgreSQL
+    sends it when (and if) the transaction commits. Nothing on SQLite, whose readers poll."""
+    if not sequences or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload"),
+        {"channel": EVENTS_CHANNEL, "payloads": [f"{nid}:{sequence}" for nid, sequence in sequences.items()]},
+    )
+
+
 def load_events(session: Session, negotiation_id: str, after: int = 0, until: int | None = None) -> list[Event]:
     # Only the JSON column: loading ORM rows cost more than decoding the events.
     query = sa_select(col(EventRow.data)).where(

@@ -388,6 +388,11 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(sa_column=_time(nullable=False))
     delivered_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    claimed_by: str | None = Field(default=None, max_length=128)
+    """The dispatcher sending it now (several may run on PostgreSQL): it claimed the delivery, so
+    no other sends it, until ``claimed_until``; None when nobody does."""
+    claimed_until: datetime | None = Field(default=None, sa_column=_time(nullable=True))
+    """When the claim runs out: a dispatcher that died while sending lets the delivery go then."""
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -411,6 +416,19 @@ class Heartbeat(SQLModel, table=True):
 
     service: str = Field(primary_key=True, max_length=32)
     beat_at: datetime = Field(sa_column=_time(nullable=False))
+
+
+class Lease(SQLModel, table=True):
+    """A process that must run alone holds its lease while it runs: ``holder`` until ``expires_at``,
+    renewed well before (``services.readmodel.exclusive``). On SQLite the projector's and the webhook
+    dispatcher's; on PostgreSQL the projector holds an advisory lock instead, and dispatchers claim
+    deliveries."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=32)
+    holder: str = Field(max_length=128)
+    expires_at: datetime = Field(sa_column=_time(nullable=False))
 
 
 class DashboardSession(SQLModel, table=True):

@@ -17,6 +17,16 @@ state in the database (``deliveries``, ``delivery_attempts``), so a restart lose
 - **Giving up**: when a subscription has failed without a single success for longer than
   ``webhook_give_up_after_s``, it is disabled, with the reason; its owner sees that on the
   subscription and in its delivery log, and can enable it again.
+- **Several dispatchers** (PostgreSQL): a dispatcher claims the deliveries it sends, in one short
+  transaction (``SELECT … FOR UPDATE SKIP LOCKED``, then ``claimed_by`` and ``claimed_until``
+  set), so no other dispatcher sends them; the claim outlives the transaction and ends when the
+  attempt is recorded. A dispatcher that dies while sending lets its deliveries go when their
+  claims run out (``claim_s``: the timeout plus 30 s); one that stops cleanly releases them at
+  once. Since only a subscription's oldest pending delivery is ever claimed, its order holds
+  whichever dispatcher sends what.
+- **SQLite** allows one dispatcher: it holds the ``webhooks`` lease
+  (``services.readmodel.exclusive``); a second one waits, says so in its log, and takes over when
+  the first is gone.
 """
 
 from __future__ import annotations
@@ -33,11 +43,12 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 import structlog
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, or_, update
 from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
 
 from services.metrics import DispatcherMetrics
+from services.readmodel.exclusive import ExclusiveLock, LeaseLock, holder_name, run_alone
 from services.readmodel.tables import Delivery, DeliveryAttempt, Heartbeat, Subscription, utc
 from services.subscriptions.destinations import (
     DestinationPolicy,
@@ -66,6 +77,13 @@ class DispatchPolicy:
     concurrency: int = 32
     destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
     """Where deliveries may go: public addresses over https, unless the operator allows more."""
+    claim_s: float | None = None
+    """How long a claimed delivery stays with the dispatcher that claimed it (None: the timeout plus
+    30 s, longer than any attempt takes)."""
+
+    @property
+    def claim_for(self) -> timedelta:
+        return timedelta(seconds=self.claim_s if self.claim_s is not None else self.timeout_s + 30.0)
 
 
 def backoff(attempts: int, retry_max_s: float) -> float:
@@ -99,57 +117,90 @@ def webhook_client(
     )
 
 
+ONE_DISPATCHER_ON_SQLITE = "on SQLite one webhook dispatcher runs at a time; this one takes over when it is gone"
+
+
 class Dispatcher:
     def __init__(
-        self, engine: Engine, policy: DispatchPolicy | None = None, metrics: DispatcherMetrics | None = None
+        self,
+        engine: Engine,
+        policy: DispatchPolicy | None = None,
+        name: str | None = None,
+        lock: ExclusiveLock | None = None,
+        metrics: DispatcherMetrics | None = None,
     ) -> None:
         self.engine = engine
         self.policy = policy or DispatchPolicy()
         self.metrics = metrics or DispatcherMetrics()
+        self.name = name or holder_name()
+        """Whose claims are whose: this dispatcher's name in ``deliveries.claimed_by``."""
+        sqlite = engine.dialect.name == "sqlite"
+        self.lock = lock or (LeaseLock(engine, "webhooks", self.name) if sqlite else None)
+        """SQLite's one-dispatcher lease; None where several may run (PostgreSQL)."""
         self.delivered = 0
         self.ready = asyncio.Event()
 
     # -- the database ------------------------------------------------------------------------
-    def due(self, busy: set[str], limit: int) -> list[tuple[Delivery, Subscription]]:
-        """The head (oldest pending delivery) of each active subscription, where it is due."""
+    def claim(
+        self, busy: set[str], limit: int, subscription_id: str | None = None
+    ) -> list[tuple[Delivery, Subscription]]:
+        """Claim the head (oldest pending delivery) of each active subscription, where it is due and
+        nobody else claimed it; of ``subscription_id`` only, when given. Skips ``busy`` subscriptions."""
         now = datetime.now(UTC)
-        with Session(self.engine, expire_on_commit=False) as session:
-            heads = (
-                select(func.min(Delivery.id))
-                .where(Delivery.status == "pending")
-                .group_by(col(Delivery.subscription_id))
-                .scalar_subquery()
-            )
-            rows = session.exec(
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            heads = select(func.min(Delivery.id)).where(Delivery.status == "pending")
+            if subscription_id is not None:
+                heads = heads.where(Delivery.subscription_id == subscription_id)
+            due = (
                 select(Delivery, Subscription)
                 .join(Subscription, col(Subscription.id) == col(Delivery.subscription_id))
                 .where(
                     Subscription.status == "active",
-                    col(Delivery.id).in_(heads),
+                    col(Delivery.id).in_(heads.group_by(col(Delivery.subscription_id)).scalar_subquery()),
                     col(Delivery.next_attempt_at) <= now,
+                    or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
                 )
                 .order_by(col(Delivery.id))
-                .limit(limit + len(busy))
-            ).all()
-        return [(d, s) for d, s in rows if s.id not in busy][:limit]
+                .limit(limit)
+                # PostgreSQL: rows another dispatcher is claiming right now are skipped, not waited
+                # for. SQLite ignores it (one dispatcher; the UPDATE below is conditional anyway).
+                .with_for_update(of=Delivery, skip_locked=True)
+            )
+            if busy:
+                due = due.where(col(Delivery.subscription_id).not_in(busy))
+            rows = {delivery.id: (delivery, subscription) for delivery, subscription in session.exec(due).all()}
+            if not rows:
+                return []
+            until = now + self.policy.claim_for
+            claimed = session.execute(
+                update(Delivery)
+                .where(
+                    col(Delivery.id).in_(list(rows)),
+                    col(Delivery.status) == "pending",
+                    or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
+                )
+                .values(claimed_by=self.name, claimed_until=until)
+                .returning(col(Delivery.id))
+                .execution_options(synchronize_session=False)
+            ).scalars()
+            return [rows[delivery_id] for delivery_id in sorted(claimed)]
 
     def head(self, subscription_id: str) -> tuple[Delivery, Subscription] | None:
-        """The subscription's oldest pending delivery, when it is due and the subscription active."""
-        now = datetime.now(UTC)
-        with Session(self.engine, expire_on_commit=False) as session:
-            row = session.exec(
-                select(Delivery, Subscription)
-                .join(Subscription, col(Subscription.id) == col(Delivery.subscription_id))
-                .where(Delivery.subscription_id == subscription_id, Delivery.status == "pending")
-                .order_by(col(Delivery.id))
-                .limit(1)
-            ).first()
-        if row is None:
-            return None
-        delivery, subscription = row
-        if subscription.status != "active" or utc(delivery.next_attempt_at) > now:  # type: ignore[operator]
-            return None
-        return delivery, subscription
+        """The subscription's oldest pending delivery, claimed, when it is due, the subscription
+        active and nobody else has claimed it."""
+        claimed = self.claim(set(), 1, subscription_id)
+        return claimed[0] if claimed else None
+
+    def release(self) -> int:
+        """Let go of every delivery this dispatcher claimed and did not send (when it stops)."""
+        with Session(self.engine) as session, session.begin():
+            released = session.execute(
+                update(Delivery)
+                .where(col(Delivery.claimed_by) == self.name, col(Delivery.status) == "pending")
+                .values(claimed_by=None, claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            return int(released.rowcount)  # type: ignore[attr-defined]
 
     def record(
         self, delivery_id: int, at: datetime, status_code: int | None, error: str | None, duration_ms: float
@@ -173,6 +224,8 @@ class Dispatcher:
             delivery.attempts += 1
             delivery.last_status = status_code
             delivery.last_error = error
+            if delivery.claimed_by == self.name:  # not if it ran out and another took it meanwhile
+                delivery.claimed_by = delivery.claimed_until = None
             if delivered:
                 delivery.status = "delivered"
                 delivery.delivered_at = at
@@ -263,7 +316,14 @@ class Dispatcher:
         return error is None
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Dispatch until ``stop``; on SQLite only while this dispatcher holds the lease."""
         stop = stop or asyncio.Event()
+        if self.lock is None:
+            await self.dispatch(stop)
+        else:
+            await run_alone(self.lock, stop, self.dispatch, ONE_DISPATCHER_ON_SQLITE)
+
+    async def dispatch(self, stop: asyncio.Event) -> None:
         in_flight: dict[str, asyncio.Task[None]] = {}
         last_beat = 0.0
         pause = self.policy.poll_s
@@ -287,7 +347,7 @@ class Dispatcher:
                             )
                     room = self.policy.concurrency - len(in_flight)
                     try:
-                        due = await asyncio.to_thread(self.due, set(in_flight), room) if room > 0 else []
+                        due = await asyncio.to_thread(self.claim, set(in_flight), room) if room > 0 else []
                     except Exception as exc:  # the database is away: try again after a pause
                         log.warning("webhook queue unreadable", error=type(exc).__name__)
                         due = []
@@ -301,6 +361,11 @@ class Dispatcher:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), pause)
             finally:
+                self.ready.clear()
                 for task in in_flight.values():
                     task.cancel()
                 await asyncio.gather(*in_flight.values(), return_exceptions=True)
+                with contextlib.suppress(Exception):  # else they go when their claims run out
+                    released = await asyncio.to_thread(self.release)
+                    if released:
+                        log.info("webhook deliveries released", dispatcher=self.name, deliveries=released)

@@ -98,7 +98,7 @@ def settle(hub: Hub, negotiations: list[str], timeout: float = 120) -> Settled:
     Does not fail: the checks that follow say what differs when it does not settle.
     """
     started = time.monotonic()
-    engine = create_db_engine(f"sqlite:///{hub.root / 'readmodel.db'}")
+    engine = create_db_engine(hub.database_url)
     detail = ""
     try:
         while time.monotonic() - started < timeout:
@@ -251,7 +251,7 @@ def check_state_topic(states: dict[str, SharedState], replayed: dict[str, Negoti
 
 
 def check_read_model(hub: Hub, replayed: dict[str, NegotiationState], log: EventLog) -> Check:
-    engine = create_db_engine(f"sqlite:///{hub.root / 'readmodel.db'}")
+    engine = create_db_engine(hub.database_url)
     problems: list[str] = []
     try:
         with Session(engine) as session:

@@ -1,10 +1,12 @@
 """The hub as deployed, for fault tests: a 3-broker Kafka and every service as its own OS process.
 
 ``Hub`` starts (or reuses) a local 3-broker cluster, creates the topics with ``koopkracht topics
-ensure`` and migrates a SQLite read model with ``koopkracht db upgrade``, then starts each service
-with its own command line: two workers of one group, the projector, the webhook dispatcher and the
-API. Each process logs JSON lines (structlog) to its own file, so a test can wait for what a
-process says ("partitions assigned", "tables recovered") rather than for a while.
+ensure`` and migrates the read model (SQLite, or the database ``HubSettings.database_url`` names)
+with ``koopkracht db upgrade``, then starts each service with its own command line: two workers of
+one group, the projector, the webhook dispatcher, the scheduler and the API; ``HubSettings`` can ask
+for more API processes (each on its own port), dispatchers and projectors. Each process logs JSON
+lines (structlog) to its own file, so a test can wait for what a process says ("partitions
+assigned", "tables recovered") rather than for a while.
 
 A supervisor thread plays the deployment's restart policy: a process that exits on its own (not
 one the test killed or stopped) is started again, and the exit is recorded with its log's end.
@@ -193,6 +195,14 @@ def assigned_partitions(line: LogLine) -> set[int]:
 @dataclass
 class HubSettings:
     workers: int = 2
+    apis: int = 1
+    """API processes, on consecutive ports: ``api``, ``api-2`` …"""
+    dispatchers: int = 1
+    """Webhook dispatchers: ``webhooks``, ``webhooks-2`` …"""
+    projectors: int = 1
+    """Projectors: ``projector``, ``projector-2`` … (one writes, the others wait)."""
+    database_url: str | None = None
+    """The read model's database; a SQLite file in the hub's folder when None."""
     command_timeout_s: float = 10.0
     extra_env: dict[str, str] = field(default_factory=dict)
     code_root: Path | None = None
@@ -213,7 +223,8 @@ class Hub:
         self._own_cluster = cluster is None
         self.prefix = f"rel{uuid.uuid4().hex[:8]}"
         self.admin_token = f"admin-{uuid.uuid4().hex}"
-        self.api_port = free_base_port(1)
+        self.api_port = free_base_port(self.settings.apis)
+        """The first API's port; API ``i`` (from 0) listens on ``api_port + i``."""
         self.logs = self.root / "logs"
         self.services: dict[str, Service] = {}
         self.exits: list[Exit] = []
@@ -237,13 +248,22 @@ class Hub:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def api_urls(self) -> list[str]:
+        """Every API process's address, the first one's (``base_url``) first."""
+        return [f"http://127.0.0.1:{self.api_port + i}" for i in range(self.settings.apis)]
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or f"sqlite:///{self.root / 'readmodel.db'}"
+
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "KOOPKRACHT_KAFKA_BOOTSTRAP": self.bootstrap,
             "KOOPKRACHT_DATA_DIR": str(self.root / "data"),
-            "KOOPKRACHT_DATABASE_URL": f"sqlite:///{self.root / 'readmodel.db'}",
+            "KOOPKRACHT_DATABASE_URL": self.database_url,
             "KOOPKRACHT_ADMIN_TOKEN": self.admin_token,
             "KOOPKRACHT_TOPIC_PREFIX": self.prefix,
             "KOOPKRACHT_API_PORT": str(self.api_port),
@@ -282,12 +302,16 @@ class Hub:
         self.koopkracht("db", "upgrade")
         exe = [sys.executable, "-m", "services"]
         env = self.env()
+
+        def name(kind: str, i: int) -> str:
+            return kind if i == 0 else f"{kind}-{i + 1}"
+
         commands: list[tuple[str, list[str]]] = [
             *[(f"worker-{i + 1}", [*exe, "worker"]) for i in range(self.settings.workers)],
-            ("projector", [*exe, "projector"]),
-            ("webhooks", [*exe, "webhooks"]),
+            *[(name("projector", i), [*exe, "projector"]) for i in range(self.settings.projectors)],
+            *[(name("webhooks", i), [*exe, "webhooks"]) for i in range(self.settings.dispatchers)],
             ("scheduler", [*exe, "scheduler"]),
-            ("api", [*exe, "api", "--port", str(self.api_port)]),
+            *[(name("api", i), [*exe, "api", "--port", str(self.api_port + i)]) for i in range(self.settings.apis)],
         ]
         for name, argv in commands:
             self.services[name] = Service(name, argv, env, self.logs / f"{name}.log", self.settings.cwd)
@@ -364,15 +388,18 @@ class Hub:
                 service.kill()
             return service.start()
 
-    def ready(self) -> bool:
+    def ready(self, url: str | None = None) -> bool:
+        """Whether the API at ``url`` (the first one by default) answers 200 on /readyz."""
         try:
-            with urllib.request.urlopen(self.base_url + "/readyz", timeout=3) as response:
+            with urllib.request.urlopen((url or self.base_url) + "/readyz", timeout=3) as response:
                 return bool(response.status == 200)
         except (OSError, urllib.error.HTTPError):
             return False
 
     def wait_ready(self, timeout: float = 90) -> None:
-        wait_for(self.ready, timeout, lambda: "the API's /readyz to answer 200\n" + self.tails(), poll=0.2)
+        """Until every API process answers 200 on /readyz."""
+        for url in self.api_urls:
+            wait_for(lambda: self.ready(url), timeout, lambda: f"{url}/readyz to answer 200\n" + self.tails(), poll=0.2)
 
     def tails(self, lines: int = 15) -> str:
         return "\n".join(f"--- {s.name}\n{s.tail(lines)}" for s in self.services.values())
