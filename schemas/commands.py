@@ -24,8 +24,9 @@ from schemas.negotiation import (
     Role,
 )
 
-Remark = Annotated[str, Field(min_length=1, max_length=4000)]
-"""A text that must say something: evidence, a reason for a rejected plan, a regression."""
+Remark = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"\S")]
+"""A text that must say something (not only spaces): evidence, a reason for a rejected plan, a
+regression."""
 
 
 class ActingPerson(Frozen):
@@ -50,6 +51,11 @@ class Actor(Frozen):
     role: Role
     name: ShortText
     person: ActingPerson | None = None
+    salt: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    """128 random bits chosen per command by the door that sent it, recorded in its events (SPEC
+    7.1): an event a reader may not see still links the chain through its hash, and the salt makes
+    that hash useless for confirming a guess of the event (who checked, endorsed or stated what),
+    even when its command id comes from a guessable Idempotency-Key. None for the hub's own ticks."""
 
 
 def _holds_nul(value: Any) -> bool:

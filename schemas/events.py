@@ -40,6 +40,10 @@ class EventBase(Frozen):
     """Who inside the acting organisation sent the command (None, and absent from the JSON, for an
     integration key and for events written before people existed). Only the acting organisation
     sees it; everybody else sees its digest (``streams.core.chain.sealed``)."""
+    salt: str | None = Field(default=None, exclude_if=lambda salt: salt is None)
+    """The command's salt (``Actor.salt``): covered by ``hash``, so that the hash of an event a
+    reader may not see cannot confirm a guess of it. Absent from the JSON when None (the hub's
+    ticks, and events written before it existed), so their hashes are as they were."""
     previous_hash: ChainHash | None = None
     """The ``hash`` of the negotiation's previous event; 64 zeros for the first (SPEC 7.1).
     None only on events written before the log was hashed."""

@@ -7,6 +7,7 @@ decider, which knows the negotiation's items.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from fractions import Fraction
 from typing import Annotated, Any, Literal
@@ -118,18 +119,34 @@ Target = bool | Fraction | tuple[str, ...]
 the sorted options (one_of). The one definition; documents read and write it as ``TargetValue``."""
 
 
-def _end_of_day(value: Any) -> Any:
-    """A due date written as a plain date (``2027-03-31``) means the end of that day in UTC."""
-    if isinstance(value, str) and len(value) == 10:
+_DUE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2}))?$")
+
+
+def _due_text(value: Any) -> Any:
+    """A due date is text: ``2027-03-31`` (the end of that day in UTC) or a date-time with its time
+    zone (``2027-03-31T17:00:00+02:00``). Numbers (read as Unix times), week dates and the compact
+    forms are refused, so that no date is read otherwise than the sender meant."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DUE_TEXT.match(value):
+        raise ValueError("a due date is a date (2027-03-31) or a date-time with its time zone (2027-03-31T17:00Z)")
+    if len(value) == 10:
         try:
             day = date.fromisoformat(value)
         except ValueError:
-            return value  # the datetime's own error names it
+            raise ValueError(f"{value} is no date of the calendar") from None
         return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
     return value
 
 
-Due = Annotated[AwareDatetime, BeforeValidator(_end_of_day), AfterValidator(lambda moment: moment.astimezone(UTC))]
+def _in_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the due date is outside the calendar once in UTC") from None
+
+
+Due = Annotated[AwareDatetime, BeforeValidator(_due_text), AfterValidator(_in_utc)]
 """When a commitment is due: a date-time with its time zone, or a date (the end of that day, UTC);
 held in UTC, so every party reads the same text."""
 

@@ -103,7 +103,13 @@ class Caller:
             person = ActingPerson(
                 id=self.person.id, name=self.person.name, role=self.person.role, salt=secrets.token_hex(16)
             )
-        return Actor(organisation_id=self.organisation_id, role=self.role, name=self.name, person=person)
+        return Actor(
+            organisation_id=self.organisation_id,
+            role=self.role,
+            name=self.name,
+            person=person,
+            salt=secrets.token_hex(16),
+        )
 
 
 UNAUTHORISED_HEADERS = {"WWW-Authenticate": 'Bearer realm="koopkracht"'}

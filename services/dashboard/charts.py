@@ -181,6 +181,10 @@ def _short(text: str, length: int = 30) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+
+
 def commitments_timeline(document: CommitmentsDocument, t: Callable[[str], str], now: datetime) -> Markup:
     """The commitments' due dates on one time axis, as inline SVG: a row per commitment with its
     title, a shape at its due date (or the date a plan awaiting the coordinator proposes) and its
@@ -201,14 +205,15 @@ def commitments_timeline(document: CommitmentsDocument, t: Callable[[str], str],
     if not dates:  # nothing is planned yet: there is nothing to put on a time axis
         return Markup("")
     dates.append(now)
-    first, last = min(dates), max(dates)
-    span = max(last - first, timedelta(days=14))
+    # In seconds (floats), so that a date near the end of the calendar cannot overflow the axis.
+    first, last = min(dates).timestamp(), max(dates).timestamp()
+    span = max(last - first, timedelta(days=14).total_seconds())
     start, end = first - span * 0.06, first + span * 1.06
     plot_left, plot_right = LABEL_WIDTH, TIMELINE_WIDTH - STATUS_WIDTH
     height = HEAD + ROW * len(rows) + FOOT
 
     def x(moment: datetime) -> float:
-        return round(plot_left + (plot_right - plot_left) * ((moment - start) / (end - start)), 1)
+        return round(plot_left + (plot_right - plot_left) * ((moment.timestamp() - start) / (end - start)), 1)
 
     counts = {status: sum(1 for _, s, _ in rows if s == status) for status in (*STATUSES, "proposed")}
     summary = ", ".join(f"{n} {words[status]}" for status, n in counts.items() if n)
@@ -226,7 +231,8 @@ def commitments_timeline(document: CommitmentsDocument, t: Callable[[str], str],
         f'<line class="axis" x1="{plot_left}" y1="{bottom}" x2="{plot_right}" y2="{bottom}" stroke="#545b64"/>',
     ]
     for index in range(5):  # five dates along the axis, the first and the last at its ends
-        moment = start + (end - start) * (index / 4)
+        seconds = min(max(start + (end - start) * (index / 4), _EARLIEST), _LATEST)
+        moment = datetime.fromtimestamp(seconds, UTC)
         tick = x(moment)
         parts.append(
             f'<line class="tick" x1="{tick}" y1="{bottom}" x2="{tick}" y2="{bottom + 4}" stroke="#545b64"/>'

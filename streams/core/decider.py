@@ -16,7 +16,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any, Literal, ParamSpec, TypedDict, TypeVar
 
@@ -185,6 +185,7 @@ class Envelope(TypedDict):
     actor_id: str
     command_id: str
     acting_person: ActingPerson | None
+    salt: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,7 @@ class Stamp:
             actor_id=command.actor.organisation_id,
             command_id=command.command_id,
             acting_person=command.actor.person,
+            salt=command.actor.salt,
         )
 
 
@@ -611,8 +613,12 @@ def _propose(state: NegotiationState, command: ProposeAgreement, stamp: Stamp) -
     if state.round == 0:
         raise _conflict("the vendor has not responded yet: an agreement needs at least one response")
     assert state.latest_version is not None
-    if state.reopened and state.latest_version.version <= state.reopened_after_version:
+    if state.awaiting_reopened_version:
         raise _conflict("the negotiation was reopened: publish a demand version of the reopened items before proposing")
+    if state.reopened and state.answered_version <= state.reopened_after_version:
+        raise _conflict(
+            "the negotiation was reopened: the vendor has not answered the demand version of the reopened items yet"
+        )
     return [
         _new(AgreementProposed.model_construct)(
             **stamp(0), demand_version=state.latest_version.version, round=state.round
@@ -680,7 +686,7 @@ def _fulfilled_by_agreement(state: NegotiationState) -> bool:
         (current := state.offers.get(item.key)) is not None and current.offer.verdict in ("accept", "counter")
         for item in agreed.items
     )
-    return not promised and all(c.status == "met" for c in state.commitments.values())
+    return not promised and all(c.status == "met" and not c.regressions for c in state.commitments.values())
 
 
 @_handles(Abandon)
@@ -691,6 +697,12 @@ def _abandon(state: NegotiationState, command: Abandon, stamp: Stamp) -> list[Ev
 
 
 # -- after the agreement (SPEC section 9) ----------------------------------------------------------
+
+PLAN_HORIZON = timedelta(days=100 * 365)
+"""How far ahead a plan may date a commitment: a century is beyond any contract."""
+TICK_AHEAD = timedelta(minutes=5)
+"""How far a tick's time may run ahead of the worker's clock: more is a scheduler's clock gone
+wrong, whose overdue items could not be undone."""
 
 AFTER_AGREEMENT = ("agreed", "implementing", "fulfilled", "negotiating", "endorsing")
 """The phases in which commitments, once planned, are worked on: also while a reopening
@@ -734,6 +746,9 @@ def _plan(state: NegotiationState, command: PlanCommitments, stamp: Stamp) -> li
             raise _invalid(f"{field}.key", f"{line.key} is {commitment.status}: only open work is planned")
         if line.due <= stamp.context.now:
             raise _invalid(f"{field}.due", f"the due date of {line.key} must be in the future")
+        if line.due > stamp.context.now + PLAN_HORIZON:
+            years = PLAN_HORIZON.days // 365
+            raise _invalid(f"{field}.due", f"the due date of {line.key} must be within {years} years")
     missing = [key for key, c in state.commitments.items() if c.due is None and key not in seen]
     if missing:
         raise _invalid("items", f"the plan must give every commitment a due date; missing: {', '.join(missing)}")
@@ -795,9 +810,12 @@ def _verdict(state: NegotiationState, command: GiveVerdict, stamp: Stamp) -> lis
     _planned(state, command, commitment)
     # A delivery awaits its verdict; a met commitment whose regression a member reported may be
     # found not met after all (it is then delivered again, under the same agreement).
-    regressed = commitment.status == "met" and bool(commitment.regressions) and command.verdict == "not_met"
+    regressed = commitment.status == "met" and bool(commitment.regressions)
     if commitment.status != "delivered" and not regressed:
-        raise _conflict(f"{commitment.key} is {commitment.status}: a verdict is given on a delivery (or a regression)")
+        raise _conflict(
+            f"{commitment.key} is {commitment.status}: a verdict is given on a delivery, or on a met commitment "
+            "whose regression a member reported"
+        )
     events: list[Event] = [
         _new(CommitmentVerdictGiven.model_construct)(
             **stamp(0),
@@ -808,7 +826,10 @@ def _verdict(state: NegotiationState, command: GiveVerdict, stamp: Stamp) -> lis
         )
     ]
     if command.verdict == "met" and state.phase == "implementing" and not state.reopened:
-        others_met = all(c.status == "met" for key, c in state.commitments.items() if key != commitment.key)
+        # Fulfilled when every other commitment is met too, with no regression report awaiting a verdict
+        others_met = all(
+            c.status == "met" and not c.regressions for key, c in state.commitments.items() if key != commitment.key
+        )
         if others_met:
             events.append(_new(AgreementFulfilled.model_construct)(**stamp(1), commitments=len(state.commitments)))
     return events
@@ -821,6 +842,12 @@ def _tick(state: NegotiationState, command: Tick, stamp: Stamp) -> list[Event]:
     if command.actor.role != "admin" or command.actor.person is not None:
         raise _forbidden("only the hub's scheduler sends ticks")
     _phase(state, command, *AFTER_AGREEMENT)
+    if command.now > stamp.context.now + TICK_AHEAD:
+        raise _invalid(
+            "now",
+            f"the tick's time {command.now.isoformat()} is ahead of the hub's clock "
+            f"({stamp.context.now.isoformat()}): is the scheduler's clock right?",
+        )
     overdue = overdue_commitments(state, command.now)
     if not overdue:
         raise _conflict(f"nothing is overdue at {command.now.isoformat()}")

@@ -167,7 +167,8 @@ def release(state: NegotiationState, ocid_prefix: str) -> dict[str, Any]:
         "ocid": f"{ocid_prefix}-{nid}",
         "id": f"{nid}-{state.sequence}",
         "date": date,
-        "tag": ["award", "contract", *(["implementation"] if state.phase != "agreed" else [])],
+        # implementation: once a plan was accepted (some commitment has a due date)
+        "tag": ["award", "contract", *(["implementation"] if any(c.due for c in state.commitments.values()) else [])],
         # The head of the negotiation's hash chain at the agreement (SPEC 7.1): the hash of the
         # AgreementReached event, which commits to every event before it.
         "koopkracht": {"head_hash": outcome.head_hash, "sequence": outcome.sequence},
@@ -201,8 +202,8 @@ def release(state: NegotiationState, ocid_prefix: str) -> dict[str, Any]:
                 "id": f"{nid}-award-1",
                 "title": state.title,
                 "description": (
-                    f"The vendor's offers of round {outcome.round}, endorsed by "
-                    f"{outcome.accepting_share:.0%} of the coalition's weight"
+                    f"The vendor's offers as agreed (the last agreement: round {outcome.round}, endorsed by "
+                    f"{outcome.accepting_share:.0%} of the coalition's weight)"
                 ),
                 "status": "active",
                 "date": date,

@@ -266,6 +266,8 @@ class NegotiationState:
     """The coordinator's comment on the last rejected plan (until the next plan)."""
     reopened: tuple[str, ...] = ()
     """The items being negotiated again after a reopening (until the next agreement)."""
+    answered_version: int = 0
+    """The demand version the vendor's latest round answered."""
     reopened_after_version: int = 0
     """How many demand versions were published when the negotiation was last reopened."""
     commands: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -336,7 +338,7 @@ class NegotiationState:
             "plan": self.plan,
             "plans": self.plans,
             "plan_rejection": self.plan_rejection,
-            "reopened": (self.reopened, self.reopened_after_version),
+            "reopened": (self.reopened, self.reopened_after_version, self.answered_version),
             "commands": self.commands,
             "vendor_sequence": self.vendor_sequence,
             "head_hash": self.head_hash,
@@ -545,6 +547,7 @@ def _demand_published(state: NegotiationState, event: DemandPublished) -> None:
 @_on(VendorResponded)
 def _vendor_responded(state: NegotiationState, event: VendorResponded) -> None:
     state.round = event.round
+    state.answered_version = event.demand_version
     targets = state.version_targets[event.demand_version - 1]
     for response in event.items:
         key = response.key
@@ -692,8 +695,10 @@ def _commitment_checked(state: NegotiationState, event: CommitmentChecked) -> No
 def _commitment_verdict(state: NegotiationState, event: CommitmentVerdictGiven) -> None:
     commitment = state.commitments[event.item_key]
     commitment.verdict = Check(event.verdict, event.comment, event.occurred_at)
-    if event.verdict == "met":
-        commitment.status, commitment.met_at, commitment.overdue_since = "met", event.occurred_at, None
+    if event.verdict == "met":  # (on a met commitment: its regression reports are found unfounded)
+        if commitment.status != "met":
+            commitment.met_at = event.occurred_at
+        commitment.status, commitment.overdue_since = "met", None
         commitment.regressions = []
     else:  # open for a new delivery (overdue again at the next tick, if its date has passed)
         commitment.status, commitment.met_at = "open", None

@@ -490,7 +490,9 @@ def chain_hashes(
     it may see them (SPEC 7.1): the coordinator always; the vendor never (it sees a subset of the
     events, some without their support figures); a member when it sees the event's data whole.
     A hash over data with a field left out would let the reader try the few candidates for it
-    (who among the members endorsed, with a command id from a guessable idempotency key)."""
+    (who among the members endorsed, with a command id from a guessable idempotency key). The hash
+    of an event the reader does not see at all still shows as the next one's ``previous_hash``: the
+    command's ``salt`` in it (``Actor.salt``) makes that hash useless for confirming a guess."""
     if viewer.role == "vendor":
         return None, None
     if viewer.role == "member" and sealed(data) != sealed(

@@ -220,6 +220,9 @@ class Negotiation:
         return self
 
     def tick(self, now: datetime) -> Negotiation:
+        """The scheduler's tick at ``now``, decided by a worker whose clock reads at least ``now``."""
+        if now > self.context.now:
+            self.at(now)
         self.run(self.command(Tick, HUB, now=now))
         return self
 

@@ -463,16 +463,21 @@ def test_a_verdict_is_given_on_a_delivery_or_a_reported_regression() -> None:
     # Not on an open commitment
     refused = refusal(n, GiveVerdict, COORDINATOR, item_key="no-ads", verdict="met")
     assert refused.status == 409
-    assert refused.detail == "no-ads is open: a verdict is given on a delivery (or a regression)"
+    assert refused.detail == (
+        "no-ads is open: a verdict is given on a delivery, or on a met commitment whose regression a member reported"
+    )
     # Not again on a met one that nobody reported
     n.deliver("no-ads").verdict("no-ads")
     for verdict in ("met", "not_met"):
         refused = refusal(n, GiveVerdict, COORDINATOR, item_key="no-ads", verdict=verdict)
         assert (refused.status, refused.detail[:24]) == (409, "no-ads is met: a verdict")
-    # With a regression reported, only not_met: it is met already
-    n.regress(M2, "no-ads")
-    assert refusal(n, GiveVerdict, COORDINATOR, item_key="no-ads", verdict="met").status == 409
-    n.verdict("no-ads", "not_met")
+    # With a regression reported: met finds the report unfounded (it stays met, since when it was)
+    met_at = n.s.commitments["no-ads"].met_at
+    n.regress(M2, "no-ads").verdict("no-ads", "met")
+    assert (n.s.commitments["no-ads"].status, n.s.commitments["no-ads"].regressions) == ("met", [])
+    assert n.s.commitments["no-ads"].met_at == met_at
+    # or not_met finds it real: open for a new delivery
+    n.regress(M2, "no-ads").verdict("no-ads", "not_met")
     assert n.s.commitments["no-ads"].status == "open"
 
 
@@ -526,7 +531,7 @@ def test_a_tick_marks_overdue_what_passed_its_due_date_undelivered_and_unmet() -
 
 
 def test_a_tick_marks_every_overdue_commitment_at_once_and_a_second_tick_finds_nothing_new() -> None:
-    n = implementing()
+    n = implementing().at(day(10))
     # Exactly at a due date nothing has passed it yet
     refused = refusal(n, Tick, HUB, now=day(10))
     assert refused.status == 409
@@ -536,7 +541,7 @@ def test_a_tick_marks_every_overdue_commitment_at_once_and_a_second_tick_finds_n
     assert set(statuses(n).values()) == {"overdue"}
     assert [e.type for e in n.events[-3:]] == ["CommitmentOverdue"] * 3
     # An overdue commitment is not overdue again
-    assert refusal(n, Tick, HUB, now=day(31)).status == 409
+    assert refusal(n.at(day(31)), Tick, HUB, now=day(31)).status == 409
     # And it can still be delivered
     n.deliver("no-ads")
     assert n.s.commitments["no-ads"].status == "delivered"
@@ -572,7 +577,7 @@ def test_a_tick_decides_by_its_own_time_only_and_the_same_every_time() -> None:
 
 def test_a_tick_sent_again_is_answered_as_the_duplicate_it_is() -> None:
     # Given a tick that marked two commitments overdue
-    n = implementing()
+    n = implementing().at(day(25))
     tick = n.command(Tick, HUB, now=day(25))
     first = n.run(tick)
     # When the scheduler's tick is delivered again (at least once), with the same command id
@@ -978,3 +983,82 @@ def test_after_a_reopening_the_vendor_answers_only_the_version_of_the_reopened_i
     assert (refused.status, refused.detail.startswith("the negotiation was reopened: answer the next")) == (409, True)
     n.publish().respond(accept("data-location"))
     assert not n.s.awaiting_reopened_version and n.s.round == 2
+
+
+def test_a_tick_from_a_clock_ahead_of_the_hubs_is_refused_and_changes_nothing() -> None:
+    # Given implementation with no-ads due in 10 days, and a worker whose clock reads day 0
+    n = implementing()
+    # When a scheduler whose clock jumped a year ahead ticks
+    refused = refusal(n, Tick, HUB, now=day(365))
+    # Then it is refused as invalid, naming both clocks, and nothing is overdue
+    assert (refused.status, refused.field) == (422, "now")
+    assert "ahead of the hub's clock" in refused.detail
+    assert set(statuses(n).values()) == {"open"}
+    # (a few minutes of skew between the scheduler's host and the worker's is fine)
+    assert refusal(n, Tick, HUB, now=day(0) + timedelta(minutes=4)).status == 409  # nothing overdue yet
+
+
+def test_an_agreement_waits_for_fulfilment_while_a_regression_report_awaits_a_verdict() -> None:
+    # Given no-ads met and a regression reported on it, and the other commitments met after
+    n = implementing().deliver("no-ads").verdict("no-ads").regress(M1, "no-ads")
+    n.deliver("retention-days").verdict("retention-days").deliver("data-location").verdict("data-location")
+    # Then the agreement is not fulfilled while the report awaits the coordinator's verdict
+    assert n.s.phase == "implementing"
+    # When the coordinator finds it unfounded, the agreement is fulfilled
+    n.verdict("no-ads", "met")
+    assert n.s.phase == "fulfilled"
+
+
+def test_a_plan_dates_commitments_within_a_century() -> None:
+    n = agreed()
+    far = plan_of(**{"no-ads": day(101 * 365), "retention-days": day(10), "data-location": day(10)})
+    refused = refusal(n, PlanCommitments, VENDOR, items=far)
+    assert (refused.status, refused.field) == (422, "items[0].due")
+    assert refused.detail.endswith("must be within 100 years")
+
+
+def test_after_a_reopening_an_agreement_needs_the_vendors_answer_to_the_reopened_items() -> None:
+    # Given a reopening on data-location, and the version of the reopened items published
+    n = implementing().reopen("data-location").publish()
+    # When the coordinator proposes before the vendor answered that version
+    refused = refusal(n, ProposeAgreement, COORDINATOR)
+    # Then it is refused: the agreement would take the vendor's old offer on the reopened item
+    assert (refused.status, refused.detail) == (
+        409,
+        "the negotiation was reopened: the vendor has not answered the demand version of the reopened items yet",
+    )
+    n.respond(accept("data-location")).propose()
+    assert n.s.phase == "endorsing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["4102444800", "20270101", "2027-W01-1", "2027-02-30", "2027-03-31T17:00:00", "9999-12-31T23:59:59-05:00"],
+)
+def test_a_due_date_is_a_date_or_a_date_time_with_its_zone_within_the_calendar(text: str) -> None:
+    # A number is not read as a Unix time, nor a compact or week date as a day, nor a time without zone
+    value: Any = int(text) if text.isdigit() and len(text) > 8 else text
+    with pytest.raises(ValidationError):
+        PlannedCommitment(key="no-ads", due=value)
+
+
+def test_a_hidden_events_hash_cannot_confirm_a_guess_without_the_commands_salt() -> None:
+    # Given the same check sent twice by m2's integration key, with the same (guessable) command id,
+    # once with a salt and once with another
+    n = implementing().deliver("no-ads")
+    hashes = []
+    for salt in ("a" * 32, "b" * 32):
+        command = n.command(CheckCommitment, M2, command_id="check-1", item_key="no-ads", verdict="not_met")
+        command = command.model_copy(update={"actor": command.actor.model_copy(update={"salt": salt})})
+        (event,) = decide(n.s, command, n.context).events
+        assert event.salt == salt
+        hashes.append(event.hash)
+    # Then the hashes differ: whoever knows all but the salt (128 random bits) cannot confirm the event
+    assert hashes[0] != hashes[1]
+
+
+def test_a_command_with_a_nul_character_in_a_text_is_refused() -> None:
+    # PostgreSQL keeps no NUL in a text: such a command would stop the read model once in the log
+    n = implementing()
+    with pytest.raises(ValidationError, match="NUL"):
+        n.command(DeliverCommitment, VENDOR, item_key="no-ads", evidence="done\x00")

@@ -58,6 +58,7 @@ def test_a_tick_sent_twice_is_answered_as_a_duplicate_and_adds_nothing() -> None
     # Given a negotiation implementing a plan, and the scheduler's tick after the due date
     n = implementing()
     late = DUE + timedelta(minutes=1)
+    n.at(late)
     first = n.run(tick(n, late))
     assert [e.type for e in first.events] == ["CommitmentOverdue"]
     assert n.s.commitments["no-ads"].status == "overdue"
@@ -76,5 +77,5 @@ def test_the_core_finds_nothing_overdue_until_the_due_date_has_passed() -> None:
     assert overdue_commitments(n.s, DUE) == []
     assert [c.key for c in overdue_commitments(n.s, DUE + timedelta(seconds=1))] == ["no-ads"]
     # And a tick before the due date is refused (409), changing nothing
-    refusal = n.refuse(tick(n, DUE - timedelta(minutes=1)))
+    refusal = n.at(DUE).refuse(tick(n, DUE - timedelta(minutes=1)))
     assert refusal.status == 409
