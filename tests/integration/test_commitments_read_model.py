@@ -95,6 +95,7 @@ class Story:
         return self
 
     def tick(self, now: datetime) -> Story:
+        self.n.at(max(now, self.n.context.now))  # decided by a worker whose clock reads the tick's time
         self.n.run(
             Tick(command_id=self.n.next_command_id(), negotiation_id=self.n.negotiation_id, actor=SCHEDULER, now=now)
         )

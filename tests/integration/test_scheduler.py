@@ -134,7 +134,8 @@ def events_of(engine: Engine, negotiation_id: str, event_type: str | None = None
 
 async def test_a_tick_after_the_due_date_makes_the_commitment_overdue_once(hub: Hub) -> None:
     # Given two negotiations implementing a plan: no-ads due at D in one, a day later in the other
-    due = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    # (D is soon: a tick may run at most a few minutes ahead of the worker's clock)
+    due = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
     late, later = Driver(hub, "n-late"), Driver(hub, "n-later")
     await late.implementing(due)
     await later.implementing(due + timedelta(days=1))
@@ -179,7 +180,9 @@ async def test_a_tick_after_the_due_date_makes_the_commitment_overdue_once(hub: 
 async def test_the_loop_ticks_at_its_clocks_time_beats_and_stops_when_told(hub: Hub) -> None:
     # Given a negotiation whose commitment is due at D (a whole minute), and a scheduler with a
     # one-minute interval whose clock says D + 90 s
-    due = (datetime.now(UTC) + timedelta(hours=1)).replace(second=0, microsecond=0)
+    # (D at least ten seconds ahead, so that the plan is for the future; the scheduler's clock at
+    # most about two minutes ahead of the worker's, within the skew a tick may have)
+    due = (datetime.now(UTC) + timedelta(seconds=70)).replace(second=0, microsecond=0)
     await Driver(hub, "n-loop").implementing(due)
     scheduler = Scheduler(hub.engine, hub.client, interval_s=60, timeout_s=30, clock=lambda: due + 1.5 * MINUTE)
 
