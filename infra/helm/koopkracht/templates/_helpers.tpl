@@ -194,6 +194,9 @@ cannot shadow what the chart sets (the validate template refuses those names any
 {{- if has $process (list "worker" "projector" "webhooks" "scheduler") }}
 - name: KOOPKRACHT_METRICS_PORT
   value: {{ index $values $process "metricsPort" | quote }}
+# On the pod's address: the kubelet's probes and Prometheus reach it there, not on loopback.
+- name: KOOPKRACHT_METRICS_HOST
+  value: "0.0.0.0"
 {{- end }}
 {{- if and $values.metricsToken.existingSecret (has $process (list "worker" "projector" "webhooks" "scheduler" "api")) }}
 - name: KOOPKRACHT_METRICS_TOKEN
