@@ -166,10 +166,15 @@ cannot shadow what the chart sets (the validate template refuses those names any
   value: {{ $values.topicPrefix | quote }}
 - name: KOOPKRACHT_DATA_DIR
   value: /var/lib/koopkracht
+{{- if $principal }}
+{{- /* Only the processes that reach Kafka (each with its own principal) get its settings: the
+webhook dispatcher and the migrations never do, and SASL settings without credentials would
+stop them at start-up. */}}
 - name: KOOPKRACHT_KAFKA_BOOTSTRAP
   value: {{ $values.kafka.bootstrap | quote }}
 - name: KOOPKRACHT_KAFKA_SECURITY_PROTOCOL
   value: {{ $values.kafka.securityProtocol | quote }}
+{{- end }}
 {{- if and (include "koopkracht.sasl" $root) $principal }}
 - name: KOOPKRACHT_KAFKA_SASL_MECHANISM
   value: {{ $values.kafka.saslMechanism | quote }}
@@ -180,7 +185,7 @@ cannot shadow what the chart sets (the validate template refuses those names any
     secretKeyRef:
       {{- include "koopkracht.kafkaPasswordRef" (list $root $principal) | nindent 6 }}
 {{- end }}
-{{- if and (include "koopkracht.tls" $root) $values.kafka.caSecret.name }}
+{{- if and (include "koopkracht.tls" $root) $values.kafka.caSecret.name $principal }}
 - name: KOOPKRACHT_KAFKA_CA_FILE
   value: {{ printf "/etc/koopkracht/kafka-ca/%s" $values.kafka.caSecret.key | quote }}
 {{- end }}
