@@ -99,7 +99,9 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-async def readiness(hub: Hub, admin: AIOKafkaAdminClient) -> Readiness:
+async def readiness(hub: Hub, admin: AIOKafkaAdminClient, own: bool = False) -> Readiness:
+    """The hub's readiness as this API sees it; ``own``: only what this process needs to serve
+    (Kafka and the database), for an orchestrator that routes requests to it."""
     checks: dict[str, str] = {}
     ready = True
     try:
@@ -114,6 +116,8 @@ async def readiness(hub: Hub, admin: AIOKafkaAdminClient) -> Readiness:
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
         ready = False
+    if own:
+        return Readiness(status="ready" if ready else "not ready", checks=checks, processes=None)
     prefix = hub.settings.topic_prefix
     for name, group in (("worker", f"{prefix}-worker"), ("projector", f"{prefix}-projector")):
         try:
@@ -211,7 +215,7 @@ def create_app(settings: Settings, engine: Engine | None = None, tracing: Tracin
             watch = ProjectionWatch(engine)
             watch.start()
             hub = Hub(settings=settings, engine=engine, client=client, metrics=metrics, watch=watch, throttle=throttle)
-            hub.readiness = lambda: readiness(hub, admin)
+            hub.readiness = lambda own=False: readiness(hub, admin, own)
             app.state.hub = hub
             app.state.application = Application(hub)
             log.info("api.ready", host=settings.api_host, port=settings.api_port)
@@ -256,12 +260,15 @@ def create_app(settings: Settings, engine: Engine | None = None, tracing: Tracin
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"], response_model=Readiness, responses={503: {"model": Readiness}})
-    async def readyz(response: Response) -> Readiness:
-        """Ready when Kafka, the database, the negotiation workers, the projector and the webhook dispatcher
-        answer, and (under ``koopkracht up``) no process is down waiting to be restarted. ``processes`` says how
-        often each was restarted.
+    async def readyz(response: Response, own: bool = False) -> Readiness:
+        """Ready when Kafka, the database, the negotiation workers, the projector, the webhook dispatcher
+        and the scheduler answer, and (under ``koopkracht up``) no process is down waiting to be
+        restarted. ``processes`` says how often each was restarted. With ``?own=true``: only what this
+        API process needs to serve requests (Kafka and the database), as a load balancer or
+        Kubernetes' readiness probe should ask, so that one stopped worker or scheduler does not take
+        every API process out of service.
         """
-        result: Readiness = await app.state.hub.readiness()
+        result: Readiness = await app.state.hub.readiness(own)
         if result.status != "ready":
             response.status_code = 503
         return result

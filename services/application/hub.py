@@ -93,7 +93,7 @@ class Hub:
     metrics: Metrics
     watch: ProjectionWatch
     throttle: Throttle
-    readiness: Callable[[], Any] | None = None
+    readiness: Callable[..., Any] | None = None
 
     @property
     def states(self) -> StateCache:

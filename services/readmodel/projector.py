@@ -671,6 +671,7 @@ class Projector:
                 log.debug("projected", events=len(events), new=applied, refusals=len(refusals))
         finally:
             self.ready.clear()
+            self.consumer = None  # its assignment and lag are no longer this projector's
             with contextlib.suppress(Exception):
                 if uncommitted:
                     await consumer.commit(uncommitted)

@@ -676,10 +676,11 @@ def _endorse(state: NegotiationState, command: Endorse, stamp: Stamp) -> list[Ev
 
 def _fulfilled_by_agreement(state: NegotiationState) -> bool:
     """Whether an agreement reached after a reopening leaves nothing to do: it makes no new
-    commitment (the vendor rejected every reopened item) and every commitment that stood is met.
+    commitment (the vendor rejected every reopened item) and every commitment that stood is met
+    (or none stood: every commitment was reopened, and none is made again).
     (An agreement that leaves planned work but nothing to plan goes on in implementation, see
     ``state._agreement_reached``.)"""
-    if not state.reopened or not state.commitments or state.proposal is None:
+    if not state.reopened or state.proposal is None:
         return False
     agreed = state.versions[state.proposal.demand_version - 1]
     promised = any(

@@ -723,6 +723,7 @@ def _negotiation_reopened(state: NegotiationState, event: NegotiationReopened) -
     state.reopened = event.items
     state.reopened_after_version = len(state.versions)
     state.plan = None
+    state.plan_rejection = None
     for key in event.items:
         del state.commitments[key]  # negotiated again: the next agreement makes it anew
     _touch_item(state, None)

@@ -542,9 +542,11 @@ def _event_view(state: NegotiationState, event: Event, viewer: Audience, policy:
         data.pop("actor_id", None)
         data.pop("command_id", None)
         data.pop("acting_person", None)
+        data.pop("salt", None)  # with the cut fields, the salt would help confirm a guess of them
     if viewer.role == "vendor":
         if event.type not in VENDOR_VISIBLE:
             return None
+        data.pop("salt", None)  # the vendor gets no hashes, and some of its events are cut
         if event.type == "NegotiationOpened":
             data.pop("policy", None)
         elif event.type == "DemandPublished":
@@ -562,4 +564,5 @@ def _event_view(state: NegotiationState, event: Event, viewer: Audience, policy:
         if "position" in data:
             data["position"].pop("rationale", None)
         data.pop("comment", None)
+        data.pop("salt", None)
     return data

@@ -205,6 +205,9 @@ def test_up_restarts_a_killed_projector_and_readyz_counts_the_restart(kafka_boot
             name: ("running", 0) for name in ("worker", "projector", "webhooks", "scheduler", "api")
         }
         assert "pid" not in before["processes"]["projector"]  # /readyz is public: no pids
+        # And /readyz?own=true (a load balancer's question) asks only what the API needs to serve
+        own = httpx.get(f"http://127.0.0.1:{port}/readyz", params={"own": "true"}, timeout=5)
+        assert (own.status_code, sorted(own.json()["checks"])) == (200, ["database", "kafka"])
         projector = status(tmp_path)["processes"]["projector"]["pid"]
 
         # When the projector is SIGKILLed

@@ -204,12 +204,14 @@ def test_one_deployment_per_process_with_its_command_probes_and_resources(
             (container,) = spec["containers"]
             # Then it runs that process from the one image
             assert container["args"] == [process]
-            # And is alive on /healthz and ready on /readyz of its own port
+            # And is alive on /healthz and ready on /readyz of its own port (the API: ready when it can
+            # serve, whatever another process does)
             port = 8000 if process == "api" else METRICS_PORTS[process]
             (declared,) = container["ports"]
             assert declared["containerPort"] == port, (label, process)
             assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": declared["name"]}
-            assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": declared["name"]}
+            ready = "/readyz?own=true" if process == "api" else "/readyz"
+            assert container["readinessProbe"]["httpGet"] == {"path": ready, "port": declared["name"]}
             if process != "api":
                 assert env(container)["KOOPKRACHT_METRICS_PORT"]["value"] == str(port)
             # And has requests and a memory limit

@@ -1062,3 +1062,23 @@ def test_a_command_with_a_nul_character_in_a_text_is_refused() -> None:
     n = implementing()
     with pytest.raises(ValidationError, match="NUL"):
         n.command(DeliverCommitment, VENDOR, item_key="no-ads", evidence="done\x00")
+
+
+def test_a_reopening_of_every_commitment_that_the_vendor_then_rejects_leaves_the_agreement_fulfilled() -> None:
+    # Given every commitment reopened, and the vendor rejecting every one in the next version
+    n = implementing().reopen("no-ads", "retention-days", "data-location").publish()
+    n.respond(reject("no-ads"), reject("retention-days"), reject("data-location"))
+    n.propose().endorse(M1, "accept").endorse(M2, "accept")
+    # Then nothing is promised and nothing stands: the agreement has nothing left to do
+    assert (n.s.commitments, n.s.phase) == ({}, "fulfilled")
+
+
+def test_an_event_cut_for_a_member_carries_no_salt() -> None:
+    # Given m2's endorsement that reaches the agreement, without transparency
+    n = agreed()
+    reached = next(e for e in n.events if e.type == "AgreementReached")
+    salted = reached.model_copy(update={"salt": "c" * 32})
+    # Then m1, which sees it without who tipped it, sees no salt either; the coordinator does
+    assert "salt" not in (event_view(n.s, salted, M1_SEES) or {})
+    assert "salt" not in (event_view(n.s, salted, VENDOR_SEES) or {})
+    assert (event_view(n.s, salted, COORDINATOR_SEES) or {})["salt"] == "c" * 32
