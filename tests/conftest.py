@@ -12,6 +12,8 @@ makes that an error.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import random
 import socket
@@ -121,3 +123,23 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         if pg_name is not None:
             drop_postgres_database(pg_name)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The processes' log lines as they write them (JSON, debug and up), into a buffer; the logging
+    set-up is restored after."""
+    import structlog
+
+    from services.logging import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    out = io.StringIO()
+    configure_logging("json", "debug", stream=out)
+    try:
+        yield out
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -7,15 +7,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import structlog
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -25,28 +21,12 @@ from opentelemetry.trace import SpanKind
 from infra.kafka.topics import ensure_topics
 from schemas.topics import COMMANDS, EVENTS
 from services.api.app import create_app
-from services.logging import configure_logging
 from services.readmodel.projector import Projector
 from services.readmodel.store import create_db_engine, upgrade
 from services.settings import Settings
 from streams.app import NegotiationWorker, WorkerConfig
 from streams.tracing import Tracing
 from tests.integration.harness import read_topic, wait_until
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """The processes' log lines (JSON, debug and up), into a buffer; the logging set-up is restored after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    out = io.StringIO()
-    configure_logging("json", "debug", stream=out)
-    try:
-        yield out
-    finally:
-        structlog.reset_defaults()
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def child_of(span: ReadableSpan, parent: ReadableSpan) -> bool:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +21,6 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, Counter
 
 from schemas.commands import InviteMember, StatePosition
-from services.logging import configure_logging
 from services.observability import Endpoint, Health
 from services.settings import Settings
 from services.stack import services
@@ -34,21 +31,6 @@ from streams.tracing import EVENT_PREFIX, Tracing
 from tests.unit.builders import COORDINATOR, Negotiation, item
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """Log lines as the processes write them (JSON), into a buffer; the logging set-up is restored after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    out = io.StringIO()
-    configure_logging("json", "debug", stream=out)
-    try:
-        yield out
-    finally:
-        structlog.reset_defaults()
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def lines(out: io.StringIO) -> list[dict[str, Any]]:
