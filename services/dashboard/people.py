@@ -27,7 +27,6 @@ from services.dashboard.routes import (
     _to_signin,
     page,
     reader,
-    refuse_nul,
     signed_in,
 )
 from services.readmodel.tables import DashboardSession
@@ -80,7 +79,9 @@ async def _form(
     caller, row = found
     try:
         _check_csrf(row, csrf)
-        refuse_nul(await request.body())
+        # (FastAPI has parsed the form already, which consumed the body: its values are asked)
+        if any("\x00" in value for value in (await request.form()).values() if isinstance(value, str)):
+            raise ValueError("a text may not hold the NUL character (U+0000)")
         _application(request).hub.throttle.spend(caller.organisation_id)
         return await act(caller, row, translator(_language(request)))
     except ValidationError as exc:

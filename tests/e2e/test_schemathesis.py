@@ -9,10 +9,14 @@ fails if a run generated fewer than 500 cases.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import POSTGRES_ENV
 from tests.e2e.conftest import RunningStack
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
@@ -76,6 +80,10 @@ def count_cases(report: Path) -> int:
 def test_generated_requests_find_no_server_error_and_no_undocumented_response(
     stack: RunningStack, tmp_path: Path
 ) -> None:
+    if stack.database == "sqlite" and os.environ.get(POSTGRES_ENV):
+        # Two minutes a run: the HTTP contract is the same on both databases, so it is generated
+        # once, on PostgreSQL when there is one (the read model's SQL has its own tests on both)
+        pytest.skip("the generated requests run once, on PostgreSQL")
     # Given a negotiation with parties of each role, so requests meet real data as well
     _, coordinator_key = stack.organisation("Fuzz coop", "coordinator")
     vendor_id, vendor_key = stack.organisation("Fuzz vendor", "vendor")
