@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,12 +101,26 @@ def postgres_database() -> tuple[str, str]:
     return url.set(database=name).render_as_string(hide_password=False), name
 
 
-def drop_postgres_database(name: str) -> None:
+def drop_postgres_database(name: str, timeout: float = 60.0) -> None:
+    """Drop a test's database, ending its connections.
+
+    WITH (FORCE) may end only backends of roles the test role may signal: an autovacuum worker busy
+    in the database (it runs as no role) refuses it unless the role is a member of
+    pg_signal_backend (`.ci/run` grants that). Without it, wait for the worker to finish.
+    """
     import psycopg
 
     url = make_url(os.environ[POSTGRES_ENV]).set(drivername="postgresql")
+    deadline = time.monotonic() + timeout
     with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        while True:
+            try:
+                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # polling for the autovacuum worker to leave; not a readiness stand-in
 
 
 def database_url(kind: str, data_dir: Path) -> tuple[str, str | None]:
