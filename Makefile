@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications bench-faust clean faults chart deployment-test
+.PHONY: demo test lint unit integration jars install messages bench bench-aggregation bench-worker bench-notifications bench-faust clean faults chart deployment-test
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy schemas streams services infra
+
+## The dashboard's words: extract every t("…") and N_("…") of the code and templates and the built-in
+## catalogue's texts into messages.pot, and update each language's messages.po (docs/dashboard.md, "Languages").
+LOCALE := services/dashboard/locale
+
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k t -k N_ --no-wrap --sort-by-file --omit-header -o $(LOCALE)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages --no-wrap --ignore-obsolete
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

@@ -218,6 +218,7 @@ def commitments_timeline(document: CommitmentsDocument, t: Callable[[str], str],
     counts = {status: sum(1 for _, s, _ in rows if s == status) for status in (*STATUSES, "proposed")}
     summary = ", ".join(f"{n} {words[status]}" for status, n in counts.items() if n)
     title = t("Due dates of the commitments")
+    today_word, due_word = t("today"), t("due")
     description = t("{n} commitments: {summary}. Today is {today}.").format(
         n=len(rows), summary=summary, today=_day(now)
     )
@@ -243,7 +244,7 @@ def commitments_timeline(document: CommitmentsDocument, t: Callable[[str], str],
         y = HEAD + ROW * index + ROW / 2
         words_for = words[status]
         when = _day(due) if due is not None else t("no due date yet")
-        label = f"{commitment.title} ({commitment.key}): {t('due')} {when}, {words_for}"
+        label = f"{commitment.title} ({commitment.key}): {due_word} {when}, {words_for}"
         parts.append(
             f'<g class="row {status}" id="timeline-{escape(commitment.key)}"><title>{escape(label)}</title>'
             f'<line class="guide" x1="{plot_left}" y1="{y}" x2="{plot_right}" y2="{y}" stroke="#c9ced6" '
@@ -268,7 +269,7 @@ def commitments_timeline(document: CommitmentsDocument, t: Callable[[str], str],
         f'<line class="today" x1="{today}" y1="{HEAD - 10}" x2="{today}" y2="{bottom}" stroke="#1b1f24" '
         'stroke-width="1.5" stroke-dasharray="5 3"/>',
         f'<text class="today" x="{today}" y="{HEAD - 14}" text-anchor="middle" font-size="12" font-weight="700" '
-        f'fill="#1b1f24">{escape(t("today"))} {_day(now)}</text>',
+        f'fill="#1b1f24">{escape(today_word)} {_day(now)}</text>',
     ]
     # the legend: every shape with its word, so that the chart reads without colour
     legend_y, step = height - 14, (TIMELINE_WIDTH - 20) / 6

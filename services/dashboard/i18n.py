@@ -1,376 +1,122 @@
-"""The dashboard's words in English and Dutch. A missing Dutch text falls back to the English."""
+"""The dashboard's words, in gettext catalogues (Babel): English is the source language, every
+other language is a file, ``locale/<code>/LC_MESSAGES/messages.po``.
+
+The language list is the folders of ``locale`` that hold a ``messages.po``: a third language is
+that file and nothing else (docs/dashboard.md). The ``.po`` is read with Babel when a language is
+first used and kept as a ``Translations`` in memory: no compiled ``.mo`` is committed or built,
+so the text in the repository is the text on the board.
+
+``t`` is the translation function of templates and Python alike: ``t("Sign in with {label}",
+label=...)`` translates, then fills the ``{name}`` placeholders (``t("…").format(…)`` does too).
+A word shown through a variable (a phase, a priority) is marked with ``N_`` where it is defined,
+so that ``make messages`` extracts it. The built-in catalogue's titles, units, descriptions and
+options are extracted from ``schemas/catalogue/catalogue.json`` into the same catalogue
+(:func:`extract_catalogue`), and the board shows them in the reader's language.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from functools import cache
+from gettext import NullTranslations
+from io import BytesIO
+from pathlib import Path
+from typing import IO, Any
 
-LANGUAGES = ("en", "nl")
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
 
-NL: dict[str, str] = {
-    "Sign in": "Inloggen",
-    "Sign out": "Uitloggen",
-    "API key": "API-sleutel",
-    "Your personal token": "Uw persoonlijke token",
-    "That personal token is not valid.": "Dat persoonlijke token is niet geldig.",
-    "That is an organisation's integration key: sign in with your personal token.": (
-        "Dat is de integratiesleutel van een organisatie: log in met uw persoonlijke token."
-    ),
-    "Sign in with single sign-on.": "Log in met single sign-on.",
-    "Sign in with {label}": "Inloggen met {label}",
-    "Not signed in": "Niet ingelogd",
-    "Signed in": "Ingelogd",
-    "On to your negotiations": "Door naar uw onderhandelingen",
-    "Back to sign in": "Terug naar inloggen",
-    "This hub has no single sign-on: sign in with your personal token.": (
-        "Deze hub heeft geen single sign-on: log in met uw persoonlijke token."
-    ),
-    "{label} cannot be reached just now: try again in a few minutes.": (
-        "{label} is nu niet bereikbaar: probeer het over een paar minuten opnieuw."
-    ),
-    "This sign-in was not started in this browser, or took longer than ten minutes: start again.": (
-        "Deze inlogpoging is niet in deze browser begonnen, of duurde langer dan tien minuten: begin opnieuw."
-    ),
-    "{label} did not sign you in.": "{label} heeft u niet aangemeld.",
-    "The answer of {label} did not pass the hub's checks, so nobody was signed in.": (
-        "Het antwoord van {label} doorstond de controles van de hub niet, dus is niemand ingelogd."
-    ),
-    "People": "Mensen",
-    "Your tokens": "Uw tokens",
-    "Your organisation": "Uw organisatie",
-    "People of {name}": "Mensen van {name}",
-    "{name} is invited as {role}.": "{name} is uitgenodigd als {role}.",
-    "Give them this personal token to sign in; it is shown only now:": (
-        "Geef deze persoon dit persoonlijke token om in te loggen; het wordt alleen nu getoond:"
-    ),
-    "They sign in with {label} using {email}.": "Deze persoon logt in met {label} via {email}.",
-    "Name": "Naam",
-    "E-mail": "E-mail",
-    "Role": "Rol",
-    "Manage": "Beheren",
-    "removed": "verwijderd",
-    "signed in": "ingelogd",
-    "active": "actief",
-    "As a contributor you read the negotiation and draft and comment; "
-    "an approver or owner acts for your organisation.": (
-        "Als bijdrager leest u de onderhandeling en maakt u concepten en reacties; een goedkeurder of eigenaar "
-        "handelt namens uw organisatie."
-    ),
-    "by": "door",
-    "invited": "uitgenodigd",
-    "Change role": "Rol wijzigen",
-    "Remove": "Verwijderen",
-    "Invite a person": "Iemand uitnodigen",
-    "Invite": "Uitnodigen",
-    "Invited {name}.": "{name} is uitgenodigd.",
-    "Removed {name}.": "{name} is verwijderd.",
-    "Choose a role.": "Kies een rol.",
-    "An owner manages the organisation's people and integration key; an approver acts for the organisation; "
-    "a contributor drafts and comments.": (
-        "Een eigenaar beheert de mensen en de integratiesleutel van de organisatie; een goedkeurder handelt "
-        "namens de organisatie; een bijdrager maakt concepten en reageert."
-    ),
-    "Your personal tokens": "Uw persoonlijke tokens",
-    "A personal token lets a script act as you, with your role. Keep it secret.": (
-        "Met een persoonlijk token handelt een script als u, met uw rol. Houd het geheim."
-    ),
-    "Your new token “{label}”; it is shown only now:": "Uw nieuwe token “{label}”; het wordt alleen nu getoond:",
-    "Label": "Label",
-    "Made": "Gemaakt",
-    "Last used": "Laatst gebruikt",
-    "revoked": "ingetrokken",
-    "in use": "in gebruik",
-    "Revoke": "Intrekken",
-    "Revoked.": "Ingetrokken.",
-    "Make a token": "Token maken",
-    "e.g. nightly export": "bijv. nachtelijke export",
-    "owner": "eigenaar",
-    "approver": "goedkeurder",
-    "contributor": "bijdrager",
-    "Too many failed sign-ins: try again later.": "Te veel mislukte inlogpogingen: probeer het later opnieuw.",
-    "The admin signs in with an API client, not here.": "De beheerder gebruikt een API-client, niet dit dashboard.",
-    "Negotiations": "Onderhandelingen",
-    "No negotiations yet.": "Nog geen onderhandelingen.",
-    "Older negotiations": "Oudere onderhandelingen",
-    "Title": "Titel",
-    "Phase": "Fase",
-    "Your role": "Uw rol",
-    "Version": "Versie",
-    "Round": "Ronde",
-    "Updated": "Bijgewerkt",
-    "coordinator": "coördinator",
-    "member": "lid",
-    "vendor": "leverancier",
-    "collecting": "verzamelen",
-    "negotiating": "onderhandelen",
-    "endorsing": "instemmen",
-    "agreed": "akkoord",
-    "abandoned": "afgebroken",
-    "Item": "Eis",
-    "Target": "Doel",
-    "Priority": "Prioriteit",
-    "Support": "Steun",
-    "Must": "Moet",
-    "Vendor's offer": "Aanbod leverancier",
-    "Status": "Status",
-    "Settled": "Geregeld",
-    "conflict": "conflict",
-    "pending": "open",
-    "accepted": "geaccepteerd",
-    "countered": "tegenbod",
-    "rejected": "afgewezen",
-    "must": "moet",
-    "should": "zou moeten",
-    "could": "kan",
-    "yes": "ja",
-    "no": "nee",
-    "Cohesion": "Cohesie",
-    "Share of the coalition's weight that the current offers satisfy": (
-        "Aandeel van het gewicht van de coalitie dat de huidige aanbiedingen tevredenstellen"
-    ),
-    "Ready to endorse": "Klaar om in te stemmen",
-    "Not ready to endorse": "Nog niet klaar om in te stemmen",
-    "Members": "Leden",
-    "Weight": "Gewicht",
-    "Satisfied": "Tevreden",
-    "Open must items": "Open moet-eisen",
-    "Your positions": "Uw standpunten",
-    "State position": "Standpunt opslaan",
-    "Withdraw": "Intrekken",
-    "Value": "Waarde",
-    "Accepted options": "Aanvaardbare opties",
-    "Rationale (confidential)": "Toelichting (vertrouwelijk)",
-    "No position": "Geen standpunt",
-    "Publish the joint demand": "Gezamenlijke vraag publiceren",
-    "Propose the agreement": "Akkoord voorstellen",
-    "Abandon": "Afbreken",
-    "Answer version": "Antwoord op versie",
-    "Verdict": "Oordeel",
-    "no answer": "geen antwoord",
-    "accept": "accepteren",
-    "counter": "tegenbod",
-    "reject": "afwijzen",
-    "Option": "Optie",
-    "Comment": "Opmerking",
-    "Send the answers": "Antwoorden versturen",
-    "Clarifications": "Verduidelijkingen",
-    "Ask a question": "Een vraag stellen",
-    "Question": "Vraag",
-    "Answer": "Antwoord",
-    "Send": "Versturen",
-    "No clarifications.": "Geen verduidelijkingen.",
-    "Endorsement": "Instemming",
-    "The coordinator proposes the agreement on the current offers.": (
-        "De coördinator stelt het akkoord voor op de huidige aanbiedingen."
-    ),
-    "Accept the agreement": "Akkoord aanvaarden",
-    "Reject the agreement": "Akkoord verwerpen",
-    "Demand versions": "Versies van de vraag",
-    "Nothing published yet.": "Nog niets gepubliceerd.",
-    "changes": "wijzigingen",
-    "new": "nieuw",
-    "dropped": "vervallen",
-    "target": "doel",
-    "Timeline": "Tijdlijn",
-    "Live": "Live",
-    "Done.": "Gedaan.",
-    "The joint demand (live)": "De gezamenlijke vraag (actueel)",
-    "Published demand": "Gepubliceerde vraag",
-    "Back to the negotiations": "Terug naar de onderhandelingen",
-    "Language": "Taal",
-    "Koopkracht dashboard": "Koopkracht-dashboard",
-    "Updates wait while you edit a form: send it, or reload the page.": (
-        "Updates wachten zolang u een formulier bewerkt: verstuur het, of laad de pagina opnieuw."
-    ),
-    # a member's drafts and their comments (SPEC section 10)
-    "Draft": "Concept",
-    "1 comment": "1 opmerking",
-    "{n} comments": "{n} opmerkingen",
-    "Drafted by {name}": "Opgesteld door {name}",
-    "Adopted by {name}": "Vastgesteld door {name}",
-    "No draft yet: anyone in your organisation may draft the position, an approver adopts it.": (
-        "Nog geen concept: iedereen in uw organisatie mag het standpunt opstellen, een goedkeurder stelt het vast."
-    ),
-    "Draft the position": "Het standpunt opstellen",
-    "Save the draft": "Concept opslaan",
-    "Your comment": "Uw opmerking",
-    "Add the comment": "Opmerking plaatsen",
-    "Adopt: state this as our position": "Vaststellen: dit als ons standpunt innemen",
-    # the "why?" of a target: the explanation of the joint demand (SPEC 4.1)
-    "why?": "waarom?",
-    "Included: members with a must position hold {must} of the weight.": (
-        "Opgenomen: leden met een moet-standpunt hebben {must} van het gewicht."
-    ),
-    "Included: the supporters hold {support} of the weight, at least the inclusion share {inclusion}.": (
-        "Opgenomen: de steunende leden hebben {support} van het gewicht, minstens de opnamedrempel {inclusion}."
-    ),
-    "Not included: no member says must, and the supporters hold {support} of the weight, "
-    "less than the inclusion share {inclusion}.": (
-        "Niet opgenomen: geen lid zegt moet, en de steunende leden hebben {support} van het gewicht, "
-        "minder dan de opnamedrempel {inclusion}."
-    ),
-    "Priority {priority}: the highest any supporter gives": (
-        "Prioriteit {priority}: de hoogste die een steunend lid geeft"
-    ),
-    "weight": "gewicht",
-    "Priority score Σ w·rank / (3·W) = {score}.": "Prioriteitsscore Σ w·rang / (3·W) = {score}.",
-    "No member has a position on this item: it has no target.": (
-        "Geen lid heeft een standpunt over deze eis: er is geen doel."
-    ),
-    "Considered: the must and should positions.": "Meegeteld: de moet- en zou-moeten-standpunten.",
-    "Considered: the must positions.": "Meegeteld: de moet-standpunten.",
-    "Considered: all positions (none says must).": "Meegeteld: alle standpunten (geen zegt moet).",
-    "Considered: all positions (none says must or should).": (
-        "Meegeteld: alle standpunten (geen zegt moet of zou moeten)."
-    ),
-    "Their weight C = {c}.": "Hun gewicht C = {c}.",
-    "Coverage q = {q}, so q·C = {qc}.": "Dekking q = {q}, dus q·C = {qc}.",
-    "Member": "Lid",
-    "a member": "een lid",
-    "Positions": "Standpunten",
-    "A position on this item means: we need this guarantee. The target is yes.": (
-        "Een standpunt over deze eis betekent: wij hebben deze garantie nodig. Het doel is ja."
-    ),
-    "Target: the largest stated value at which the weight of the considered positions at or above it "
-    "reaches q·C: {target}.": (
-        "Doel: de grootste genoemde waarde waarbij het gewicht van de meegetelde standpunten op of boven die "
-        "waarde q·C bereikt: {target}."
-    ),
-    "Target: the smallest stated value at which the weight of the considered positions at or below it "
-    "reaches q·C: {target}.": (
-        "Doel: de kleinste genoemde waarde waarbij het gewicht van de meegetelde standpunten op of onder die "
-        "waarde q·C bereikt: {target}."
-    ),
-    "Every considered position accepts {options}: that is the target.": (
-        "Elk meegeteld standpunt aanvaardt {options}: dat is het doel."
-    ),
-    "No option is accepted by every considered position (a conflict): the target is the option of the "
-    "largest weight: {options}.": (
-        "Geen optie wordt door elk meegeteld standpunt aanvaard (een conflict): het doel is de optie met het "
-        "grootste gewicht: {options}."
-    ),
-    "Cumulative weight of the considered positions per stated value": (
-        "Opgeteld gewicht van de meegetelde standpunten per genoemde waarde"
-    ),
-    "at or above": "op of boven",
-    "at or below": "op of onder",
-    "Each column: the weight of the considered positions {at} the value. Line: q·C = {qc}.": (
-        "Elke kolom: het gewicht van de meegetelde standpunten {at} de waarde. Lijn: q·C = {qc}."
-    ),
-    # after the agreement (SPEC 9): phases, the commitments board and its timeline
-    "implementing": "in uitvoering",
-    "fulfilled": "nagekomen",
-    "Commitments": "Toezeggingen",
-    "Commitment": "Toezegging",
-    "open": "open",
-    "delivered": "opgeleverd",
-    "met": "voldaan",
-    "not met": "niet voldaan",
-    "overdue": "te laat",
-    "proposed": "voorgesteld",
-    "checked": "gecontroleerd",
-    "today": "vandaag",
-    "due": "uiterlijk",
-    "Due": "Uiterlijk op",
-    "no due date yet": "nog geen datum",
-    "overdue since": "te laat sinds",
-    "Note": "Toelichting",
-    "Terms": "Afspraak",
-    "Evidence": "Bewijs",
-    "Delivery {n}": "Oplevering {n}",
-    "not delivered yet": "nog niet opgeleverd",
-    "Coordinator's verdict": "Oordeel van de coördinator",
-    "none yet": "nog geen",
-    "Due dates of the commitments": "Uiterste data van de toezeggingen",
-    "{n} commitments: {summary}. Today is {today}.": "{n} toezeggingen: {summary}. Vandaag is het {today}.",
-    "Every item of the agreement is a commitment. The vendor plans a due date for each; "
-    "the coordinator accepts the plan.": (
-        "Elke eis van het akkoord is een toezegging. De leverancier plant voor elke een uiterste datum; "
-        "de coördinator aanvaardt het plan."
-    ),
-    "The vendor proposed an action plan: the coordinator accepts it or asks for another.": (
-        "De leverancier heeft een plan van aanpak voorgesteld: de coördinator aanvaardt het of vraagt om een ander."
-    ),
-    "The vendor delivers each commitment with evidence; the members check it in their own environment; "
-    "the coordinator gives the verdict.": (
-        "De leverancier levert elke toezegging op met bewijs; de leden controleren die in hun eigen omgeving; "
-        "de coördinator geeft het oordeel."
-    ),
-    "Every commitment is met: the agreement is fulfilled.": (
-        "Aan elke toezegging is voldaan: de afspraken zijn nagekomen."
-    ),
-    "Negotiated again": "Opnieuw in onderhandeling",
-    "The coordinator asked for another plan:": "De coördinator vroeg om een ander plan:",
-    "Plan {n} awaits the coordinator's decision": "Plan {n} wacht op het besluit van de coördinator",
-    "Accept the plan": "Plan aanvaarden",
-    "Why another plan?": "Waarom een ander plan?",
-    "Ask for another plan": "Om een ander plan vragen",
-    "Your action plan": "Uw plan van aanpak",
-    "A due date in the future for every commitment not yet planned; a note if it helps.": (
-        "Een uiterste datum in de toekomst voor elke toezegging die nog niet gepland is; een toelichting als dat helpt."
-    ),
-    "Propose the plan": "Plan voorstellen",
-    "Members' checks of delivery {n}": "Controles door de leden van oplevering {n}",
-    "of the coalition's weight": "van het gewicht van de coalitie",
-    "Check": "Controle",
-    "When": "Wanneer",
-    "No member has checked this delivery yet.": "Nog geen lid heeft deze oplevering gecontroleerd.",
-    "Your check": "Uw controle",
-    "you have not checked this delivery": "u hebt deze oplevering niet gecontroleerd",
-    "Reported regressions": "Gemelde terugval",
-    "Your regression reports": "Uw meldingen van terugval",
-    "Evidence (a text or a URL)": "Bewijs (een tekst of een URL)",
-    "Report delivered": "Opgeleverd melden",
-    "Check it in your own environment": "Controleer het in uw eigen omgeving",
-    "replaces your check": "vervangt uw controle",
-    "Send the check": "Controle versturen",
-    "It no longer holds because": "Het klopt niet meer omdat",
-    "Report a regression": "Terugval melden",
-    "Your verdict for the coalition": "Uw oordeel namens de coalitie",
-    "After the regression reports: not met after all?": "Na de meldingen van terugval: toch niet voldaan?",
-    "Give the verdict": "Oordeel geven",
-    "Reopen the negotiation on chosen commitments": "De onderhandeling heropenen over gekozen toezeggingen",
-    "Negotiate these commitments again": "Over deze toezeggingen opnieuw onderhandelen",
-    "Reason": "Reden",
-    "Reopen the negotiation": "De onderhandeling heropenen",
-    # the board's timeline: what each event says
-    "Negotiation opened": "Onderhandeling geopend",
-    "Member invited": "Lid uitgenodigd",
-    "Policy changed": "Beleid gewijzigd",
-    "Position stated": "Standpunt ingenomen",
-    "Position withdrawn": "Standpunt ingetrokken",
-    "Demand published": "Vraag gepubliceerd",
-    "Vendor responded": "Leverancier heeft geantwoord",
-    "Clarification requested": "Verduidelijking gevraagd",
-    "Clarification answered": "Verduidelijking gegeven",
-    "Agreement proposed": "Akkoord voorgesteld",
-    "Endorsement given": "Instemming gegeven",
-    "Agreement reached": "Akkoord bereikt",
-    "Agreement rejected": "Akkoord verworpen",
-    "Negotiation abandoned": "Onderhandeling afgebroken",
-    "Action plan proposed": "Plan van aanpak voorgesteld",
-    "Action plan accepted": "Plan van aanpak aanvaard",
-    "Action plan rejected": "Plan van aanpak afgewezen",
-    "Commitment delivered": "Toezegging opgeleverd",
-    "Delivery checked": "Oplevering gecontroleerd",
-    "Verdict given": "Oordeel gegeven",
-    "Commitment overdue": "Toezegging te laat",
-    "Regression reported": "Terugval gemeld",
-    "Negotiation reopened": "Onderhandeling heropend",
-    "Agreement fulfilled": "Afspraken nagekomen",
-    "plan {n}": "plan {n}",
-    "{n} commitments": "{n} toezeggingen",
-    "delivery {n}": "oplevering {n}",
-}
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+SOURCE = "en"
+"""The language the texts are written in: the msgids."""
+DOMAIN = "messages"
 
 
-def translator(language: str) -> Callable[[str], str]:
-    if language == "nl":
-        return lambda text: NL.get(text, text)
-    return lambda text: text
+def N_(text: str) -> str:
+    """Marks ``text`` for extraction; it is translated where it is shown."""
+    return text
+
+
+# Words the templates show through a variable (``t(phase)``): marked here so that they are extracted.
+WORDS = (
+    *(N_("collecting"), N_("negotiating"), N_("endorsing"), N_("agreed"), N_("abandoned")),
+    *(N_("implementing"), N_("fulfilled")),
+    *(N_("coordinator"), N_("member"), N_("vendor"), N_("owner"), N_("approver"), N_("contributor")),
+    *(N_("must"), N_("should"), N_("could")),
+    *(N_("pending"), N_("accepted"), N_("countered"), N_("rejected"), N_("conflict")),
+    *(N_("accept"), N_("counter"), N_("reject")),
+)
+
+
+@cache
+def languages() -> tuple[str, ...]:
+    """The board's languages: English, then every folder of ``locale`` with a ``messages.po``."""
+    found = sorted(p.name for p in LOCALE_DIR.iterdir() if (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file())
+    return (SOURCE, *found)
+
+
+@cache
+def language_name(code: str) -> str:
+    """A language's name in itself ("Nederlands"), for the language links."""
+    name = Locale.parse(code).get_display_name(code) or code
+    return name[:1].upper() + name[1:]
+
+
+@cache
+def translations(language: str) -> NullTranslations:
+    """The language's catalogue: its ``.po`` read with Babel and compiled in memory, once."""
+    if language == SOURCE or language not in languages():
+        return NullTranslations()
+    path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    with path.open("rb") as po:
+        catalog = read_po(po, locale=language)
+    compiled = BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)  # a fuzzy (unchecked) translation shows as English
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+def translator(language: str) -> Callable[..., str]:
+    """``t`` for the language: the text translated, its ``{name}`` placeholders filled from ``params``."""
+    gettext = translations(language).gettext
+
+    def t(text: str, **params: Any) -> str:
+        said = gettext(text) if text else text  # gettext("") would be the catalogue's header
+        return said.format(**params) if params else said
+
+    return t
 
 
 def choose(query: str | None, cookie: str | None, accept_language: str | None) -> str:
+    """The page's language: ``?lang=``, else the cookie, else the browser's first known language."""
+    known = languages()
     for candidate in (query, cookie):
-        if candidate in LANGUAGES:
+        if candidate in known:
             return candidate
-    return "nl" if (accept_language or "").lower().startswith("nl") else "en"
+    for part in (accept_language or "").split(","):
+        primary = part.split(";")[0].strip().split("-")[0].lower()
+        if primary in known:
+            return primary
+    return SOURCE
+
+
+# -- the built-in catalogue's words ----------------------------------------------------------------
+
+CATALOGUE_FIELDS = ("title", "unit", "description")
+
+
+def extract_catalogue(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
+) -> Iterator[tuple[int, str | None, str, list[str]]]:
+    """Babel's extractor for ``schemas/catalogue/catalogue.json`` (babel.cfg): every item's title,
+    unit, description and options, each with the item's key as the translator's comment."""
+    document = json.loads(fileobj.read().decode("utf-8"))
+    for line, entry in enumerate(document["items"], start=1):
+        for field in CATALOGUE_FIELDS:
+            if entry.get(field):
+                yield line, None, entry[field], [f"catalogue {entry['key']}: {field}"]
+        for option in entry.get("options") or ():
+            yield line, None, option, [f"catalogue {entry['key']}: option"]

@@ -60,13 +60,15 @@ from services.dashboard.charts import (
     number,
     status_words,
 )
-from services.dashboard.i18n import choose, translator
+from services.dashboard.i18n import choose, language_name, languages, translations, translator
 from services.readmodel.tables import DashboardSession
 from streams.core import views
 from streams.core.decider import AFTER_AGREEMENT
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.add_extension("jinja2.ext.i18n")  # {% trans %} blocks; their gettext is the page's (see ``page``)
+templates.env.install_null_translations()  # type: ignore[attr-defined]  # a render without a page's gettext: English
 templates.env.filters["number"] = number
 templates.env.globals["cumulative_chart"] = cumulative_chart
 templates.env.globals.update(
@@ -143,7 +145,11 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
         template,
         {
             "t": translator(language),
+            # {% trans %} blocks (jinja2.ext.i18n) find the page's catalogue here: one per request, not per process
+            "gettext": translations(language).gettext,
+            "ngettext": translations(language).ngettext,
             "lang": language,
+            "languages": [(code, language_name(code)) for code in languages()],
             "notice": request.query_params.get("notice"),
             "error": request.query_params.get("error"),
             "once": secrets.token_urlsafe(12),  # makes each drawn form one command, however often sent
