@@ -185,7 +185,12 @@ _EARLIEST = datetime(1, 1, 2, tzinfo=UTC).timestamp()
 _LATEST = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
 
 
-def commitments_timeline(document: CommitmentsDocument, t: Callable[[str], str], now: datetime) -> Markup:
+def commitments_timeline(
+    document: CommitmentsDocument,
+    t: Callable[[str], str],
+    now: datetime,
+    title_of: Callable[[CommitmentView], str] = lambda commitment: commitment.title,
+) -> Markup:
     """The commitments' due dates on one time axis, as inline SVG: a row per commitment with its
     title, a shape at its due date (or the date a plan awaiting the coordinator proposes) and its
     status in words, and a dashed line at ``now`` ("today"). Each row has a title to hover, and the
@@ -244,13 +249,13 @@ def commitments_timeline(document: CommitmentsDocument, t: Callable[[str], str],
         y = HEAD + ROW * index + ROW / 2
         words_for = words[status]
         when = _day(due) if due is not None else t("no due date yet")
-        label = f"{commitment.title} ({commitment.key}): {due_word} {when}, {words_for}"
+        label = f"{title_of(commitment)} ({commitment.key}): {due_word} {when}, {words_for}"
         parts.append(
             f'<g class="row {status}" id="timeline-{escape(commitment.key)}"><title>{escape(label)}</title>'
             f'<line class="guide" x1="{plot_left}" y1="{y}" x2="{plot_right}" y2="{y}" stroke="#c9ced6" '
             'stroke-dasharray="1 3"/>'
             f'<text class="name" x="{plot_left - 10}" y="{y + 4}" text-anchor="end" font-size="13" '
-            f'fill="#1b1f24">{escape(_short(commitment.title))}</text>'
+            f'fill="#1b1f24">{escape(_short(title_of(commitment)))}</text>'
         )
         if due is None:
             parts.append(

@@ -29,6 +29,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from services.catalogue import load_catalogue
+
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 SOURCE = "en"
 """The language the texts are written in: the msgids."""
@@ -120,3 +122,37 @@ def extract_catalogue(
                 yield line, None, entry[field], [f"catalogue {entry['key']}: {field}"]
         for option in entry.get("options") or ():
             yield line, None, option, [f"catalogue {entry['key']}: option"]
+
+
+class ItemWords:
+    """A requirement item's title, unit, description and options in the reader's language: the
+    built-in catalogue's items are translated (their English is a msgid, extracted from
+    catalogue.json); an item the coordinator defined inline (its key not in the catalogue, or its
+    text not the catalogue's) is shown as the coordinator wrote it. ``item`` is anything with the
+    item's ``key`` and the field: a requirement item, a published item, a commitment."""
+
+    def __init__(self, t: Callable[..., str]) -> None:
+        self._t = t
+
+    def _field(self, item: Any, field: str) -> str:
+        text = getattr(item, field, None)
+        if not text:
+            return text or ""
+        entry = load_catalogue().get(item.key)
+        return self._t(text) if entry is not None and getattr(entry, field, None) == text else text
+
+    def title(self, item: Any) -> str:
+        return self._field(item, "title")
+
+    def unit(self, item: Any) -> str:
+        return self._field(item, "unit")
+
+    def description(self, item: Any) -> str:
+        return self._field(item, "description")
+
+    def option(self, key: str, option: str) -> str:
+        entry = load_catalogue().get(key)
+        return self._t(option) if entry is not None and option in (entry.options or ()) else option
+
+    def options(self, key: str, options: Any) -> str:
+        return ", ".join(self.option(key, option) for option in options or ())

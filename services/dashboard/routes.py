@@ -60,7 +60,7 @@ from services.dashboard.charts import (
     number,
     status_words,
 )
-from services.dashboard.i18n import choose, language_name, languages, translations, translator
+from services.dashboard.i18n import ItemWords, choose, language_name, languages, translations, translator
 from services.readmodel.tables import DashboardSession
 from streams.core import views
 from streams.core.decider import AFTER_AGREEMENT
@@ -145,6 +145,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
         template,
         {
             "t": translator(language),
+            "item_words": ItemWords(translator(language)),  # the catalogue's items in the page's language
             # {% trans %} blocks (jinja2.ext.i18n) find the page's catalogue here: one per request, not per process
             "gettext": translations(language).gettext,
             "ngettext": translations(language).ngettext,

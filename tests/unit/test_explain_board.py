@@ -10,7 +10,7 @@ import pytest
 
 from schemas.negotiation import Policy
 from services.dashboard.charts import BOTTOM, HEIGHT, TOP, cumulative_chart, number
-from services.dashboard.i18n import translator
+from services.dashboard.i18n import ItemWords, translator
 from services.dashboard.routes import templates
 from streams.core.explanation import demand_explanation
 from streams.core.views import Audience
@@ -38,7 +38,8 @@ def why(n: Negotiation, viewer: Audience, language: str = "en") -> str:
         '{% from "_why.html" import why with context %}'
         "{% for k, e in explained.items() %}{{ why(e, items[k]) }}{% endfor %}"
     )
-    return page.render(explained=explained, items=n.s.items, t=translator(language))
+    t = translator(language)
+    return page.render(explained=explained, items=n.s.items, t=t, item_words=ItemWords(t))
 
 
 def test_the_chart_marks_q_c_and_the_target() -> None:
