@@ -53,6 +53,7 @@ from services.subscriptions.live import LiveSlots, live_messages
 from streams.core import decider, reads, views
 from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
+from streams.core.timeline import describe
 from streams.core.views import Audience
 
 T = TypeVar("T")
@@ -179,8 +180,16 @@ class Application:
         member its drafts."""
         data = self.read(caller, negotiation_id, reads.board)
         data["may_act"] = decider.acts_for_organisation(caller.actor())  # a contributor's board has no command forms
+        # What the board draws forms and buttons for: the core's allowed actions, none for a contributor.
+        data["allowed"] = data["allowed"] if data["may_act"] else frozenset()
         after = max(0, data["state"].sequence - timeline)
-        data["timeline"] = self.change_feed(caller, negotiation_id, after=after, limit=timeline).events
+        events = self.change_feed(caller, negotiation_id, after=after, limit=timeline).events
+        # Each event in words for this viewer (streams.core.timeline), told from the data the viewer may see.
+        data["timeline"] = self.read(
+            caller,
+            negotiation_id,
+            lambda state, viewer: [(e, describe(state, e.type, e.data, viewer)) for e in events],
+        )
         # A member's people also see its drafts, each with its comment thread (SPEC section 10).
         member = data["role"] == "member"
         data["drafts"] = {d.item_key: d for d in self.drafts.of_negotiation(caller, negotiation_id)} if member else {}

@@ -61,9 +61,11 @@ from services.dashboard.charts import (
     status_words,
 )
 from services.dashboard.i18n import ItemWords, choose, language_name, languages, translations, translator
+from services.dashboard.timeline import timeline_words
 from services.readmodel.tables import DashboardSession
 from streams.core import views
 from streams.core.decider import AFTER_AGREEMENT
+from streams.core.timeline import Line
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -144,13 +146,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
         request,
         template,
         {
-            "t": translator(language),
-            "item_words": ItemWords(translator(language)),  # the catalogue's items in the page's language
-            # {% trans %} blocks (jinja2.ext.i18n) find the page's catalogue here: one per request, not per process
-            "gettext": translations(language).gettext,
-            "ngettext": translations(language).ngettext,
-            "lang": language,
-            "languages": [(code, language_name(code)) for code in languages()],
+            **words(language),
             "notice": request.query_params.get("notice"),
             "error": request.query_params.get("error"),
             "once": secrets.token_urlsafe(12),  # makes each drawn form one command, however often sent
@@ -164,6 +160,20 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
             LANGUAGE_COOKIE, language, max_age=365 * 86400, samesite="strict", secure=_secure_cookies(request)
         )
     return response
+
+
+def words(language: str) -> dict[str, Any]:
+    """What a page needs to speak ``language``: ``t``, the catalogue's items, the language links."""
+    t = translator(language)
+    return {
+        "t": t,
+        "item_words": ItemWords(t),  # the catalogue's items in the page's language
+        # {% trans %} blocks (jinja2.ext.i18n) find the page's catalogue here: one per request, not per process
+        "gettext": translations(language).gettext,
+        "ngettext": translations(language).ngettext,
+        "lang": language,
+        "languages": [(code, language_name(code)) for code in languages()],
+    }
 
 
 def _sso_label(request: Request) -> str | None:
@@ -346,8 +356,15 @@ async def board_page(request: Request, negotiation_id: str) -> Response:
         nid=negotiation_id,
         event_types=[*EVENT_TYPES, "changed"],
         now=datetime.now(UTC),  # "today" on the commitments' timeline
+        timeline_words=_timeline_words(request, data),
         **data,
     )
+
+
+def _timeline_words(request: Request, data: dict[str, Any]) -> Callable[[Line], str]:
+    """The board's timeline sentences in the page's language, items by their titles."""
+    t = translator(_language(request))
+    return timeline_words(t, ItemWords(t), {item.key: item for item in data["summary"].items})
 
 
 @dashboard.get("/dashboard/n/{negotiation_id}/board", response_class=HTMLResponse)
@@ -357,7 +374,14 @@ async def board_fragment(request: Request, negotiation_id: str) -> Response:
         return Response(status_code=401)
     caller, row, data = loaded
     return page(
-        request, "_board.html", caller=caller, csrf=row.csrf_token, nid=negotiation_id, now=datetime.now(UTC), **data
+        request,
+        "_board.html",
+        caller=caller,
+        csrf=row.csrf_token,
+        nid=negotiation_id,
+        now=datetime.now(UTC),
+        timeline_words=_timeline_words(request, data),
+        **data,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from schemas.documents import CommitmentsDocument, DemandExplanation, DemandVersion, JointDemand, PositionView
 from streams.core import explanation, ocds, views
+from streams.core.actions import allowed_actions
 from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
 from streams.core.views import Audience
@@ -128,4 +129,6 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         "endorsed": state.proposal.endorsements.get(viewer.organisation_id) if state.proposal else None,
         "commitments": views.commitments(state, viewer),
         "awaiting_reopened_version": state.awaiting_reopened_version,
+        # the actions the viewer's role may take now (the board's forms; a contributor's are none)
+        "allowed": allowed_actions(state, viewer),
     }

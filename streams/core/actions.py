@@ -1,0 +1,107 @@
+"""Which actions a viewer may take now: what the board draws forms and buttons for.
+
+The same rules as the decider's guards (role 403, phase and state 409), read without a command,
+so that a board never offers what the core would refuse: an agreed negotiation has no "State
+position" form, a contributor (who acts for nobody, SPEC section 10) has no form at all. The
+decider still decides every command; a unit test plays every action in every phase for every
+role and checks that the decider accepts what this allows and refuses the rest with 403 or 409.
+Per-commitment actions (deliver, check, verdict, regression) depend on each commitment's status
+and stay with the commitments board.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from streams.core.decider import Limits, published_items
+from streams.core.state import NegotiationState
+from streams.core.views import Audience
+
+ActionName = Literal[
+    "state_position",
+    "withdraw_position",
+    "change_policy",
+    "invite",
+    "publish",
+    "propose",
+    "abandon",
+    "respond",
+    "ask",
+    "answer",
+    "endorse",
+    "plan",
+    "decide_plan",
+    "reopen",
+]
+ACTIONS: tuple[ActionName, ...] = (
+    "state_position",
+    "withdraw_position",
+    "change_policy",
+    "invite",
+    "publish",
+    "propose",
+    "abandon",
+    "respond",
+    "ask",
+    "answer",
+    "endorse",
+    "plan",
+    "decide_plan",
+    "reopen",
+)
+OPEN = ("collecting", "negotiating")
+"""The phases in which positions, the policy and the membership may change."""
+
+
+def allowed_actions(
+    state: NegotiationState, viewer: Audience, acts_for_organisation: bool = True, limits: Limits = Limits()
+) -> frozenset[ActionName]:
+    """The actions ``viewer`` may take on the negotiation now. ``acts_for_organisation`` is false
+    for a contributor (``decider.acts_for_organisation``): it may take none. ``withdraw_position``
+    means the member may withdraw the positions it holds (it needs one); ``answer`` that a
+    clarification awaits an answer."""
+    if not acts_for_organisation:
+        return frozenset()
+    phase, role = state.phase, viewer.role
+    allowed: set[ActionName] = set()
+    if role == "member":
+        if phase in OPEN:
+            allowed.add("state_position")
+            if state.positions.get(viewer.organisation_id):
+                allowed.add("withdraw_position")
+        proposal = state.proposal
+        if phase == "endorsing" and proposal is not None and viewer.organisation_id not in proposal.endorsements:
+            allowed.add("endorse")
+    elif role == "coordinator":
+        if phase in OPEN:
+            allowed.add("change_policy")
+            if len(state.members) < limits.members:
+                allowed.add("invite")
+            if published_items(state):
+                allowed.add("publish")
+        if phase == "negotiating" and _may_propose(state):
+            allowed.add("propose")
+        if phase in (*OPEN, "endorsing"):
+            allowed.add("abandon")
+        if phase in ("negotiating", "endorsing") and any(c.answer is None for c in state.clarifications.values()):
+            allowed.add("answer")
+        if phase == "agreed" and state.plan is not None:
+            allowed.add("decide_plan")
+        if phase in ("agreed", "implementing", "fulfilled"):
+            allowed.add("reopen")
+    elif role == "vendor":
+        if phase == "negotiating":
+            if not state.awaiting_reopened_version:
+                allowed.add("respond")
+            if len(state.clarifications) < limits.clarifications:
+                allowed.add("ask")
+        if phase == "agreed" and state.plans < limits.rounds:
+            allowed.add("plan")
+    return frozenset(allowed)
+
+
+def _may_propose(state: NegotiationState) -> bool:
+    """The decider's checks of a proposal after its role and phase (``decider._propose``)."""
+    if state.round == 0 or state.awaiting_reopened_version:
+        return False
+    return not (state.reopened and state.answered_version <= state.reopened_after_version)
