@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -65,6 +66,7 @@ from services.dashboard.timeline import timeline_words
 from services.readmodel.tables import DashboardSession
 from streams.core import views
 from streams.core.decider import AFTER_AGREEMENT
+from streams.core.notices import phrase
 from streams.core.timeline import Line
 
 HERE = Path(__file__).resolve().parent
@@ -401,8 +403,22 @@ async def live(request: Request, negotiation_id: str) -> Response:
         viewer, negotiation_id, cursor, board=True, alive=lambda: _still_signed_in(request)
     )
     return EventSourceResponse(
-        messages, ping=max(1, int(application.hub.settings.sse_heartbeat_s)), background=BackgroundTask(give_back)
+        _in_words(messages, translator(_language(request))),
+        ping=max(1, int(application.hub.settings.sse_heartbeat_s)),
+        background=BackgroundTask(give_back),
     )
+
+
+async def _in_words(messages: AsyncIterator[dict[str, str]], t: Callable[..., str]) -> AsyncIterator[dict[str, str]]:
+    """The board's live messages with their notices in the page's language: each notice's text is
+    worded again from its code and parameters (``streams.core.notices.phrase``), translated."""
+    async for item in messages:
+        body = json.loads(item["data"])
+        if body.get("notices"):
+            for notice in body["notices"]:
+                notice["text"] = phrase(notice["code"], notice["params"]).render(t)
+            item = {**item, "data": json.dumps(body)}
+        yield item
 
 
 # -- forms: each builds a command and hands it to the application service -----------------------

@@ -32,7 +32,10 @@ def message(
         "sequence": state.vendor_sequence if viewer.role == "vendor" else event.sequence,
         "occurred_at": event.occurred_at.isoformat(),
         "data": data,
-        "notices": [{"code": n.code, "text": n.text} for n in notices(before, state, event, viewer)],
+        # code and params for programs (stable), text for people (English; the board translates code and params)
+        "notices": [
+            {"code": n.code, "text": n.text, "params": dict(n.params)} for n in notices(before, state, event, viewer)
+        ],
     }
 
 

@@ -11,10 +11,11 @@ A notice tells a party only what its view of the event already allows it to see.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
+from typing import Any
 
 from schemas.common import number_to_json
 from schemas.events import (
@@ -49,11 +50,209 @@ from streams.core.offers import satisfies
 from streams.core.state import NegotiationState
 from streams.core.views import Audience, check_tally, cohesion
 
+Param = str | int | float | bool | None
+"""A notice's parameter: a JSON scalar (a number is a string, as ``schemas.common.number_to_json`` writes it)."""
+
+
+def N_(text: str) -> str:
+    """Marks an English text for the dashboard's catalogues (``make messages``); translated where shown."""
+    return text
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """Words with ``{placeholders}``, each filled by a parameter or by another phrase."""
+
+    template: str
+    params: Mapping[str, Param | Phrase | tuple[Phrase, ...]] = field(default_factory=dict)
+
+    def render(self, translate: Callable[[str], str] = lambda text: text) -> str:
+        """The phrase in words: ``translate`` (gettext) turns each template into the reader's
+        language before it is filled; a tuple of phrases is joined with commas."""
+        filled: dict[str, Any] = {}
+        for name, value in self.params.items():
+            if isinstance(value, Phrase):
+                filled[name] = value.render(translate)
+            elif isinstance(value, tuple):
+                filled[name] = ", ".join(part.render(translate) for part in value)
+            else:
+                filled[name] = value
+        return translate(self.template).format(**filled)
+
 
 @dataclass(frozen=True)
 class Notice:
+    """What an event means for one party: a stable ``code`` and its ``params`` (for programs, in
+    webhooks and on the live stream), and the words for people (:func:`phrase`): ``text`` in
+    English, translated on the board."""
+
     code: str
-    text: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return phrase(self.code, self.params).render()
+
+
+def _say(code: str, **params: Param) -> Notice:
+    return Notice(code, params)
+
+
+_VERDICT_COUNTS = {
+    "accept": N_("{n} accepted"),
+    "counter": N_("{n} countered"),
+    "reject": N_("{n} rejected"),
+}
+
+
+def _offer_phrase(p: Mapping[str, Param]) -> Phrase:
+    item, unit = p["item"], f" {p['unit']}" if p.get("unit") else ""
+    if p["offer"] == "reject":
+        return Phrase(N_("The vendor rejected {item}"), {"item": item})
+    if p["offer"] == "counter":
+        what = p["option"] if p.get("option") is not None else f"{p['value']}{unit}"
+        return Phrase(N_("The vendor countered {item} with {what}"), {"item": item, "what": what})
+    if p.get("value") is not None:
+        return Phrase(N_("The vendor accepted {item} at {value}"), {"item": item, "value": f"{p['value']}{unit}"})
+    if p.get("option") is not None:
+        return Phrase(N_("The vendor accepted {item} ({options})"), {"item": item, "options": p["option"]})
+    return Phrase(N_("The vendor accepted {item}"), {"item": item})
+
+
+def _limit_phrase(p: Mapping[str, Param]) -> Phrase:
+    kind = p["kind"]
+    if kind == "at_most":
+        return Phrase(N_("your limit is {limit}"), {"limit": p["limit"]})
+    if kind == "at_least":
+        return Phrase(N_("your minimum is {limit}"), {"limit": p["limit"]})
+    if kind == "one_of":
+        return Phrase(N_("you accept {limit}"), {"limit": p["limit"]})
+    return Phrase(N_("you need this guarantee"))
+
+
+def phrase(code: str, p: Mapping[str, Param]) -> Phrase:
+    """The words of a notice of ``code`` with ``params`` (English templates, marked for translation)."""
+    if code == "negotiation_opened":
+        if p.get("coordinator") is not None:
+            return Phrase(N_('{coordinator} opened "{title}" with you.'), p)
+        return Phrase(N_('"{title}" is open with {count} items.'), p)
+    if code == "invited":
+        return Phrase(N_('You were invited to "{title}" with weight {weight}.'), p)
+    if code == "member_joined":
+        return Phrase(N_("{name} joined the coalition with weight {weight}."), p)
+    if code == "policy_changed":
+        return Phrase(N_("The coordinator changed the policy."), p)
+    if code == "position_recorded":
+        if p.get("withdrawn"):
+            return Phrase(N_("Your position on {item} is withdrawn."), p)
+        return Phrase(N_("Your position on {item} is recorded."), p)
+    if code == "position_changed":
+        if p.get("withdrawn"):
+            return Phrase(N_("{name} withdrew {item}."), p)
+        return Phrase(N_("{name} stated a {priority} position on {item}."), {**p, "priority": _word(p["priority"])})
+    if code == "demand_published":
+        return Phrase(N_("Demand version {version} is published with {count} items."), p)
+    if code == "round_recorded":
+        return Phrase(N_("Your round {round} is recorded ({count} items)."), p)
+    if code == "vendor_responded":
+        counts = tuple(Phrase(_VERDICT_COUNTS[v], {"n": p[v]}) for v in _VERDICT_COUNTS if p.get(v))
+        return Phrase(N_("Round {round}: the vendor answered {count} items ({verdicts})."), {**p, "verdicts": counts})
+    if code == "offer_for_you":
+        met = Phrase(N_("met") if p["met"] else N_("not met"))
+        return Phrase(
+            N_("{offer}; {limit}: {met}."), {"offer": _offer_phrase(p), "limit": _limit_phrase(p), "met": met}
+        )
+    if code == "must_items_satisfied":
+        return Phrase(N_("{satisfied} of your {musts} must items are now satisfied."), p)
+    if code == "cohesion_changed":
+        return Phrase(N_("Cohesion moved from {before} to {now}."), p)
+    if code == "clarification_requested":
+        if p.get("question") is not None:
+            return Phrase(N_('The vendor asks about {item}: "{question}"'), p)
+        return Phrase(N_("The vendor asked a question about {item}."), p)
+    if code == "clarification_recorded":
+        return Phrase(N_("Your question on {item} is recorded."), p)
+    if code == "clarification_answered":
+        if p.get("yours"):
+            return Phrase(N_("Your question on {item} is answered."), p)
+        return Phrase(N_("The vendor's question on {item} is answered."), p)
+    if code == "endorse_now":
+        return Phrase(N_("An agreement on round {round} is proposed: accept or reject it."), p)
+    if code == "endorsing":
+        if p.get("vendor"):
+            return Phrase(N_("The coalition is endorsing your offers of round {round}."), p)
+        return Phrase(N_("Endorsement of round {round} has started."), p)
+    if code == "endorsement_recorded":
+        if p["decision"] == "accept":
+            return Phrase(N_("Your accept is recorded."), p)
+        return Phrase(N_("Your reject is recorded."), p)
+    if code == "endorsement_given":
+        if p["decision"] == "accept":
+            return Phrase(N_("{name} accepted the proposed agreement."), p)
+        return Phrase(N_("{name} rejected the proposed agreement."), p)
+    if code == "agreed":
+        return Phrase(N_("Agreement reached."), p)
+    if code == "agreement_rejected":
+        return Phrase(N_("The proposed agreement was rejected; the negotiation goes on."), p)
+    if code == "abandoned":
+        if p.get("reason"):
+            return Phrase(N_("The negotiation was abandoned: {reason}"), p)
+        return Phrase(N_("The negotiation was abandoned."), p)
+    return _phrase_after_agreement(code, p)
+
+
+def _word(value: Param) -> Phrase:
+    """A word of the core's vocabulary (a priority, a verdict) as a phrase of its own, translated too."""
+    return Phrase(str(value).replace("_", " "))
+
+
+def _phrase_after_agreement(code: str, p: Mapping[str, Param]) -> Phrase:
+    if code == "plan_recorded":
+        return Phrase(N_("Your plan {plan} is recorded ({count} commitments)."), p)
+    if code == "plan_proposed":
+        if p.get("first") is not None:
+            return Phrase(
+                N_("The vendor proposed plan {plan} for {count} commitments, first due {first}: decide on it."), p
+            )
+        return Phrase(N_("The vendor proposed an action plan for {count} commitments."), p)
+    if code == "plan_accepted":
+        if p.get("yours"):
+            return Phrase(N_("Your plan {plan} is accepted: implementation has started."), p)
+        return Phrase(N_("The vendor's plan {plan} is accepted: implementation has started."), p)
+    if code == "plan_rejected":
+        if p.get("comment") is not None:
+            return Phrase(N_('Your plan {plan} was rejected: "{comment}". Plan again.'), p)
+        return Phrase(N_("The vendor's plan {plan} was rejected."), p)
+    if code == "delivery_recorded":
+        return Phrase(N_("Your delivery of {item} is recorded."), p)
+    if code == "delivered":
+        if p.get("decide"):
+            return Phrase(N_("The vendor delivered {item}: weigh the checks and give a verdict."), p)
+        return Phrase(N_("The vendor delivered {item}: check it in your own environment."), p)
+    if code == "check_recorded":
+        return Phrase(N_("Your check of {item} is recorded: {verdict}."), {**p, "verdict": _word(p["verdict"])})
+    if code == "checked":
+        words = {**p, "verdict": _word(p["verdict"])}
+        if p.get("met_share") is not None:
+            return Phrase(N_("{name} checked {item}: {verdict} ({met_share} met, {not_met_share} not met)."), words)
+        return Phrase(N_("{name} checked {item}: {verdict}."), words)
+    if code == "commitment_met":
+        return Phrase(N_("{item} is met."), p)
+    if code == "commitment_not_met":
+        return Phrase(N_("{item} is not met: a new delivery is needed."), p)
+    if code == "commitment_overdue":
+        return Phrase(N_("{item} is overdue: it was due {due}."), p)
+    if code == "regression_recorded":
+        return Phrase(N_("Your report that {item} no longer holds is recorded."), p)
+    if code == "regression_reported":
+        if p.get("name") is not None:
+            return Phrase(N_('{name} reports that {item} no longer holds: "{comment}"'), p)
+        return Phrase(N_("A member reports that {item} no longer holds."), p)
+    if code == "reopened":
+        return Phrase(N_("The negotiation is reopened on {items}."), p)
+    if code == "fulfilled":
+        return Phrase(N_("All {count} commitments are met: the agreement is fulfilled."), p)
+    raise ValueError(f"no words for the notice {code!r}")
 
 
 @dataclass(frozen=True)
@@ -88,38 +287,35 @@ def _percent(share: float) -> str:
     return f"{share:.0%}"
 
 
-def _limit(kind: str, position: Position) -> str:
-    if kind == "at_most":
-        return f"your limit is {_number(position.value)}"
-    if kind == "at_least":
-        return f"your minimum is {_number(position.value)}"
+def _limit(kind: str, position: Position) -> dict[str, Param]:
+    if kind in ("at_most", "at_least"):
+        return {"kind": kind, "limit": _number(position.value)}
     if kind == "one_of":
-        return f"you accept {', '.join(position.accepted or ())}"
-    return "you need this guarantee"
+        return {"kind": kind, "limit": ", ".join(position.accepted or ())}
+    return {"kind": kind}
 
 
-def _offer_words(state: NegotiationState, key: str) -> str:
+def _offer(state: NegotiationState, key: str) -> dict[str, Param]:
+    """The vendor's current offer on the item, as a notice's parameters."""
     current = state.offers[key]
     offer, unit = current.offer, state.items[key].unit
-    suffix = f" {unit}" if unit else ""
-    if offer.verdict == "reject":
-        return f"the vendor rejected {key}"
+    said: dict[str, Param] = {"item": key, "offer": offer.verdict, "unit": unit}
     if offer.verdict == "counter":
-        what = offer.option if offer.option is not None else f"{_number(offer.value)}{suffix}"
-        return f"the vendor countered {key} with {what}"
-    target = current.answered_target
-    if isinstance(target, bool):
-        return f"the vendor accepted {key}"
-    if isinstance(target, tuple):
-        return f"the vendor accepted {key} ({', '.join(target)})"
-    return f"the vendor accepted {key} at {_number(target)}{suffix}"
+        said |= {"option": offer.option} if offer.option is not None else {"value": _number(offer.value)}
+    elif offer.verdict == "accept":
+        target = current.answered_target
+        if isinstance(target, tuple):
+            said["option"] = ", ".join(target)
+        elif not isinstance(target, bool):
+            said["value"] = _number(target)
+    return said
 
 
 def _cohesion_moved(before: Figures, state: NegotiationState) -> list[Notice]:
     now = cohesion(state) if state.total_weight else 0.0
     if round(now, 4) == round(before.cohesion, 4):
         return []
-    return [Notice("cohesion_changed", f"Cohesion moved from {_percent(before.cohesion)} to {_percent(now)}.")]
+    return [_say("cohesion_changed", before=_percent(before.cohesion), now=_percent(now))]
 
 
 def _musts_moved(before: Figures, state: NegotiationState, member_id: str, always: bool = False) -> list[Notice]:
@@ -127,7 +323,7 @@ def _musts_moved(before: Figures, state: NegotiationState, member_id: str, alway
     now = must_figures(state, member_id)
     if now[1] == 0 or state.round == 0 or (now == was and not always):
         return []  # before the vendor's first answer the count says nothing
-    return [Notice("must_items_satisfied", f"{now[0]} of your {now[1]} must items are now satisfied.")]
+    return [_say("must_items_satisfied", satisfied=now[0], musts=now[1])]
 
 
 def notices(before: Figures, state: NegotiationState, event: Event, viewer: Audience) -> tuple[Notice, ...]:
@@ -136,42 +332,36 @@ def notices(before: Figures, state: NegotiationState, event: Event, viewer: Audi
     said: list[Notice] = []
     if isinstance(event, NegotiationOpened):
         if role == "vendor":
-            said.append(Notice("negotiation_opened", f'{event.coordinator_name} opened "{event.title}" with you.'))
+            said.append(_say("negotiation_opened", coordinator=event.coordinator_name, title=event.title))
         else:
-            said.append(Notice("negotiation_opened", f'"{event.title}" is open with {len(event.items)} items.'))
+            said.append(_say("negotiation_opened", title=event.title, count=len(event.items)))
     elif isinstance(event, MemberInvited):
         if event.organisation_id == me:
-            said.append(Notice("invited", f'You were invited to "{state.title}" with weight {event.weight}.'))
+            said.append(_say("invited", title=state.title, weight=event.weight))
         elif role in ("coordinator", "member"):
-            said.append(Notice("member_joined", f"{event.name} joined the coalition with weight {event.weight}."))
+            said.append(_say("member_joined", name=event.name, weight=event.weight))
     elif isinstance(event, PolicyChanged):
         if role in ("coordinator", "member"):
-            said.append(Notice("policy_changed", "The coordinator changed the policy."))
+            said.append(_say("policy_changed"))
     elif isinstance(event, PositionStated | PositionWithdrawn):
+        withdrawn = isinstance(event, PositionWithdrawn)
         if event.actor_id == me:
-            verb = "is recorded" if isinstance(event, PositionStated) else "is withdrawn"
-            said.append(Notice("position_recorded", f"Your position on {event.item_key} {verb}."))
+            said.append(_say("position_recorded", item=event.item_key, withdrawn=withdrawn))
         elif role == "coordinator":
             name = state.members[event.actor_id].name
-            what = (
-                f"stated a {event.position.priority} position on" if isinstance(event, PositionStated) else "withdrew"
+            priority = event.position.priority if isinstance(event, PositionStated) else None
+            said.append(
+                _say("position_changed", name=name, item=event.item_key, priority=priority, withdrawn=withdrawn)
             )
-            said.append(Notice("position_changed", f"{name} {what} {event.item_key}."))
     elif isinstance(event, DemandPublished):
-        said.append(
-            Notice("demand_published", f"Demand version {event.version} is published with {len(event.items)} items.")
-        )
+        said.append(_say("demand_published", version=event.version, count=len(event.items)))
     elif isinstance(event, VendorResponded):
         verdicts = [response.verdict for response in event.items]
         if role == "vendor":
-            said.append(Notice("round_recorded", f"Your round {event.round} is recorded ({len(verdicts)} items)."))
+            said.append(_say("round_recorded", round=event.round, count=len(verdicts)))
         elif role == "coordinator":
-            counts = ", ".join(f"{verdicts.count(v)} {v}ed" for v in ("accept", "counter", "reject") if v in verdicts)
-            said.append(
-                Notice(
-                    "vendor_responded", f"Round {event.round}: the vendor answered {len(verdicts)} items ({counts})."
-                )
-            )
+            counts: dict[str, Param] = {v: verdicts.count(v) for v in ("accept", "counter", "reject")}
+            said.append(Notice("vendor_responded", {"round": event.round, "count": len(verdicts), **counts}))
         else:
             stated = state.positions.get(me, {})
             for response in event.items:
@@ -180,45 +370,37 @@ def notices(before: Figures, state: NegotiationState, event: Event, viewer: Audi
                     continue
                 kind = state.items[response.key].kind
                 met = satisfies(state.offers[response.key], kind, position)
-                verdict = "met" if met else "not met"
-                words = _offer_words(state, response.key)
                 said.append(
-                    Notice("offer_for_you", f"{words[0].upper()}{words[1:]}; {_limit(kind, position)}: {verdict}.")
+                    Notice("offer_for_you", {**_offer(state, response.key), **_limit(kind, position), "met": met})
                 )
             said += _musts_moved(before, state, me, always=bool(said))
     elif isinstance(event, ClarificationRequested):
         if role == "coordinator":
-            said.append(
-                Notice("clarification_requested", f'The vendor asks about {event.item_key}: "{event.question}"')
-            )
+            said.append(_say("clarification_requested", item=event.item_key, question=event.question))
         elif role == "vendor":
-            said.append(Notice("clarification_recorded", f"Your question on {event.item_key} is recorded."))
+            said.append(_say("clarification_recorded", item=event.item_key))
         else:
-            said.append(Notice("clarification_requested", f"The vendor asked a question about {event.item_key}."))
+            said.append(_say("clarification_requested", item=event.item_key))
     elif isinstance(event, ClarificationAnswered):
         key = state.clarifications[event.clarification_id].item_key
-        whose = "Your question" if role == "vendor" else "The vendor's question"
-        said.append(Notice("clarification_answered", f"{whose} on {key} is answered."))
+        said.append(_say("clarification_answered", item=key, yours=role == "vendor"))
     elif isinstance(event, AgreementProposed):
         if role == "member":
-            said.append(Notice("endorse_now", f"An agreement on round {event.round} is proposed: accept or reject it."))
-        elif role == "vendor":
-            said.append(Notice("endorsing", f"The coalition is endorsing your offers of round {event.round}."))
+            said.append(_say("endorse_now", round=event.round))
         else:
-            said.append(Notice("endorsing", f"Endorsement of round {event.round} has started."))
+            said.append(_say("endorsing", round=event.round, vendor=role == "vendor"))
     elif isinstance(event, EndorsementGiven):
         if event.actor_id == me:
-            said.append(Notice("endorsement_recorded", f"Your {event.decision} is recorded."))
+            said.append(_say("endorsement_recorded", decision=event.decision))
         elif role == "coordinator":
             name = state.members[event.actor_id].name
-            said.append(Notice("endorsement_given", f"{name} {event.decision}ed the proposed agreement."))
+            said.append(_say("endorsement_given", name=name, decision=event.decision))
     elif isinstance(event, AgreementReached):
-        said.append(Notice("agreed", "Agreement reached."))
+        said.append(_say("agreed"))
     elif isinstance(event, AgreementRejected):
-        said.append(Notice("agreement_rejected", "The proposed agreement was rejected; the negotiation goes on."))
+        said.append(_say("agreement_rejected"))
     elif isinstance(event, NegotiationAbandoned):
-        reason = f": {event.reason}" if event.reason else "."
-        said.append(Notice("abandoned", f"The negotiation was abandoned{reason}"))
+        said.append(_say("abandoned", reason=event.reason))
     else:
         said += _after_agreement(state, event, viewer)
     if role == "coordinator":
@@ -238,60 +420,53 @@ def _after_agreement(state: NegotiationState, event: Event, viewer: Audience) ->
     role, me = viewer.role, viewer.organisation_id
     if isinstance(event, CommitmentsPlanned):
         count = len(event.items)
-        first = _day(min(line.due for line in event.items))
         if role == "vendor":
-            return [Notice("plan_recorded", f"Your plan {event.plan} is recorded ({count} commitments).")]
+            return [_say("plan_recorded", plan=event.plan, count=count)]
         if role == "coordinator":
-            text = f"The vendor proposed plan {event.plan} for {count} commitments, first due {first}: decide on it."
-            return [Notice("plan_proposed", text)]
-        return [Notice("plan_proposed", f"The vendor proposed an action plan for {count} commitments.")]
+            first = _day(min(line.due for line in event.items))
+            return [_say("plan_proposed", plan=event.plan, count=count, first=first)]
+        return [_say("plan_proposed", count=count)]
     if isinstance(event, PlanAccepted):
-        whose = "Your plan" if role == "vendor" else "The vendor's plan"
-        return [Notice("plan_accepted", f"{whose} {event.plan} is accepted: implementation has started.")]
+        return [_say("plan_accepted", plan=event.plan, yours=role == "vendor")]
     if isinstance(event, PlanRejected):
         if role == "vendor":
-            return [Notice("plan_rejected", f'Your plan {event.plan} was rejected: "{event.comment}". Plan again.')]
-        return [Notice("plan_rejected", f"The vendor's plan {event.plan} was rejected.")]
+            return [_say("plan_rejected", plan=event.plan, comment=event.comment)]
+        return [_say("plan_rejected", plan=event.plan)]
     if isinstance(event, CommitmentDelivered):
         if role == "vendor":
-            return [Notice("delivery_recorded", f"Your delivery of {event.item_key} is recorded.")]
-        if role == "coordinator":
-            return [Notice("delivered", f"The vendor delivered {event.item_key}: weigh the checks and give a verdict.")]
-        return [Notice("delivered", f"The vendor delivered {event.item_key}: check it in your own environment.")]
+            return [_say("delivery_recorded", item=event.item_key)]
+        return [_say("delivered", item=event.item_key, decide=role == "coordinator")]
     if isinstance(event, CommitmentChecked):
-        verdict = event.verdict.replace("_", " ")
         if event.actor_id == me:
-            return [Notice("check_recorded", f"Your check of {event.item_key} is recorded: {verdict}.")]
+            return [_say("check_recorded", item=event.item_key, verdict=event.verdict)]
         if role == "coordinator":
             name = state.members[event.actor_id].name
             commitment = state.commitments.get(event.item_key)
             tally = check_tally(state, commitment) if commitment is not None else None
-            figures = (
-                "" if tally is None else f" ({_percent(tally.met_share)} met, {_percent(tally.not_met_share)} not met)"
+            shares: dict[str, Param] = (
+                {}
+                if tally is None
+                else {"met_share": _percent(tally.met_share), "not_met_share": _percent(tally.not_met_share)}
             )
-            return [Notice("checked", f"{name} checked {event.item_key}: {verdict}{figures}.")]
+            return [Notice("checked", {"name": name, "item": event.item_key, "verdict": event.verdict, **shares})]
         return []
     if isinstance(event, CommitmentVerdictGiven):
         if event.verdict == "met":
-            return [Notice("commitment_met", f"{event.item_key} is met.")]
-        return [Notice("commitment_not_met", f"{event.item_key} is not met: a new delivery is needed.")]
+            return [_say("commitment_met", item=event.item_key)]
+        return [_say("commitment_not_met", item=event.item_key)]
     if isinstance(event, CommitmentOverdue):
-        return [Notice("commitment_overdue", f"{event.item_key} is overdue: it was due {_day(event.due)}.")]
+        return [_say("commitment_overdue", item=event.item_key, due=_day(event.due))]
     if isinstance(event, RegressionReported):
         if event.actor_id == me:
-            return [Notice("regression_recorded", f"Your report that {event.item_key} no longer holds is recorded.")]
+            return [_say("regression_recorded", item=event.item_key)]
         if role == "coordinator":
             name = state.members[event.actor_id].name
-            return [
-                Notice(
-                    "regression_reported", f'{name} reports that {event.item_key} no longer holds: "{event.comment}"'
-                )
-            ]
+            return [_say("regression_reported", item=event.item_key, name=name, comment=event.comment)]
         if role == "member":
-            return [Notice("regression_reported", f"A member reports that {event.item_key} no longer holds.")]
+            return [_say("regression_reported", item=event.item_key)]
         return []
     if isinstance(event, NegotiationReopened):
-        return [Notice("reopened", f"The negotiation is reopened on {', '.join(event.items)}.")]
+        return [_say("reopened", items=", ".join(event.items))]
     if isinstance(event, AgreementFulfilled):
-        return [Notice("fulfilled", f"All {event.commitments} commitments are met: the agreement is fulfilled.")]
+        return [_say("fulfilled", count=event.commitments)]
     return []

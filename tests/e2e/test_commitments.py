@@ -355,6 +355,10 @@ def run_to_reopening(c: Coalition, to_vendor: Receiver, to_a: Receiver) -> None:
     (regression,) = [m for m in a_messages if m["type"] == "RegressionReported"]
     assert regression["data"] == {"item_key": "no-ai-training"}
     assert regression["notices"] == [
-        {"code": "regression_reported", "text": "A member reports that no-ai-training no longer holds."}
+        {
+            "code": "regression_reported",
+            "text": "A member reports that no-ai-training no longer holds.",
+            "params": {"item": "no-ai-training"},
+        }
     ]
     assert [m["data"]["verdict"] for m in a_messages if m["type"] == "CommitmentChecked"] == ["met"]  # its own

@@ -141,7 +141,7 @@ def test_the_parties_plan_deliver_check_and_judge_on_the_commitments_board(
     assert timeline.locator("text.today").text_content() == f"today {today.isoformat()}"
     assert "2 commitments: 1 met, 1 not met" in timeline.locator("desc").text_content()
     events = coordinator.locator(".timeline li[data-type='CommitmentVerdictGiven']")  # type: ignore[attr-defined]
-    assert events.count() == 2 and "Verdict given" in events.first.inner_text()
+    assert events.count() == 2 and "You found Retention of diagnostic data not met" in events.first.inner_text()
     # and the tally of the met delivery stays, for the record
     assert coordinator.locator(f"#tally-{TRAINING} .met-share").inner_text() == "75%"  # type: ignore[attr-defined]
     shot(coordinator, "coordinator-commitments")
@@ -176,7 +176,9 @@ def test_the_parties_plan_deliver_check_and_judge_on_the_commitments_board(
     dutch = coordinator.locator("svg.commitments-timeline")  # type: ignore[attr-defined]
     assert dutch.locator(f"#timeline-{RETENTION} text.status").text_content() == "✗ niet voldaan"
     assert (dutch.locator("text.today").text_content() or "").startswith("vandaag")
-    assert "Oordeel gegeven" in coordinator.locator(".timeline").inner_text()  # type: ignore[attr-defined]
+    assert "U hebt vastgesteld dat aan Bewaartermijn van diagnostische gegevens niet is voldaan" in (
+        coordinator.locator(".timeline").inner_text()  # type: ignore[attr-defined]
+    )
 
 
 def test_commitment_forms_are_for_who_acts_and_the_core_still_refuses(stack: RunningStack) -> None:

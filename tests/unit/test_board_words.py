@@ -7,6 +7,7 @@ The boards are drawn from the same templates and the same core reads as the dash
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -20,6 +21,8 @@ from services.dashboard.routes import templates, words
 from services.dashboard.timeline import SENTENCES as WORDS
 from services.dashboard.timeline import timeline_words
 from streams.core import reads, timeline, views
+from streams.core.notices import figures_before, notices, phrase
+from streams.core.state import NegotiationState, evolve
 from streams.core.views import Audience, audience
 from tests.unit.boards import MEMBERS, SCENARIOS
 from tests.unit.builders import COORDINATOR, VENDOR, Negotiation
@@ -209,3 +212,32 @@ def test_a_dutch_board_has_no_english_left(scenario: str, role: str) -> None:
     keys = set(n.s.items)
     left = {node: english_left(node, allowed, keys) for node in same}
     assert {node: found for node, found in left.items() if found} == {}
+
+
+# -- notices in the reader's language --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["fulfilled", "reopened", "abandoned"])
+def test_every_notice_has_a_stable_code_json_params_and_dutch_words(scenario: str) -> None:
+    # Given every notice of a whole negotiation, told to each party as its events happen
+    n = SCENARIOS[scenario]()
+    dutch = words("nl")["t"]
+    state: NegotiationState | None = None
+    told = 0
+    for event in n.events:
+        before = figures_before(state, ["m1"])
+        state = evolve(state, event)
+        for by in VIEWERS.values():
+            viewer = audience(state, by)
+            if viewer is None or views.event_view(state, event, viewer) is None:  # m1 before its invitation
+                continue
+            for notice in notices(before, state, event, viewer):
+                told += 1
+                # Then its parameters are plain JSON (a webhook's), and its words come from code and parameters
+                assert json.loads(json.dumps(dict(notice.params))) == dict(notice.params)
+                assert phrase(notice.code, notice.params).render() == notice.text
+                # And its Dutch differs from its English, unless it is only names, keys and numbers
+                nl = phrase(notice.code, json.loads(json.dumps(dict(notice.params)))).render(dutch)
+                same = nl == notice.text
+                assert not same or english_left(nl, written_by_parties(n), set(n.s.items)) == [], nl
+    assert told > 10
