@@ -244,3 +244,74 @@ def test_forms_send_what_the_api_sends_and_refusals_come_back_as_notices(stack: 
     # Then the coordinator's board says what version 2 added
     board = coordinator_page.get(f"/dashboard/n/{nid}", params={"lang": "en"}).text
     assert re.search(r"new\s+processor-only;", board), "version 2's change is not on the board"
+
+
+def test_a_dutch_board_speaks_dutch_throughout_and_its_live_notices_too(browser: object, stack: RunningStack) -> None:
+    # Given a negotiation on catalogue items, published, with a member's positions and a vendor's question
+    _, coordinator_key = stack.organisation("SURF", "coordinator")
+    vendor_id, vendor_key = stack.organisation("Nimbus Cloud", "vendor")
+    a_id, a_key = stack.organisation("Universiteit Utrecht", "member")
+    api = stack.client(coordinator_key)
+    items = [{"key": "diagnostic-data-retention"}, {"key": "data-location"}, {"key": "no-ai-training"}]
+    opened = api.post(
+        "/v1/negotiations", json={"title": "Kantoorsoftware 2027", "vendor_id": vendor_id, "items": items}
+    )
+    nid = opened.json()["id"]
+    assert api.post(f"/v1/negotiations/{nid}/members", json={"organisation_id": a_id, "weight": 3}).status_code == 201
+    member_api = stack.client(a_key)
+    for key, position in (
+        ("diagnostic-data-retention", {"priority": "must", "value": 30}),
+        ("data-location", {"priority": "must", "accepted": ["NL", "EU"]}),
+        ("no-ai-training", {"priority": "should"}),
+    ):
+        assert member_api.put(f"/v1/negotiations/{nid}/positions/{key}", json=position).status_code in (200, 201, 202)
+    assert api.post(f"/v1/negotiations/{nid}/demand/publish").status_code == 201
+    board = f"{stack.base_url}/dashboard/n/{nid}"
+
+    # When the member reads its board in Dutch and the vendor answers
+    member = sign_in(browser, stack, a_key, language="nl")
+    member.goto(f"{board}?lang=nl")  # type: ignore[attr-defined]
+    vendor = stack.client(vendor_key)
+    answers = {
+        "demand_version": 1,
+        "items": [
+            {"key": "diagnostic-data-retention", "verdict": "counter", "value": 60},
+            {"key": "data-location", "verdict": "counter", "option": "EU"},
+            {"key": "no-ai-training", "verdict": "accept"},
+        ],
+    }
+    assert vendor.post(f"/v1/negotiations/{nid}/responses", json=answers).status_code in (200, 201, 202)
+    # Then its live notices arrive in Dutch, and its board speaks Dutch: catalogue, units, timeline
+    notices = member.locator("#live-notices")  # type: ignore[attr-defined]
+    notices.filter(has_text="De leverancier deed een tegenbod op diagnostic-data-retention: 60 dagen").wait_for(
+        timeout=10_000
+    )
+    member.goto(f"{board}?lang=nl")  # type: ignore[attr-defined]
+    text = member.locator("#board").inner_text()  # type: ignore[attr-defined]
+    assert "Bewaartermijn van diagnostische gegevens" in text and "30 dagen" in text
+    assert "U hebt uw standpunt ingenomen over Locatie waar gegevens worden opgeslagen en verwerkt" in text
+    assert "De leverancier heeft in ronde 1 op 3 eisen geantwoord" in text
+    for english in ("Retention of diagnostic data", "days", "PositionStated", "Timeline", "State position"):
+        assert english not in text, english
+    dutch_shot(member, "board-nl-member")
+
+    # And the coordinator's and the vendor's Dutch boards say what each may know, in Dutch
+    coordinator = sign_in(browser, stack, coordinator_key, language="nl")
+    coordinator.goto(f"{board}?lang=nl")  # type: ignore[attr-defined]
+    said = coordinator.locator("#board").inner_text()  # type: ignore[attr-defined]
+    assert "Universiteit Utrecht heeft een standpunt ingenomen over Bewaartermijn van diagnostische gegevens" in said
+    dutch_shot(coordinator, "board-nl-coordinator")
+    vendor_page = sign_in(browser, stack, vendor_key, language="nl")
+    vendor_page.goto(f"{board}?lang=nl")  # type: ignore[attr-defined]
+    seen = vendor_page.locator("#board").inner_text()  # type: ignore[attr-defined]
+    assert "De coalitie heeft versie 1 gepubliceerd (3 eisen)" in seen and "Universiteit Utrecht" not in seen
+    dutch_shot(vendor_page, "board-nl-vendor")
+
+
+def dutch_shot(page: object, name: str) -> None:
+    """A screenshot kept with the others, and in ``KOOPKRACHT_SCREENSHOTS`` (a folder) when that is set."""
+    shot(page, name)
+    folder = os.environ.get("KOOPKRACHT_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
