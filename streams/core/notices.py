@@ -105,15 +105,22 @@ _VERDICT_COUNTS = {
 }
 
 
+def _amount(p: Mapping[str, Param]) -> Param | Phrase:
+    """A number with the item's unit ("30 days"), the unit translated where shown."""
+    if not p.get("unit"):
+        return p["value"]
+    return Phrase(N_("{value} {unit}"), {"value": p["value"], "unit": Phrase(str(p["unit"]))})
+
+
 def _offer_phrase(p: Mapping[str, Param]) -> Phrase:
-    item, unit = p["item"], f" {p['unit']}" if p.get("unit") else ""
+    item = p["item"]
     if p["offer"] == "reject":
         return Phrase(N_("The vendor rejected {item}"), {"item": item})
     if p["offer"] == "counter":
-        what = p["option"] if p.get("option") is not None else f"{p['value']}{unit}"
+        what = p["option"] if p.get("option") is not None else _amount(p)
         return Phrase(N_("The vendor countered {item} with {what}"), {"item": item, "what": what})
     if p.get("value") is not None:
-        return Phrase(N_("The vendor accepted {item} at {value}"), {"item": item, "value": f"{p['value']}{unit}"})
+        return Phrase(N_("The vendor accepted {item} at {value}"), {"item": item, "value": _amount(p)})
     if p.get("option") is not None:
         return Phrase(N_("The vendor accepted {item} ({options})"), {"item": item, "options": p["option"]})
     return Phrase(N_("The vendor accepted {item}"), {"item": item})

@@ -241,3 +241,16 @@ def test_every_notice_has_a_stable_code_json_params_and_dutch_words(scenario: st
                 same = nl == notice.text
                 assert not same or english_left(nl, written_by_parties(n), set(n.s.items)) == [], nl
     assert told > 10
+
+
+def test_a_member_reads_the_vendors_answer_in_its_own_words() -> None:
+    # Given the vendor's answer to a member's positions, told to that member
+    n = SCENARIOS["answered"]()
+    event = next(e for e in n.events if e.type == "VendorResponded")
+    said = notices(figures_before(None, []), n.s, event, audience(n.s, "m2"))  # type: ignore[arg-type]
+    offer = next(notice for notice in said if notice.params["item"] == "diagnostic-data-retention")
+    # Then in English and in Dutch it says the counter, the unit, the member's limit and the verdict
+    assert offer.text == "The vendor countered diagnostic-data-retention with 60 days; your limit is 30: not met."
+    assert phrase(offer.code, offer.params).render(words("nl")["t"]) == (
+        "De leverancier deed een tegenbod op diagnostic-data-retention: 60 dagen; uw grens is 30: niet voldaan."
+    )
