@@ -174,7 +174,7 @@ def test_a_why_opened_on_the_board(browser: object, stack: RunningStack) -> None
     )
     assert stated.status_code == 200
     # ROC Zuid (weight 1) now says should 10: C = 6 and the target is 10
-    coordinator.locator("#item-diagnostic-data-retention td.target").filter(has_text="10 days").wait_for(  # type: ignore[attr-defined]
+    coordinator.locator("#item-diagnostic-data-retention td.target").filter(has_text="10 dagen").wait_for(  # type: ignore[attr-defined]
         timeout=10_000
     )
     assert coordinator.evaluate("window.__notReloaded") is True  # type: ignore[attr-defined]
