@@ -108,7 +108,7 @@ def test_the_vendor_numbers_what_it_sees_from_1_without_gaps_and_sees_no_member_
         assert browser_like.post("/signin", data={"api_key": stack.person_token(vendor_key)}).status_code == 303
         page = browser_like.get(f"/dashboard/n/{p.nid}/board").text
     assert f'data-sequence="{count}"' in page
-    numbers = [int(k) for k in re.findall(r"#(\d+) [A-Z][A-Za-z]+", page)]
+    numbers = [int(k) for k in re.findall(r'<li data-type="[A-Za-z]+" data-sequence="(\d+)"', page)]
     assert numbers and max(numbers) == count and internal not in numbers
 
 
