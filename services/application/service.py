@@ -182,6 +182,7 @@ class Application:
         data["may_act"] = decider.acts_for_organisation(caller.actor())  # a contributor's board has no command forms
         # What the board draws forms and buttons for: the core's allowed actions, none for a contributor.
         data["allowed"] = data["allowed"] if data["may_act"] else frozenset()
+        data["commitment_actions"] = data["commitment_actions"] if data["may_act"] else {}
         after = max(0, data["state"].sequence - timeline)
         events = self.change_feed(caller, negotiation_id, after=after, limit=timeline).events
         # Each event in words for this viewer (streams.core.timeline), told from the data the viewer may see.

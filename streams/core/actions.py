@@ -5,15 +5,15 @@ so that a board never offers what the core would refuse: an agreed negotiation h
 position" form, a contributor (who acts for nobody, SPEC section 10) has no form at all. The
 decider still decides every command; a unit test plays every action in every phase for every
 role and checks that the decider accepts what this allows and refuses the rest with 403 or 409.
-Per-commitment actions (deliver, check, verdict, regression) depend on each commitment's status
-and stay with the commitments board.
+After the agreement, :func:`commitment_actions` says the same per commitment (deliver, check,
+verdict, regression), by each commitment's status.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from streams.core.decider import Limits, published_items
+from streams.core.decider import AFTER_AGREEMENT, Limits, published_items
 from streams.core.state import NegotiationState
 from streams.core.views import Audience
 
@@ -105,3 +105,34 @@ def _may_propose(state: NegotiationState) -> bool:
     if state.round == 0 or state.awaiting_reopened_version:
         return False
     return not (state.reopened and state.answered_version <= state.reopened_after_version)
+
+
+CommitmentActionName = Literal["deliver", "check", "verdict", "regress"]
+COMMITMENT_ACTIONS: tuple[CommitmentActionName, ...] = ("deliver", "check", "verdict", "regress")
+
+
+def commitment_actions(
+    state: NegotiationState, viewer: Audience, acts_for_organisation: bool = True, limits: Limits = Limits()
+) -> dict[str, frozenset[CommitmentActionName]]:
+    """The actions ``viewer`` may take now on each commitment (SPEC 9), by the decider's checks:
+    a planned commitment while its work goes on (``AFTER_AGREEMENT``); the vendor delivers open or
+    overdue work, a member checks a delivery and reports a regression of what is met, the
+    coordinator gives a verdict on a delivery or on a met commitment whose regression was reported."""
+    if not acts_for_organisation or state.phase not in AFTER_AGREEMENT:
+        return {}
+    said: dict[str, frozenset[CommitmentActionName]] = {}
+    for key, commitment in state.commitments.items():
+        if commitment.due is None:
+            continue
+        allowed: set[CommitmentActionName] = set()
+        status, role = commitment.status, viewer.role
+        if role == "vendor" and status not in ("delivered", "met") and commitment.deliveries < limits.rounds:
+            allowed.add("deliver")
+        elif role == "member" and status == "delivered":
+            allowed.add("check")
+        elif role == "member" and status == "met" and len(commitment.regressions) < limits.rounds:
+            allowed.add("regress")
+        elif role == "coordinator" and (status == "delivered" or (status == "met" and commitment.regressions)):
+            allowed.add("verdict")
+        said[key] = frozenset(allowed)
+    return said

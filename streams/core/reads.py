@@ -17,7 +17,7 @@ from typing import Any
 
 from schemas.documents import CommitmentsDocument, DemandExplanation, DemandVersion, JointDemand, PositionView
 from streams.core import explanation, ocds, views
-from streams.core.actions import allowed_actions
+from streams.core.actions import allowed_actions, commitment_actions
 from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
 from streams.core.views import Audience
@@ -131,4 +131,5 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         "awaiting_reopened_version": state.awaiting_reopened_version,
         # the actions the viewer's role may take now (the board's forms; a contributor's are none)
         "allowed": allowed_actions(state, viewer),
+        "commitment_actions": commitment_actions(state, viewer),
     }

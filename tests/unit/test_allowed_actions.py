@@ -17,19 +17,23 @@ from schemas.commands import (
     Actor,
     AnswerClarification,
     ChangePolicy,
+    CheckCommitment,
+    DeliverCommitment,
     Endorse,
+    GiveVerdict,
     InviteMember,
     PlanCommitments,
     ProposeAgreement,
     PublishDemand,
     Reopen,
+    ReportRegression,
     RequestClarification,
     RespondToDemand,
     StatePosition,
     WithdrawPosition,
 )
 from schemas.negotiation import ItemResponse, PlannedCommitment, Policy, Position
-from streams.core.actions import ACTIONS, allowed_actions
+from streams.core.actions import ACTIONS, COMMITMENT_ACTIONS, allowed_actions, commitment_actions
 from streams.core.decider import Rejection, decide
 from streams.core.views import audience
 from tests.unit.boards import SCENARIOS
@@ -131,3 +135,33 @@ def test_an_agreed_negotiation_takes_no_positions_and_a_contributor_no_command()
     with pytest.raises(Rejection) as refused:
         decide(collecting.s, sent, collecting.context)
     assert refused.value.status == 403
+
+
+def commitment_command(n: Negotiation, action: str, by: str, key: str) -> Any:
+    if action == "deliver":
+        return n.command(DeliverCommitment, by, item_key=key, evidence="Release notes 4.2")
+    if action == "check":
+        return n.command(CheckCommitment, by, item_key=key, verdict="met")
+    if action == "verdict":
+        return n.command(GiveVerdict, by, item_key=key, verdict="not_met")
+    if action == "regress":
+        return n.command(ReportRegression, by, item_key=key, comment="It is back")
+    raise AssertionError(action)
+
+
+@pytest.mark.parametrize("scenario", [*SCENARIOS, "regressed"])
+def test_the_commitments_board_offers_what_the_decider_takes(scenario: str) -> None:
+    # Given a negotiation in this phase (or with a met commitment whose regression a member reported)
+    n = SCENARIOS["fulfilled"]().regress("m1", "no-ai-training") if scenario == "regressed" else SCENARIOS[scenario]()
+    for by in VIEWERS:
+        viewer = audience(n.s, by)
+        assert viewer is not None
+        # When the core says what the viewer may do on each commitment now
+        offered = commitment_actions(n.s, viewer)
+        for key in n.s.commitments:
+            for action in COMMITMENT_ACTIONS:
+                refusal = refusal_of(n, commitment_command(n, action, by, key))
+                allowed = action in offered.get(key, frozenset())
+                # Then what it offers is accepted, and what it does not is refused for the role or the state
+                assert (refusal is None) == allowed, f"{scenario}: {by} {action} {key}: {allowed}, {refusal}"
+                assert refusal is None or refusal.status in (403, 409), refusal.detail
