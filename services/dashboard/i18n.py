@@ -67,10 +67,15 @@ def language_name(code: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-@cache
 def translations(language: str) -> NullTranslations:
-    """The language's catalogue: its ``.po`` read with Babel and compiled in memory, once."""
-    if language == SOURCE or language not in languages():
+    """The language's catalogue: its ``.po`` read with Babel and compiled in memory, once (an
+    unknown language is English: the cache holds only the known ones)."""
+    return _compiled(language if language in languages() else SOURCE)
+
+
+@cache
+def _compiled(language: str) -> NullTranslations:
+    if language == SOURCE:
         return NullTranslations()
     path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     with path.open("rb") as po:

@@ -88,7 +88,7 @@ def test_the_language_list_is_the_locale_folder(tmp_path: Path, monkeypatch: pyt
             text = text.replace('msgstr "Cohesie"', 'msgstr "Kohäsion"').replace("Language: nl", "Language: de")
         (folder / "messages.po").write_text(text, encoding="utf-8")
     monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
-    for cached in (i18n.languages, i18n.translations):
+    for cached in (i18n.languages, i18n._compiled):
         cached.cache_clear()
     try:
         # Then the board offers it, a German browser gets it, and its words are the file's
@@ -97,7 +97,7 @@ def test_the_language_list_is_the_locale_folder(tmp_path: Path, monkeypatch: pyt
         assert translator("de")("Cohesion") == "Kohäsion"
         assert i18n.language_name("de") == "Deutsch"
     finally:
-        for cached in (i18n.languages, i18n.translations):
+        for cached in (i18n.languages, i18n._compiled):
             cached.cache_clear()
 
 
