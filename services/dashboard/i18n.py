@@ -360,6 +360,87 @@ NL: dict[str, str] = {
     "plan {n}": "plan {n}",
     "{n} commitments": "{n} toezeggingen",
     "delivery {n}": "oplevering {n}",
+    # the board's charts and the coordinator's report (issue 20)
+    "Charts": "Grafieken",
+    "The figures": "De cijfers",
+    "Cohesion over demand versions and rounds": "Cohesie over eisversies en rondes",
+    "Share of the coalition's weight that the current offers satisfy, after each step: {steps}.": (
+        "Aandeel van het gewicht van de coalitie dat de huidige aanbiedingen tevredenstellen, na elke stap: {steps}."
+    ),
+    "Cohesion after each published version and each answer of the vendor.": (
+        "Cohesie na elke gepubliceerde versie en elk antwoord van de leverancier."
+    ),
+    "V{n}": "V{n}",
+    "R{n}": "R{n}",
+    "V: a version published": "V: een versie gepubliceerd",
+    "R: the vendor answered a round": "R: de leverancier antwoordde in een ronde",
+    "version {n} published": "versie {n} gepubliceerd",
+    "round {n}: the vendor answered version {v}": "ronde {n}: de leverancier antwoordde op versie {v}",
+    "now": "nu",
+    "now, after changed positions": "nu, na gewijzigde standpunten",
+    "Step": "Stap",
+    "What happened": "Wat er gebeurde",
+    "Satisfied weight / W": "Tevreden gewicht / W",
+    "Support and must share per item": "Steun en moet-aandeel per eis",
+    "Per item, the share of the coalition's weight with a position on it, and with a must position: {items}.": (
+        "Per eis het aandeel van het gewicht van de coalitie met een standpunt erover, en met een "
+        "moet-standpunt: {items}."
+    ),
+    "{item}: support {support}, must {must}": "{item}: steun {support}, moet {must}",
+    "support {support}, must {must}": "steun {support}, moet {must}",
+    "{support} · must {must}": "{support} · moet {must}",
+    "inclusion share {share}": "opnamedrempel {share}",
+    "support": "steun",
+    "* not included in the joint demand": "* niet opgenomen in de gezamenlijke eis",
+    "not included": "niet opgenomen",
+    "Support: the share of the coalition's weight with a position on the item; must: with a must position.": (
+        "Steun: het aandeel van het gewicht van de coalitie met een standpunt over de eis; "
+        "moet: met een moet-standpunt."
+    ),
+    "Key": "Sleutel",
+    "Included": "Opgenomen",
+    "Satisfaction per member and must item": "Tevredenheid per lid en moet-eis",
+    "{n} members, {k} included must items. Per item, satisfied / not satisfied / no must position: {counts}.": (
+        "{n} leden, {k} opgenomen moet-eisen. Per eis tevreden / niet tevreden / geen moet-standpunt: {counts}."
+    ),
+    "Not satisfied on some item: {names}.": "Niet tevreden op een of meer eisen: {names}.",
+    "satisfied": "tevreden",
+    "not satisfied": "niet tevreden",
+    "no must position": "geen moet-standpunt",
+    "… and {n} more members": "… en nog {n} leden",
+    "Per member and included must item: whether the vendor's current offers satisfy the member's must position.": (
+        "Per lid en opgenomen moet-eis: of de huidige aanbiedingen van de leverancier het moet-standpunt van het lid "
+        "tevredenstellen."
+    ),
+    "Per included must item: how many members the current offers satisfy (members are counted, not named).": (
+        "Per opgenomen moet-eis: hoeveel leden de huidige aanbiedingen tevredenstellen (leden worden geteld, niet "
+        "genoemd)."
+    ),
+    "Your positions against the joint targets and the vendor's offers": (
+        "Uw standpunten tegenover de gezamenlijke doelen en de aanbiedingen van de leverancier"
+    ),
+    "{n} positions; the current offers satisfy {k} of them.": (
+        "{n} standpunten; de huidige aanbiedingen voldoen aan {k}."
+    ),
+    "you {mine} · target {target} · offer {offer}": "u {mine} · doel {target} · aanbod {offer}",
+    "no offer yet": "nog geen aanbod",
+    "your value": "uw waarde",
+    "joint target": "gezamenlijk doel",
+    "vendor's offer": "aanbod van de leverancier",
+    "values your position accepts": "waarden die uw standpunt aanvaardt",
+    "Your position": "Uw standpunt",
+    "Where your positions sit against the live joint targets and the vendor's current offers.": (
+        "Waar uw standpunten staan tegenover de actuele gezamenlijke doelen en de huidige aanbiedingen van de "
+        "leverancier."
+    ),
+    "Report": "Rapport",
+    "Report for the member council": "Rapport voor de ledenraad",
+    "Report for the member council (one page, to print)": "Rapport voor de ledenraad (één pagina, om af te drukken)",
+    "Print / save as PDF": "Afdrukken / opslaan als pdf",
+    "Back to the board": "Terug naar het bord",
+    "Satisfied members": "Tevreden leden",
+    "Included items": "Opgenomen eisen",
+    "Settled items": "Geregelde eisen",
 }
 
 
