@@ -344,6 +344,18 @@ def _text(
     )
 
 
+def _legend(marks: Sequence[tuple[str, str]], x: float, y: float) -> str:
+    """A legend's entries side by side from ``x`` on the baseline ``y``: each ``(mark, words)``, the
+    mark an SVG fragment drawn with its left edge at 0 and centred on y = -4 (moved into place with
+    a translation), the words after it. The space a word takes is estimated (0.62 em a character
+    at 11 px), so that Dutch, which runs longer, does not run into the next entry."""
+    parts = []
+    for mark, words in marks:
+        parts.append(f'<g transform="translate({round(x, 1)} {y})">{mark}</g>' + _text(x + 18, y, words, 11))
+        x += 18 + len(words) * 11 * 0.62 + 22
+    return "".join(parts)
+
+
 def _moment_words(step: CohesionStep, t: Callable[[str], str]) -> tuple[str, str]:
     """(the short label on the axis, the words in the table) of a cohesion step."""
     if step.moment == "published":
@@ -422,13 +434,19 @@ def cohesion_chart(history: Sequence[CohesionStep], t: Callable[[str], str]) -> 
                     ' font-weight="700"',
                 )
             )
-            parts.append(_text(x, COHESION_HEIGHT - bottom + 16, short, 11, "middle", MUTED))
-    legend_y = COHESION_HEIGHT - 8
+            parts.append(_text(x, COHESION_HEIGHT - bottom + 19, short, 11, "middle", MUTED))
     parts += [
-        f'<rect x="{left}" y="{legend_y - 9}" width="9" height="9" fill="#ffffff" stroke="{ACCENT}" stroke-width="2"/>',
-        _text(left + 14, legend_y, t("V: a version published"), 11),
-        f'<circle cx="{left + 200}" cy="{legend_y - 4}" r="5" fill="{ACCENT}"/>',
-        _text(left + 210, legend_y, t("R: the vendor answered a round"), 11),
+        _legend(
+            [
+                (
+                    f'<rect x="0" y="-9" width="9" height="9" fill="#ffffff" stroke="{ACCENT}" stroke-width="2"/>',
+                    t("V: a version published"),
+                ),
+                (f'<circle cx="5" cy="-4" r="5" fill="{ACCENT}"/>', t("R: the vendor answered a round")),
+            ],
+            left,
+            COHESION_HEIGHT - 8,
+        ),
         "</svg>",
     ]
     rows = [
@@ -464,19 +482,26 @@ def support_rows(definitions: Sequence[Any], lines: dict[str, Any]) -> list[Supp
 
 
 SUPPORT_WIDTH, SUPPORT_LABEL, SUPPORT_ROW = 760, 250, 26
+REPORT_SUPPORT_WIDTH = 540
+"""The support chart in the report's half-page column."""
 
 
 def support_chart(
-    rows: Sequence[SupportRow], t: Callable[[str], str], inclusion_share: Fraction | None = None
+    rows: Sequence[SupportRow],
+    t: Callable[[str], str],
+    inclusion_share: Fraction | None = None,
+    width: int = SUPPORT_WIDTH,
 ) -> Markup:
     """Support and must share per item: a horizontal bar per item, its outline as long as the
     support share and its solid part as long as the must share (the must supporters are among the
     supporters), both written out beside it; a dashed line at the policy's inclusion share when
-    the viewer may see the policy's effect (not the vendor)."""
+    the viewer may see the policy's effect (not the vendor). A narrower ``width`` (the report's
+    half page) shortens the bars and the titles, so that the text keeps its size on paper."""
     if not rows:
         return Markup("")
     head, foot = 24, 30
-    bar_left, bar_right = SUPPORT_LABEL, SUPPORT_WIDTH - 170
+    label = SUPPORT_LABEL if width >= SUPPORT_WIDTH else 190
+    bar_left, bar_right = label, width - 150
     height = head + SUPPORT_ROW * len(rows) + foot
 
     def x(share: float | Fraction) -> float:
@@ -494,7 +519,7 @@ def support_chart(
         )
     )
     parts = [
-        _svg_open("support-shares", SUPPORT_WIDTH, height, "support-chart"),
+        _svg_open("support-shares", width, height, "support-chart"),
         f'<title id="support-chart-title">{escape(title)}</title>',
         f'<desc id="support-chart-desc">{escape(description)}</desc>',
     ]
@@ -510,7 +535,7 @@ def support_chart(
         )
         if not row.included:
             label += " · " + t("not included")
-        name = _short(row.title, 36) + ("" if row.included else " *")
+        name = _short(row.title, 36 if label == SUPPORT_LABEL else 24) + ("" if row.included else " *")
         parts.append(
             f'<g class="item{"" if row.included else " excluded"}" id="support-{escape(row.key)}">'
             f"<title>{escape(label)}</title>"
@@ -723,16 +748,15 @@ def own_positions_chart(positions: Sequence[OwnPosition], t: Callable[[str], str
             else ("… " + t("no offer yet"), MUTED)
         )
         comparison = "≤" if p.kind == "at_most" else "≥" if p.kind == "at_least" else ""
-        mine = (
-            f"{comparison} {_words_of(p.value, p.unit)}".strip()
-            if p.value is not None
-            else _words_of(p.accepted)
-            if p.accepted
-            else "✓"
-        )
-        words = t("you {mine} · target {target} · offer {offer}").format(
-            mine=mine, target=_words_of(p.target, p.unit), offer=_words_of(p.offered, p.unit)
-        )
+        if p.kind == "boolean":  # a guarantee: needed, asked, given
+            mine, target = t("guarantee needed"), t("asked") if p.target is True else DASH
+            offered = t("given") if p.offered is True else DASH
+        else:
+            mine = (
+                f"{comparison} {_words_of(p.value, p.unit)}".strip() if p.value is not None else _words_of(p.accepted)
+            )
+            target, offered = _words_of(p.target, p.unit), _words_of(p.offered, p.unit)
+        words = t("you {mine} · target {target} · offer {offer}").format(mine=mine, target=target, offer=offered)
         parts.append(
             f'<g class="position {"satisfied" if p.satisfied else "unsatisfied"}" id="own-{escape(p.key)}">'
             f"<title>{escape(p.title + ': ' + words + ' · ' + verdict[0])}</title>"
@@ -776,19 +800,21 @@ def own_positions_chart(positions: Sequence[OwnPosition], t: Callable[[str], str
             + _text(text_x, mid + 13, verdict[0], 12, "start", verdict[1], ' font-weight="700"')
         )
         parts.append("</g>")
-        table.append(
-            [p.title, t(p.priority), mine, _words_of(p.target, p.unit), _words_of(p.offered, p.unit), verdict[0]]
-        )
-    legend_y = height - 8
+        table.append([p.title, t(p.priority), mine, target, offered, verdict[0]])
     parts += [
-        f'<circle cx="22" cy="{legend_y - 4}" r="6" fill="{ACCENT}"/>',
-        _text(34, legend_y, t("your value"), 11),
-        f'<path d="M150 {legend_y - 12} L157 {legend_y - 4} L150 {legend_y + 4} L143 {legend_y - 4} Z" fill="{INK}"/>',
-        _text(162, legend_y, t("joint target"), 11),
-        f'<path d="M270 {legend_y + 2} L277 {legend_y - 10} L263 {legend_y - 10} Z" fill="{WARN}"/>',
-        _text(284, legend_y, t("vendor's offer"), 11),
-        f'<rect x="400" y="{legend_y - 10}" width="22" height="12" fill="#e3f4e8" stroke="{OK}"/>',
-        _text(428, legend_y, t("values your position accepts"), 11),
+        _legend(
+            [
+                (f'<circle cx="6" cy="-4" r="6" fill="{ACCENT}"/>', t("your value")),
+                (f'<path d="M7 -12 L14 -4 L7 4 L0 -4 Z" fill="{INK}"/>', t("joint target")),
+                (f'<path d="M7 2 L14 -10 L0 -10 Z" fill="{WARN}"/>', t("vendor's offer")),
+                (
+                    f'<rect x="0" y="-10" width="14" height="12" fill="#e3f4e8" stroke="{OK}"/>',
+                    t("values your position accepts"),
+                ),
+            ],
+            16,
+            height - 8,
+        ),
         "</svg>",
     ]
     headers = [t("Item"), t("Priority"), t("Your position"), t("Target"), t("Vendor's offer"), t("Satisfied")]

@@ -54,6 +54,7 @@ from services.application.service import Application
 from services.application.throttle import address_of
 from services.dashboard.charts import (
     REPORT_GRID_ROWS,
+    REPORT_SUPPORT_WIDTH,
     SYMBOLS,
     cohesion_chart,
     commitment_status,
@@ -91,6 +92,7 @@ templates.env.globals.update(  # the board's charts (``_charts.html``) and the c
     satisfaction_heatmap=satisfaction_heatmap,
     own_positions_chart=own_positions_chart,
     REPORT_GRID_ROWS=REPORT_GRID_ROWS,
+    REPORT_SUPPORT_WIDTH=REPORT_SUPPORT_WIDTH,
 )
 dashboard = APIRouter(include_in_schema=False)
 COOKIE = "kk_session"

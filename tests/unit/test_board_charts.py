@@ -212,7 +212,7 @@ def test_the_cohesion_chart_is_well_formed_and_its_table_says_the_cores_figures(
     svg = svg_of(markup)
     named_by_title_and_desc(svg)
     # a mark per step, each with a title naming the step and its exact share
-    points = svg.findall(f"{SVG}g")
+    points = [g for g in svg.findall(f"{SVG}g") if (g.get("class") or "").startswith("point")]
     assert [p.get("class") for p in points] == [
         "point published",
         "point responded",
