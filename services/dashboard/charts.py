@@ -500,8 +500,8 @@ def support_chart(
     if not rows:
         return Markup("")
     head, foot = 24, 30
-    label = SUPPORT_LABEL if width >= SUPPORT_WIDTH else 190
-    bar_left, bar_right = label, width - 150
+    label_width = SUPPORT_LABEL if width >= SUPPORT_WIDTH else 190
+    bar_left, bar_right = label_width, width - 150
     height = head + SUPPORT_ROW * len(rows) + foot
 
     def x(share: float | Fraction) -> float:
@@ -535,7 +535,7 @@ def support_chart(
         )
         if not row.included:
             label += " · " + t("not included")
-        name = _short(row.title, 36 if label == SUPPORT_LABEL else 24) + ("" if row.included else " *")
+        name = _short(row.title, 36 if label_width == SUPPORT_LABEL else 24) + ("" if row.included else " *")
         parts.append(
             f'<g class="item{"" if row.included else " excluded"}" id="support-{escape(row.key)}">'
             f"<title>{escape(label)}</title>"
