@@ -714,6 +714,39 @@ def _words_of(value: Any, unit: str | None = None) -> str:
     return number(value) + (f" {unit}" if unit else "")
 
 
+def _option_boxes(p: OwnPosition, left: float, mid: float) -> str:
+    """A one_of position's options side by side: shaded and outlined in green where the position
+    accepts it, a diamond in the target's options, a triangle over the option the offer amounts to."""
+    assert p.options is not None
+    step = OWN_LINE / len(p.options)
+    target = set(p.target) if isinstance(p.target, tuple) else set()
+    offered = set(p.offered) if isinstance(p.offered, tuple) else set()
+    accepted = set(p.accepted or ())
+    parts = []
+    for index, option in enumerate(p.options):
+        x = round(left + step * index + 2, 1)
+        width = round(step - 4, 1)
+        fill, stroke = ("#e3f4e8", OK) if option in accepted else ("#ffffff", LINE)
+        parts.append(
+            f'<rect class="option{" accepted" if option in accepted else ""}" x="{x}" y="{mid - 9}" width="{width}" '
+            f'height="18" fill="{fill}" stroke="{stroke}"/>'
+            + _text(x + width / 2, mid + 4, _short(option, 12), 11, "middle")
+        )
+        if option in target:
+            right = x + width - 8
+            parts.append(
+                f'<path class="target" d="M{right} {mid - 6} L{right + 5} {mid} L{right} {mid + 6} '
+                f'L{right - 5} {mid} Z" fill="{INK}"/>'
+            )
+        if option in offered:
+            centre = round(x + width / 2, 1)
+            parts.append(
+                f'<path class="offer" d="M{centre} {mid - 9} L{centre + 7} {mid - 20} L{centre - 7} {mid - 20} Z" '
+                f'fill="{WARN}"/>'
+            )
+    return "".join(parts)
+
+
 def own_positions_chart(positions: Sequence[OwnPosition], t: Callable[[str], str]) -> Markup:
     """A member's own positions against the live joint target and the vendor's current offer, a
     row per item. A number item gets a scale through its value (a disc), the target (a diamond)
@@ -795,6 +828,8 @@ def own_positions_chart(positions: Sequence[OwnPosition], t: Callable[[str], str
                     f'<path class="offer" d="M{ox} {mid - 3} L{ox + 7} {mid - 15} L{ox - 7} {mid - 15} Z" '
                     f'fill="{WARN}"/>'
                 )
+        if p.kind == "one_of" and p.options:
+            parts.append(_option_boxes(p, line_left, mid))
         parts.append(
             _text(text_x, mid - 2, words, 12)
             + _text(text_x, mid + 13, verdict[0], 12, "start", verdict[1], ' font-weight="700"')

@@ -149,6 +149,8 @@ class OwnPosition:
     title: str
     kind: Kind
     unit: str | None
+    options: tuple[str, ...] | None
+    """one_of: the item's options."""
     priority: Priority
     value: Fraction | None
     accepted: tuple[str, ...] | None
@@ -180,6 +182,7 @@ def own_positions(state: NegotiationState, viewer: Audience) -> tuple[OwnPositio
                 title=item.title,
                 kind=item.kind,
                 unit=item.unit,
+                options=item.options,
                 priority=position.priority,
                 value=position.value,
                 accepted=position.accepted,

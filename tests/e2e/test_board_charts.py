@@ -104,6 +104,7 @@ def test_the_charts_the_report_and_who_sees_them(
     for chart in ("cohesion-history", "support-shares", "satisfaction-heatmap"):
         keep(coordinator, f"#{chart}", f"coordinator-{chart}", tmp_path)
     assert coordinator.locator("#satisfaction-heatmap .member").count() == 12
+    keep(coordinator, "main", "coordinator-board", tmp_path)
     # and each chart's figures are a table to read out (the text alternative)
     coordinator.locator("#cohesion-history-figures summary").click()
     assert coordinator.locator("#cohesion-history-figures tbody tr").count() == 4
@@ -136,12 +137,24 @@ def test_the_charts_the_report_and_who_sees_them(
     assert "Cohesie over eisversies en rondes" in member.locator("#cohesion-history").inner_html()
     keep(member, "#charts", "member-charts-nl", tmp_path)
 
-    # And the vendor's board has no cohesion chart, no heat map and no member's name
+    # And the vendor's board has no chart (support is not disclosed) and no member's name
     vendor = sign_in(browser, stack, n["vendor"])
     vendor.goto(board)
-    assert vendor.locator("#cohesion-history, #satisfaction-heatmap, #own-positions").count() == 0
+    assert vendor.locator("#charts").count() == 0
+    assert not any(name in vendor.content() for name in n["names"])
+    # When the coordinator discloses support to the vendor
+    disclosed = stack.client(n["coordinator"]).put(
+        f"/v1/negotiations/{n['nid']}/policy", json={"disclose_support_to_vendor": True}
+    )
+    assert disclosed.status_code == 200, disclosed.text
+    vendor.goto(board)
+    # Then the vendor's board shows the published support shares, and still no cohesion, heat map or member
+    assert vendor.locator("#support-shares").count() == 1
+    assert vendor.locator("#cohesion-history, #satisfaction-heatmap, #own-positions, .inclusion").count() == 0
+    keep(vendor, "#support-shares", "vendor-support-shares-disclosed", tmp_path)
     page = vendor.content()
     assert not any(name in page for name in n["names"])
+    assert not any(organisation_id in page for organisation_id in n["ids"])
 
     # When the coordinator opens the report for the member council
     coordinator.goto(f"{board}/report")
