@@ -370,15 +370,16 @@ def _moment_words(step: CohesionStep, t: Callable[[str], str]) -> tuple[str, str
 COHESION_WIDTH, COHESION_HEIGHT = 640, 220
 
 
-def cohesion_chart(history: Sequence[CohesionStep], t: Callable[[str], str]) -> Markup:
+def cohesion_chart(history: Sequence[CohesionStep], t: Callable[[str], str], width: int = COHESION_WIDTH) -> Markup:
     """Cohesion after each published version (V1, V2 …: hollow squares) and each vendor response
     (R1, R2 …: discs), and ``now`` (a ring) when positions moved it since: a line over an ordinal
     axis, 0 to 100 %, each point labelled with its percentage. ``history``: the core's
-    ``streams.core.figures.cohesion_history``."""
+    ``streams.core.figures.cohesion_history``. A narrower ``width`` (the report's half page)
+    keeps the text's size on paper."""
     if not history:
         return Markup("")
     left, right, top, bottom = 46, 16, 22, 40
-    plot_w, plot_h = COHESION_WIDTH - left - right, COHESION_HEIGHT - top - bottom
+    plot_w, plot_h = width - left - right, COHESION_HEIGHT - top - bottom
     slot = plot_w / len(history)
     many = len(history) > 16
 
@@ -393,13 +394,13 @@ def cohesion_chart(history: Sequence[CohesionStep], t: Callable[[str], str]) -> 
         "Share of the coalition's weight that the current offers satisfy, after each step: {steps}."
     ).format(steps=summary)
     parts = [
-        _svg_open("cohesion-history", COHESION_WIDTH, COHESION_HEIGHT, "cohesion-chart"),
+        _svg_open("cohesion-history", width, COHESION_HEIGHT, "cohesion-chart"),
         f'<title id="cohesion-chart-title">{escape(title)}</title>',
         f'<desc id="cohesion-chart-desc">{escape(description)}</desc>',
     ]
     for share in (Fraction(0), Fraction(1, 2), Fraction(1)):
         parts.append(
-            f'<line class="grid" x1="{left}" y1="{y(share)}" x2="{COHESION_WIDTH - right}" y2="{y(share)}" '
+            f'<line class="grid" x1="{left}" y1="{y(share)}" x2="{width - right}" y2="{y(share)}" '
             f'stroke="{LINE}" stroke-dasharray="{"none" if share == 0 else "2 3"}"/>'
             + _text(left - 6, y(share) + 4, percent(share), 11, "end", MUTED)
         )
@@ -440,9 +441,9 @@ def cohesion_chart(history: Sequence[CohesionStep], t: Callable[[str], str]) -> 
             [
                 (
                     f'<rect x="0" y="-9" width="9" height="9" fill="#ffffff" stroke="{ACCENT}" stroke-width="2"/>',
-                    t("V: a version published"),
+                    t("V: version published"),
                 ),
-                (f'<circle cx="5" cy="-4" r="5" fill="{ACCENT}"/>', t("R: the vendor answered a round")),
+                (f'<circle cx="5" cy="-4" r="5" fill="{ACCENT}"/>', t("R: the vendor's answer (round)")),
             ],
             left,
             COHESION_HEIGHT - 8,
@@ -484,6 +485,8 @@ def support_rows(definitions: Sequence[Any], lines: dict[str, Any]) -> list[Supp
 SUPPORT_WIDTH, SUPPORT_LABEL, SUPPORT_ROW = 760, 250, 26
 REPORT_SUPPORT_WIDTH = 540
 """The support chart in the report's half-page column."""
+REPORT_COHESION_WIDTH = 480
+"""The cohesion chart in the report's half-page column."""
 
 
 def support_chart(

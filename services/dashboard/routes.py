@@ -53,6 +53,7 @@ from services.application.security import Caller, authenticate
 from services.application.service import Application
 from services.application.throttle import address_of
 from services.dashboard.charts import (
+    REPORT_COHESION_WIDTH,
     REPORT_GRID_ROWS,
     REPORT_SUPPORT_WIDTH,
     SYMBOLS,
@@ -91,6 +92,7 @@ templates.env.globals.update(  # the board's charts (``_charts.html``) and the c
     support_rows=support_rows,
     satisfaction_heatmap=satisfaction_heatmap,
     own_positions_chart=own_positions_chart,
+    REPORT_COHESION_WIDTH=REPORT_COHESION_WIDTH,
     REPORT_GRID_ROWS=REPORT_GRID_ROWS,
     REPORT_SUPPORT_WIDTH=REPORT_SUPPORT_WIDTH,
 )

@@ -173,6 +173,12 @@ def test_the_charts_the_report_and_who_sees_them(
     assert box is not None
     width, height = (float(v) for v in box.groups())
     assert abs(width - 595.3) < 2 and abs(height - 841.9) < 2, (width, height)  # A4 in points (Chromium rounds to px)
+    # And in Dutch too
+    coordinator.goto(f"{board}/report?lang=nl")
+    assert coordinator.get_by_role("button", name="Afdrukken / opslaan als pdf").is_visible()
+    assert pdf_pages(coordinator.pdf(format="A4", print_background=True)) == 1
+    keep(coordinator, "#report", "coordinator-report-nl", tmp_path)
+    coordinator.goto(f"{board}/report?lang=en")
     # (and as the printer sees it: the print stylesheet, on an A4-wide page, for people to look at)
     coordinator.emulate_media(media="print")
     coordinator.set_viewport_size({"width": 794, "height": 1123})
