@@ -196,6 +196,10 @@ class Application:
         data["drafts"] = {d.item_key: d for d in self.drafts.of_negotiation(caller, negotiation_id)} if member else {}
         return data
 
+    def report(self, caller: Caller, negotiation_id: str) -> dict[str, Any]:
+        """The coordinator's one-page report (``reads.report``): 403 for the other parties."""
+        return self.read(caller, negotiation_id, reads.report)
+
     def change_feed(self, caller: Caller, negotiation_id: str, after: int = 0, limit: int = 100) -> ChangeFeed:
         """The negotiation's events after ``after``, as the caller may see them. The vendor's feed
         is numbered with its own gapless counter (SPEC section 1): ``after`` counts in it too."""

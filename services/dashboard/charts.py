@@ -16,14 +16,17 @@ the chart reads without colour; a legend names the shapes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 from markupsafe import Markup, escape
 
 from schemas.common import number_to_json
 from schemas.documents import CommitmentsDocument, CommitmentView, ItemExplanation
+from streams.core.figures import CohesionStep, OwnPosition, SatisfactionGrid
 
 WIDTH, HEIGHT = 260, 130
 LEFT, RIGHT, TOP, BOTTOM = 34, 8, 10, 22
@@ -286,3 +289,578 @@ def commitments_timeline(
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+# -- the board's charts (issue 20): cohesion over time, support, satisfaction, a member's positions ---
+#
+# Each is a <figure>: the SVG (role="img", named by its <title> and <desc> through
+# aria-labelledby), a caption, and a <details> with the figures as a table, the chart's text
+# alternative. Marks carry a shape or a word as well as a colour; every colour used for text or
+# for a mark that carries meaning has at least 4.5:1 against white (tests/unit/test_board_charts.py
+# computes it), and the pale fills only back marks that are outlined or labelled.
+
+INK, MUTED, LINE = "#1b1f24", "#545b64", "#c9ced6"
+ACCENT, OK, BAD, WARN = "#0b5cad", "#136b2c", "#a3161b", "#8a5300"
+PALE, PALE_ACCENT = "#eef0f3", "#dce8f6"
+DASH = "\u2013"
+"""An en dash: nothing (no must position, no value)."""
+
+
+def percent(share: Fraction | float) -> str:
+    """A share as the board writes it: ``75%`` (rounded half to even, as ``"%.0f"`` does)."""
+    return "%.0f%%" % (float(share) * 100)
+
+
+def weights(step: CohesionStep) -> str:
+    """A cohesion step's exact share as its weights, ``satisfied/W`` (``9/12``, not ``3/4``)."""
+    return f"{step.satisfied_weight}/{step.total_weight}"
+
+
+def _svg_open(css: str, width: float, height: float, name: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-labelledby="{name}-title {name}-desc">'
+    )
+
+
+def _figure(
+    name: str, caption: str, svg: str, headers: list[str], rows: list[list[str]], t: Callable[[str], str]
+) -> Markup:
+    """The chart with its caption and its figures as a table (the text alternative)."""
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers)
+    body = "".join(
+        "<tr>" + f'<th scope="row">{escape(row[0])}</th>' + "".join(f"<td>{escape(c)}</td>" for c in row[1:]) + "</tr>"
+        for row in rows
+    )
+    return Markup(
+        f'<figure class="board-chart" id="{name}">{svg}'
+        f"<figcaption>{escape(caption)}</figcaption>"
+        f'<details class="chart-figures" id="{name}-figures"><summary>{escape(t("The figures"))}</summary>'
+        f'<table class="figures"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></details>'
+        "</figure>"
+    )
+
+
+def _text(
+    x: float, y: float, text: str, size: int = 12, anchor: str = "start", fill: str = INK, extra: str = ""
+) -> str:
+    return (
+        f'<text x="{round(x, 1)}" y="{round(y, 1)}" font-size="{size}" text-anchor="{anchor}" fill="{fill}"{extra}>'
+        f"{escape(text)}</text>"
+    )
+
+
+def _legend(marks: Sequence[tuple[str, str]], x: float, y: float) -> str:
+    """A legend's entries side by side from ``x`` on the baseline ``y``: each ``(mark, words)``, the
+    mark an SVG fragment drawn with its left edge at 0 and centred on y = -4 (moved into place with
+    a translation), the words after it. The space a word takes is estimated (0.62 em a character
+    at 11 px), so that Dutch, which runs longer, does not run into the next entry."""
+    parts = []
+    for mark, words in marks:
+        parts.append(f'<g transform="translate({round(x, 1)} {y})">{mark}</g>' + _text(x + 18, y, words, 11))
+        x += 18 + len(words) * 11 * 0.62 + 22
+    return "".join(parts)
+
+
+def _moment_words(step: CohesionStep, t: Callable[[str], str]) -> tuple[str, str]:
+    """(the short label on the axis, the words in the table) of a cohesion step."""
+    if step.moment == "published":
+        return t("V{n}").format(n=step.version), t("version {n} published").format(n=step.version)
+    if step.moment == "responded":
+        return t("R{n}").format(n=step.round), t("round {n}: the vendor answered version {v}").format(
+            n=step.round, v=step.version
+        )
+    return t("now"), t("now, after changed positions")
+
+
+COHESION_WIDTH, COHESION_HEIGHT = 640, 220
+
+
+def cohesion_chart(history: Sequence[CohesionStep], t: Callable[[str], str], width: int = COHESION_WIDTH) -> Markup:
+    """Cohesion after each published version (V1, V2 …: hollow squares) and each vendor response
+    (R1, R2 …: discs), and ``now`` (a ring) when positions moved it since: a line over an ordinal
+    axis, 0 to 100 %, each point labelled with its percentage. ``history``: the core's
+    ``streams.core.figures.cohesion_history``. A narrower ``width`` (the report's half page)
+    keeps the text's size on paper."""
+    if not history:
+        return Markup("")
+    left, right, top, bottom = 46, 16, 22, 40
+    plot_w, plot_h = width - left - right, COHESION_HEIGHT - top - bottom
+    slot = plot_w / len(history)
+    many = len(history) > 16
+
+    def y(share: Fraction) -> float:
+        return round(top + plot_h * float(1 - share), 1)
+
+    labels = [_moment_words(step, t) for step in history]
+    points = [(round(left + (i + 0.5) * slot, 1), y(step.cohesion)) for i, step in enumerate(history)]
+    summary = ", ".join(f"{short} {percent(step.cohesion)}" for (short, _), step in zip(labels, history, strict=True))
+    title = t("Cohesion over demand versions and rounds")
+    description = t(
+        "Share of the coalition's weight that the current offers satisfy, after each step: {steps}."
+    ).format(steps=summary)
+    parts = [
+        _svg_open("cohesion-history", width, COHESION_HEIGHT, "cohesion-chart"),
+        f'<title id="cohesion-chart-title">{escape(title)}</title>',
+        f'<desc id="cohesion-chart-desc">{escape(description)}</desc>',
+    ]
+    for share in (Fraction(0), Fraction(1, 2), Fraction(1)):
+        parts.append(
+            f'<line class="grid" x1="{left}" y1="{y(share)}" x2="{width - right}" y2="{y(share)}" '
+            f'stroke="{LINE}" stroke-dasharray="{"none" if share == 0 else "2 3"}"/>'
+            + _text(left - 6, y(share) + 4, percent(share), 11, "end", MUTED)
+        )
+    parts.append(
+        f'<polyline class="cohesion-line" points="{" ".join(f"{x},{py}" for x, py in points)}" fill="none" '
+        f'stroke="{ACCENT}" stroke-width="2"/>'
+    )
+    for index, (step, (x, py), (short, words)) in enumerate(zip(history, points, labels, strict=True)):
+        label = f"{words}: {percent(step.cohesion)} ({weights(step)})"
+        if step.moment == "published":
+            mark = (
+                f'<rect x="{x - 5}" y="{py - 5}" width="10" height="10" fill="#ffffff" '
+                f'stroke="{ACCENT}" stroke-width="2"/>'
+            )
+        elif step.moment == "responded":
+            mark = f'<circle cx="{x}" cy="{py}" r="5.5" fill="{ACCENT}"/>'
+        else:
+            mark = (
+                f'<circle cx="{x}" cy="{py}" r="6" fill="#ffffff" stroke="{INK}" stroke-width="2" '
+                'stroke-dasharray="3 2"/>'
+            )
+        parts.append(f'<g class="point {step.moment}"><title>{escape(label)}</title>{mark}</g>')
+        if not many or index in (0, len(history) - 1) or index % 4 == 0:
+            parts.append(
+                _text(
+                    x,
+                    py - 10 if py > top + 14 else py + 20,
+                    percent(step.cohesion),
+                    11,
+                    "middle",
+                    INK,
+                    ' font-weight="700"',
+                )
+            )
+            parts.append(_text(x, COHESION_HEIGHT - bottom + 19, short, 11, "middle", MUTED))
+    parts += [
+        _legend(
+            [
+                (
+                    f'<rect x="0" y="-9" width="9" height="9" fill="#ffffff" stroke="{ACCENT}" stroke-width="2"/>',
+                    t("V: version published"),
+                ),
+                (f'<circle cx="5" cy="-4" r="5" fill="{ACCENT}"/>', t("R: the vendor's answer (round)")),
+            ],
+            left,
+            COHESION_HEIGHT - 8,
+        ),
+        "</svg>",
+    ]
+    rows = [
+        [short, words, str(step.version), str(step.round), percent(step.cohesion), weights(step)]
+        for step, (short, words) in zip(history, labels, strict=True)
+    ]
+    headers = [t("Step"), t("What happened"), t("Version"), t("Round"), t("Cohesion"), t("Satisfied weight / W")]
+    caption = t("Cohesion after each published version and each answer of the vendor.")
+    return _figure("cohesion-history", caption, "".join(parts), headers, rows, t)
+
+
+@dataclass(frozen=True)
+class SupportRow:
+    key: str
+    title: str
+    support_share: float
+    must_share: float
+    included: bool
+
+
+def support_rows(definitions: Sequence[Any], lines: dict[str, Any]) -> list[SupportRow]:
+    """The support chart's rows: the items in the negotiation's order with the figures the viewer's
+    demand document gives (the live demand; for the vendor the latest published version, whose
+    figures are absent unless the policy discloses them: then there are no rows)."""
+    rows = []
+    for definition in definitions:
+        line = lines.get(definition.key)
+        if line is None or line.support_share is None or line.must_share is None:
+            continue
+        included = getattr(line, "included", True)  # a published item is included
+        rows.append(SupportRow(definition.key, definition.title, line.support_share, line.must_share, included))
+    return rows
+
+
+SUPPORT_WIDTH, SUPPORT_LABEL, SUPPORT_ROW = 760, 250, 26
+REPORT_SUPPORT_WIDTH = 540
+"""The support chart in the report's half-page column."""
+REPORT_COHESION_WIDTH = 480
+"""The cohesion chart in the report's half-page column."""
+
+
+def support_chart(
+    rows: Sequence[SupportRow],
+    t: Callable[[str], str],
+    inclusion_share: Fraction | None = None,
+    width: int = SUPPORT_WIDTH,
+) -> Markup:
+    """Support and must share per item: a horizontal bar per item, its outline as long as the
+    support share and its solid part as long as the must share (the must supporters are among the
+    supporters), both written out beside it; a dashed line at the policy's inclusion share when
+    the viewer may see the policy's effect (not the vendor). A narrower ``width`` (the report's
+    half page) shortens the bars and the titles, so that the text keeps its size on paper."""
+    if not rows:
+        return Markup("")
+    head, foot = 24, 30
+    label_width = SUPPORT_LABEL if width >= SUPPORT_WIDTH else 190
+    bar_left, bar_right = label_width, width - 150
+    height = head + SUPPORT_ROW * len(rows) + foot
+
+    def x(share: float | Fraction) -> float:
+        return round(bar_left + (bar_right - bar_left) * float(share), 1)
+
+    title = t("Support and must share per item")
+    description = t(
+        "Per item, the share of the coalition's weight with a position on it, and with a must position: {items}."
+    ).format(
+        items="; ".join(
+            t("{item}: support {support}, must {must}").format(
+                item=row.key, support=percent(row.support_share), must=percent(row.must_share)
+            )
+            for row in rows
+        )
+    )
+    parts = [
+        _svg_open("support-shares", width, height, "support-chart"),
+        f'<title id="support-chart-title">{escape(title)}</title>',
+        f'<desc id="support-chart-desc">{escape(description)}</desc>',
+    ]
+    for share in (0, 0.5, 1):
+        parts.append(
+            f'<line class="grid" x1="{x(share)}" y1="{head - 4}" x2="{x(share)}" y2="{head + SUPPORT_ROW * len(rows)}" '
+            f'stroke="{LINE}"/>' + _text(x(share), head - 8, percent(share), 11, "middle", MUTED)
+        )
+    for index, row in enumerate(rows):
+        top = head + SUPPORT_ROW * index
+        label = f"{row.title} ({row.key}): " + t("support {support}, must {must}").format(
+            support=percent(row.support_share), must=percent(row.must_share)
+        )
+        if not row.included:
+            label += " · " + t("not included")
+        name = _short(row.title, 36 if label_width == SUPPORT_LABEL else 24) + ("" if row.included else " *")
+        parts.append(
+            f'<g class="item{"" if row.included else " excluded"}" id="support-{escape(row.key)}">'
+            f"<title>{escape(label)}</title>"
+            + _text(bar_left - 8, top + 17, name, 12, "end", INK if row.included else MUTED)
+            + f'<rect class="support" x="{bar_left}" y="{top + 5}" width="{max(x(row.support_share) - bar_left, 0)}" '
+            f'height="15" fill="{PALE_ACCENT}" stroke="{ACCENT}" stroke-width="1.5"/>'
+            + f'<rect class="must" x="{bar_left}" y="{top + 5}" width="{max(x(row.must_share) - bar_left, 0)}" '
+            f'height="15" fill="{ACCENT}"/>'
+            + _text(
+                bar_right + 10,
+                top + 17,
+                t("{support} · must {must}").format(support=percent(row.support_share), must=percent(row.must_share)),
+                12,
+            )
+            + "</g>"
+        )
+    bottom = head + SUPPORT_ROW * len(rows)
+    if inclusion_share is not None:
+        parts.append(
+            f'<line class="inclusion" x1="{x(inclusion_share)}" y1="{head - 2}" x2="{x(inclusion_share)}" '
+            f'y2="{bottom + 4}" '
+            f'stroke="{BAD}" stroke-width="1.5" stroke-dasharray="5 3"/>'
+            + _text(
+                x(inclusion_share),
+                bottom + 16,
+                t("inclusion share {share}").format(share=percent(inclusion_share)),
+                11,
+                "middle",
+                BAD,
+            )
+        )
+    legend_y = height - 6
+    parts += [
+        f'<rect x="16" y="{legend_y - 10}" width="16" height="10" fill="{PALE_ACCENT}" stroke="{ACCENT}" '
+        'stroke-width="1.5"/>',
+        _text(38, legend_y, t("support"), 11),
+        f'<rect x="110" y="{legend_y - 10}" width="16" height="10" fill="{ACCENT}"/>',
+        _text(132, legend_y, t("must"), 11),
+    ]
+    if any(not row.included for row in rows):
+        parts.append(_text(190, legend_y, t("* not included in the joint demand"), 11, "start", MUTED))
+    parts.append("</svg>")
+    table = [
+        [row.title, row.key, percent(row.support_share), percent(row.must_share), t("yes") if row.included else t("no")]
+        for row in rows
+    ]
+    headers = [t("Item"), t("Key"), t("Support"), t("Must"), t("Included")]
+    caption = t("Support: the share of the coalition's weight with a position on the item; must: with a must position.")
+    return _figure("support-shares", caption, "".join(parts), headers, table, t)
+
+
+GRID_LABEL, GRID_CELL, GRID_ROW, GRID_HEAD = 220, 34, 22, 128
+GRID_ROWS = 60
+"""At most this many members are drawn (a coalition of a thousand would be a poster): the rest are
+counted below the grid, and every member is in the board's members table."""
+REPORT_GRID_ROWS = 24
+"""The report's grid draws fewer, so that the page stays one A4 page."""
+CELL_MARKS = {"satisfied": "✓", "unsatisfied": "✗", "no_must": DASH}
+
+
+def cell_words(t: Callable[[str], str]) -> dict[str, str]:
+    return {"satisfied": t("satisfied"), "unsatisfied": t("not satisfied"), "no_must": t("no must position")}
+
+
+def satisfaction_heatmap(grid: SatisfactionGrid | None, t: Callable[[str], str], limit: int = GRID_ROWS) -> Markup:
+    """Members by included must items: per cell, whether the current offer satisfies the member's
+    must position (✓ on green), does not (✗ on red) or the member holds no must position there
+    (a dash on grey); below, the counts per item. ``grid``: the core's ``satisfaction_grid``, whose rows
+    name members only for whom may see them (the coordinator; members under transparent
+    positions): without rows, only the counts are drawn."""
+    if grid is None or not grid.columns:
+        return Markup("")
+    words = cell_words(t)
+    columns, shown = grid.columns, grid.rows[:limit]
+    hidden = len(grid.rows) - len(shown)
+    counts = ("satisfied", "unsatisfied", "no_must")
+    body_rows = len(shown) + (1 if hidden else 0) + len(counts)
+    width = GRID_LABEL + GRID_CELL * len(columns) + 130
+    height = GRID_HEAD + GRID_ROW * body_rows + 12 + 30
+    title = t("Satisfaction per member and must item")
+    unsatisfied = [row.name for row in grid.rows if "unsatisfied" in row.cells]
+    description = t(
+        "{n} members, {k} included must items. Per item, satisfied / not satisfied / no must position: {counts}."
+    ).format(
+        n=grid.members,
+        k=len(columns),
+        counts="; ".join(f"{c.key} {c.satisfied}/{c.unsatisfied}/{c.no_must}" for c in columns),
+    )
+    if grid.rows:
+        description += " " + t("Not satisfied on some item: {names}.").format(names=", ".join(unsatisfied) or DASH)
+    parts = [
+        _svg_open("satisfaction-heatmap", width, height, "heatmap-chart"),
+        f'<title id="heatmap-chart-title">{escape(title)}</title>',
+        f'<desc id="heatmap-chart-desc">{escape(description)}</desc>',
+    ]
+    for index, column in enumerate(columns):
+        cx = GRID_LABEL + GRID_CELL * index + GRID_CELL / 2
+        parts.append(
+            f'<text class="column" x="{cx}" y="{GRID_HEAD - 6}" font-size="11" fill="{INK}" '
+            f'transform="rotate(-45 {cx} {GRID_HEAD - 6})"><title>{escape(column.title)}</title>'
+            f"{escape(_short(column.key, 26))}</text>"
+        )
+
+    def cell(x: float, y: float, state: str, label: str) -> str:
+        fill, ink = {"satisfied": (OK, "#ffffff"), "unsatisfied": (BAD, "#ffffff"), "no_must": (PALE, MUTED)}[state]
+        return (
+            f'<g class="cell {state}"><title>{escape(label)}</title>'
+            f'<rect x="{x + 1}" y="{y + 1}" width="{GRID_CELL - 2}" height="{GRID_ROW - 2}" fill="{fill}"/>'
+            + _text(x + GRID_CELL / 2, y + GRID_ROW / 2 + 5, CELL_MARKS[state], 13, "middle", ink, ' font-weight="700"')
+            + "</g>"
+        )
+
+    y = GRID_HEAD
+    for row in shown:
+        parts.append(f'<g class="member" data-member="{escape(row.organisation_id)}">')
+        parts.append(_text(GRID_LABEL - 8, y + GRID_ROW / 2 + 4, _short(row.name, 32), 12, "end"))
+        for index, (column, state) in enumerate(zip(columns, row.cells, strict=True)):
+            parts.append(cell(GRID_LABEL + GRID_CELL * index, y, state, f"{row.name} · {column.key}: {words[state]}"))
+        parts.append("</g>")
+        y += GRID_ROW
+    if hidden:
+        parts.append(
+            _text(GRID_LABEL - 8, y + GRID_ROW / 2 + 4, t("… and {n} more members").format(n=hidden), 12, "end", MUTED)
+        )
+        y += GRID_ROW
+    y += 6
+    parts.append(
+        f'<line x1="{GRID_LABEL - 200}" y1="{y - 3}" x2="{GRID_LABEL + GRID_CELL * len(columns)}" y2="{y - 3}" '
+        f'stroke="{MUTED}"/>'
+    )
+    for tally in counts:
+        parts.append(
+            f'<g class="count {tally}">'
+            + _text(GRID_LABEL - 8, y + GRID_ROW / 2 + 4, f"{CELL_MARKS[tally]} {words[tally]}", 12, "end", MUTED)
+        )
+        for index, column in enumerate(columns):
+            n = getattr(column, tally)
+            parts.append(
+                f"<g><title>{escape(f'{column.key}: {n} {words[tally]}')}</title>"
+                + _text(GRID_LABEL + GRID_CELL * index + GRID_CELL / 2, y + GRID_ROW / 2 + 4, str(n), 12, "middle")
+                + "</g>"
+            )
+        parts.append("</g>")
+        y += GRID_ROW
+    legend_y = height - 10
+    left = 16
+    for tally in counts:
+        parts.append(
+            cell(left, legend_y - GRID_ROW + 6, tally, words[tally]).replace('<g class="cell', '<g class="legend')
+        )
+        parts.append(_text(left + GRID_CELL + 6, legend_y, words[tally], 11))
+        left += GRID_CELL + 150
+    parts.append("</svg>")
+    headers = [t("Member"), t("Weight"), *[c.key for c in columns]]
+    table = [[row.name, str(row.weight), *[f"{CELL_MARKS[s]} {words[s]}" for s in row.cells]] for row in grid.rows]
+    table += [[f"{CELL_MARKS[s]} {words[s]}", "", *[str(getattr(c, s)) for c in columns]] for s in counts]
+    caption = (
+        t("Per member and included must item: whether the vendor's current offers satisfy the member's must position.")
+        if grid.rows
+        else t("Per included must item: how many members the current offers satisfy (members are counted, not named).")
+    )
+    return _figure("satisfaction-heatmap", caption, "".join(parts), headers, table, t)
+
+
+OWN_WIDTH, OWN_LABEL, OWN_LINE, OWN_ROW = 900, 240, 300, 40
+
+
+def _words_of(value: Any, unit: str | None = None) -> str:
+    """A target, an offer or a value in words: ``14 days``, ``NL, EU``, ``✓``."""
+    if value is None:
+        return DASH
+    if value is True:
+        return "✓"
+    if isinstance(value, tuple | list):
+        return ", ".join(value)
+    return number(value) + (f" {unit}" if unit else "")
+
+
+def _option_boxes(p: OwnPosition, left: float, mid: float) -> str:
+    """A one_of position's options side by side: shaded and outlined in green where the position
+    accepts it, a diamond in the target's options, a triangle over the option the offer amounts to."""
+    assert p.options is not None
+    step = OWN_LINE / len(p.options)
+    target = set(p.target) if isinstance(p.target, tuple) else set()
+    offered = set(p.offered) if isinstance(p.offered, tuple) else set()
+    accepted = set(p.accepted or ())
+    parts = []
+    for index, option in enumerate(p.options):
+        x = round(left + step * index + 2, 1)
+        width = round(step - 4, 1)
+        fill, stroke = ("#e3f4e8", OK) if option in accepted else ("#ffffff", LINE)
+        parts.append(
+            f'<rect class="option{" accepted" if option in accepted else ""}" x="{x}" y="{mid - 9}" width="{width}" '
+            f'height="18" fill="{fill}" stroke="{stroke}"/>'
+            + _text(x + width / 2, mid + 4, _short(option, 12), 11, "middle")
+        )
+        if option in target:
+            right = x + width - 8
+            parts.append(
+                f'<path class="target" d="M{right} {mid - 6} L{right + 5} {mid} L{right} {mid + 6} '
+                f'L{right - 5} {mid} Z" fill="{INK}"/>'
+            )
+        if option in offered:
+            centre = round(x + width / 2, 1)
+            parts.append(
+                f'<path class="offer" d="M{centre} {mid - 9} L{centre + 7} {mid - 20} L{centre - 7} {mid - 20} Z" '
+                f'fill="{WARN}"/>'
+            )
+    return "".join(parts)
+
+
+def own_positions_chart(positions: Sequence[OwnPosition], t: Callable[[str], str]) -> Markup:
+    """A member's own positions against the live joint target and the vendor's current offer, a
+    row per item. A number item gets a scale through its value (a disc), the target (a diamond)
+    and the offer (a triangle), with the values the position accepts shaded; every row says the
+    same in words and whether the offer satisfies the position. ``positions``: the core's
+    ``streams.core.figures.own_positions``."""
+    if not positions:
+        return Markup("")
+    head, foot = 8, 30
+    height = head + OWN_ROW * len(positions) + foot
+    line_left, line_right = OWN_LABEL + 10, OWN_LABEL + 10 + OWN_LINE
+    text_x = line_right + 24
+    satisfied_words = sum(1 for p in positions if p.satisfied)
+    title = t("Your positions against the joint targets and the vendor's offers")
+    description = t("{n} positions; the current offers satisfy {k} of them.").format(
+        n=len(positions), k=satisfied_words
+    )
+    parts = [
+        _svg_open("own-positions", OWN_WIDTH, height, "own-chart"),
+        f'<title id="own-chart-title">{escape(title)}</title>',
+        f'<desc id="own-chart-desc">{escape(description)}</desc>',
+    ]
+    table = []
+    for index, p in enumerate(positions):
+        top = head + OWN_ROW * index
+        mid = top + OWN_ROW / 2
+        verdict = (
+            ("✓ " + t("satisfied"), OK)
+            if p.satisfied
+            else ("✗ " + t("not satisfied"), BAD)
+            if p.offer is not None
+            else ("… " + t("no offer yet"), MUTED)
+        )
+        comparison = "≤" if p.kind == "at_most" else "≥" if p.kind == "at_least" else ""
+        if p.kind == "boolean":  # a guarantee: needed, asked, given
+            mine, target = t("guarantee needed"), t("asked") if p.target is True else DASH
+            offered = t("given") if p.offered is True else DASH
+        else:
+            mine = (
+                f"{comparison} {_words_of(p.value, p.unit)}".strip() if p.value is not None else _words_of(p.accepted)
+            )
+            target, offered = _words_of(p.target, p.unit), _words_of(p.offered, p.unit)
+        words = t("you {mine} · target {target} · offer {offer}").format(mine=mine, target=target, offer=offered)
+        parts.append(
+            f'<g class="position {"satisfied" if p.satisfied else "unsatisfied"}" id="own-{escape(p.key)}">'
+            f"<title>{escape(p.title + ': ' + words + ' · ' + verdict[0])}</title>"
+            + _text(OWN_LABEL - 6, mid - 2, _short(p.title, 34), 12, "end")
+            + _text(OWN_LABEL - 6, mid + 12, f"{p.key} · {t(p.priority)}", 10, "end", MUTED)
+        )
+        numbers = [v for v in (p.value, p.target, p.offered) if v is not None and not isinstance(v, bool | tuple)]
+        if p.kind in ("at_most", "at_least") and p.value is not None:
+            lo, hi = min(numbers), max(numbers)
+            pad = (hi - lo) * Fraction(1, 10) if hi != lo else max(abs(lo) / 10, Fraction(1))
+            lo, hi = lo - pad, hi + pad
+
+            def x(value: Any, lo: Any = lo, hi: Any = hi) -> float:
+                return round(line_left + OWN_LINE * float((Fraction(value) - lo) / (hi - lo)), 1)
+
+            accepted_from, accepted_to = (line_left, x(p.value)) if p.kind == "at_most" else (x(p.value), line_right)
+            parts.append(
+                f'<rect class="accepted" x="{accepted_from}" y="{mid - 9}" '
+                f'width="{round(accepted_to - accepted_from, 1)}" '
+                f'height="18" fill="#e3f4e8"/>'
+                f'<line x1="{line_left}" y1="{mid}" x2="{line_right}" y2="{mid}" stroke="{MUTED}"/>'
+            )
+            if p.target is not None and not isinstance(p.target, bool | tuple):
+                tx = x(p.target)
+                parts.append(
+                    f'<path class="target" d="M{tx} {mid - 8} L{tx + 7} {mid} L{tx} {mid + 8} L{tx - 7} {mid} Z" '
+                    f'fill="{INK}"/>'
+                )
+            parts.append(
+                f'<circle class="mine" cx="{x(p.value)}" cy="{mid}" r="6" fill="{ACCENT}" stroke="#ffffff" '
+                'stroke-width="1.5"/>'
+            )
+            if p.offered is not None and not isinstance(p.offered, bool | tuple):
+                ox = x(p.offered)
+                parts.append(
+                    f'<path class="offer" d="M{ox} {mid - 3} L{ox + 7} {mid - 15} L{ox - 7} {mid - 15} Z" '
+                    f'fill="{WARN}"/>'
+                )
+        if p.kind == "one_of" and p.options:
+            parts.append(_option_boxes(p, line_left, mid))
+        parts.append(
+            _text(text_x, mid - 2, words, 12)
+            + _text(text_x, mid + 13, verdict[0], 12, "start", verdict[1], ' font-weight="700"')
+        )
+        parts.append("</g>")
+        table.append([p.title, t(p.priority), mine, target, offered, verdict[0]])
+    parts += [
+        _legend(
+            [
+                (f'<circle cx="6" cy="-4" r="6" fill="{ACCENT}"/>', t("your value")),
+                (f'<path d="M7 -12 L14 -4 L7 4 L0 -4 Z" fill="{INK}"/>', t("joint target")),
+                (f'<path d="M7 2 L14 -10 L0 -10 Z" fill="{WARN}"/>', t("vendor's offer")),
+                (
+                    f'<rect x="0" y="-10" width="14" height="12" fill="#e3f4e8" stroke="{OK}"/>',
+                    t("values your position accepts"),
+                ),
+            ],
+            16,
+            height - 8,
+        ),
+        "</svg>",
+    ]
+    headers = [t("Item"), t("Priority"), t("Your position"), t("Target"), t("Vendor's offer"), t("Satisfied")]
+    caption = t("Where your positions sit against the live joint targets and the vendor's current offers.")
+    return _figure("own-positions", caption, "".join(parts), headers, table, t)

@@ -54,12 +54,20 @@ from services.application.security import Caller, authenticate
 from services.application.service import Application
 from services.application.throttle import address_of
 from services.dashboard.charts import (
+    REPORT_COHESION_WIDTH,
+    REPORT_GRID_ROWS,
+    REPORT_SUPPORT_WIDTH,
     SYMBOLS,
+    cohesion_chart,
     commitment_status,
     commitments_timeline,
     cumulative_chart,
     number,
+    own_positions_chart,
+    satisfaction_heatmap,
     status_words,
+    support_chart,
+    support_rows,
 )
 from services.dashboard.i18n import ItemWords, choose, language_name, languages, translations, translator
 from services.dashboard.timeline import timeline_words
@@ -83,6 +91,16 @@ templates.env.globals.update(
     # The phases in which the core takes work on planned commitments: the board draws those forms only then.
     AFTER_AGREEMENT=AFTER_AGREEMENT,
     timedelta=timedelta,
+)
+templates.env.globals.update(  # the board's charts (``_charts.html``) and the coordinator's report
+    cohesion_chart=cohesion_chart,
+    support_chart=support_chart,
+    support_rows=support_rows,
+    satisfaction_heatmap=satisfaction_heatmap,
+    own_positions_chart=own_positions_chart,
+    REPORT_COHESION_WIDTH=REPORT_COHESION_WIDTH,
+    REPORT_GRID_ROWS=REPORT_GRID_ROWS,
+    REPORT_SUPPORT_WIDTH=REPORT_SUPPORT_WIDTH,
 )
 dashboard = APIRouter(include_in_schema=False)
 COOKIE = "kk_session"
@@ -384,6 +402,24 @@ async def board_fragment(request: Request, negotiation_id: str) -> Response:
         now=datetime.now(UTC),
         timeline_words=_timeline_words(request, data),
         **data,
+    )
+
+
+@dashboard.get("/dashboard/n/{negotiation_id}/report", response_class=HTMLResponse)
+async def report_page(request: Request, negotiation_id: str) -> Response:
+    """The coordinator's board on one page, to print for the member council: key figures, charts
+    and the joint demand. It names the members, so it is the coordinator's only (the core's read
+    refuses anybody else: 403 for the members and the vendor, 404 for whom is no party)."""
+    found = await reader(request)
+    if found is None:
+        return _to_signin()
+    caller, row = found
+    try:
+        data = await to_thread.run_sync(_application(request).report, caller, negotiation_id)
+    except Refusal as problem:
+        return page(request, "error.html", status=problem.status, title=problem.title, detail=problem.detail)
+    return page(
+        request, "report.html", caller=caller, csrf=row.csrf_token, nid=negotiation_id, now=datetime.now(UTC), **data
     )
 
 

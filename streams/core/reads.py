@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.documents import CommitmentsDocument, DemandExplanation, DemandVersion, JointDemand, PositionView
-from streams.core import explanation, ocds, views
+from streams.core import explanation, figures, ocds, views
 from streams.core.actions import allowed_actions, commitment_actions
 from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
@@ -132,4 +132,17 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         # the actions the viewer's role may take now (the board's forms; a contributor's are none)
         "allowed": allowed_actions(state, viewer),
         "commitment_actions": commitment_actions(state, viewer),
+        # The charts' figures (``streams.core.figures``), each already cut for the viewer.
+        "cohesion_history": figures.cohesion_history(state, viewer),
+        "satisfaction_grid": figures.satisfaction_grid(state, viewer),
+        "own_positions": figures.own_positions(state, viewer),
+        "inclusion_share": state.policy.inclusion_share if viewer.role != "vendor" else None,
     }
+
+
+def report(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
+    """The coordinator's one-page report for the member council: the board's figures, charts and
+    joint demand. It names the members and their satisfaction, so it is the coordinator's alone."""
+    if viewer.role != "coordinator":
+        raise Rejection(403, "Forbidden", "the report names the members: it is the coordinator's")
+    return board(state, viewer)

@@ -171,6 +171,20 @@ class Plan:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class CohesionPoint:
+    """Cohesion right after a demand version was published or the vendor responded: the weights,
+    so that the share stays exact (``streams.core.figures.cohesion_history`` reads them)."""
+
+    sequence: int
+    moment: str
+    """``published`` or ``responded``."""
+    version: int
+    round: int
+    satisfied_weight: int
+    total_weight: int
+
+
 @dataclass(slots=True)
 class Touches:
     """Which rows of the shared state document events touched, in order.
@@ -293,6 +307,9 @@ class NegotiationState:
     """Each item's place in the negotiation's order, for listing a set of items in that order."""
     touches: Touches = field(default_factory=Touches)
     """Which rows of the shared state document events touched: drawings read it, only evolve writes it."""
+    cohesion_points: list[CohesionPoint] = field(default_factory=list)
+    """Cohesion after each published version and each vendor response, for the board's chart: one
+    small record per such event (the weights ``evolve`` keeps anyway), so a board never replays."""
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -542,6 +559,7 @@ def _demand_published(state: NegotiationState, event: DemandPublished) -> None:
     _touch_item(state, None)  # every item's target is the new version's (or none)
     if state.phase == "collecting":
         state.phase = "negotiating"
+    _remember_cohesion(state, event.sequence, "published", event.version)
 
 
 @_on(VendorResponded)
@@ -566,6 +584,13 @@ def _vendor_responded(state: NegotiationState, event: VendorResponded) -> None:
         for member_id in state.must_members[key]:
             position = state.positions[member_id][key]
             _mark(state, member_id, key, satisfied=satisfies(current, kind, position))
+    _remember_cohesion(state, event.sequence, "responded", event.demand_version)
+
+
+def _remember_cohesion(state: NegotiationState, sequence: int, moment: str, version: int) -> None:
+    state.cohesion_points.append(
+        CohesionPoint(sequence, moment, version, state.round, state.satisfied_weight, state.total_weight)
+    )
 
 
 @_on(ClarificationRequested)

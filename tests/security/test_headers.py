@@ -85,6 +85,7 @@ def test_every_answer_has_the_security_headers(stack: RunningStack, negotiation:
             browser_like.get(f"/dashboard/n/{nid}"),
             browser_like.get(f"/dashboard/n/{nid}/board"),
             browser_like.get("/dashboard/n/no-such-negotiation"),  # the error page
+            browser_like.get(f"/dashboard/n/{nid}/report"),  # the coordinator's: 403 for a member
             browser_like.get("/static/dashboard.js"),
             browser_like.get("/static/dashboard.css"),
             browser_like.get("/static/nothing.js"),
@@ -110,7 +111,7 @@ def test_every_answer_has_the_security_headers(stack: RunningStack, negotiation:
 
     # Then every one of them has the headers
     statuses = sorted({a.status_code for a in answers})
-    assert {200, 303, 401, 404, 413} <= set(statuses), statuses
+    assert {200, 303, 401, 403, 404, 413} <= set(statuses), statuses
     for answer in answers:
         assert_protected(answer)
     # And the error page is the dashboard's own page, not a bare problem document
@@ -242,7 +243,10 @@ def test_the_dashboard_works_in_chromium_with_no_policy_violation(
     assert asked == ["Abandon?"]
     assert stack.client(negotiation["coordinator"]).get(f"/v1/negotiations/{nid}").json()["phase"] == "collecting"
 
-    # And the negotiations page and an error page show no violation either
+    # And the negotiations page, the report for the member council (its charts and print button)
+    # and an error page show no violation either
+    coordinator.goto(f"{stack.base_url}/dashboard/n/{nid}/report")  # type: ignore[attr-defined]
+    coordinator.get_by_role("button", name="Print / save as PDF").wait_for()  # type: ignore[attr-defined]
     coordinator.goto(f"{stack.base_url}/dashboard")  # type: ignore[attr-defined]
     coordinator.goto(f"{stack.base_url}/dashboard/n/no-such-negotiation")  # type: ignore[attr-defined]
     assert errors == []
