@@ -357,6 +357,56 @@ NL: dict[str, str] = {
     "Regression reported": "Terugval gemeld",
     "Negotiation reopened": "Onderhandeling heropend",
     "Agreement fulfilled": "Afspraken nagekomen",
+    # the what-if and the suggestions (the coordinator's insight)
+    "What if?": "Wat als?",
+    "Try another policy, or leave items out or in: the answer shows the difference from today's joint demand. "
+    "Nothing is published or changed.": (
+        "Probeer een ander beleid, of laat eisen weg of neem ze op: het antwoord toont het verschil met de "
+        "gezamenlijke vraag van vandaag. Er wordt niets gepubliceerd of gewijzigd."
+    ),
+    "Inclusion share": "Opnamedrempel",
+    "Coverage": "Dekking",
+    "Items": "Eisen",
+    "leave out": "weglaten",
+    "include": "opnemen",
+    "Show the difference": "Toon het verschil",
+    "1 member": "1 lid",
+    "{n} members": "{n} leden",
+    "{share} of the weight": "{share} van het gewicht",
+    "Served by the demand": "Bediend door de vraag",
+    "Change": "Verandering",
+    "enters": "komt erbij",
+    "leaves": "valt af",
+    "retargeted": "ander doel",
+    "The joint demand would be as it is today.": "De gezamenlijke vraag zou blijven zoals hij vandaag is.",
+    "Would become satisfied": "Zou tevreden worden",
+    "Would no longer be satisfied": "Zou niet meer tevreden zijn",
+    "Would be served, and are not today": "Zou bediend worden, en is dat vandaag niet",
+    "Would be left behind": "Zou achterblijven",
+    "Not served by this demand": "Niet bediend door deze vraag",
+    "Suggestions": "Suggesties",
+    "No suggestion: no conflict, and no single concession would raise cohesion.": (
+        "Geen suggestie: er is geen conflict, en geen enkele concessie zou de cohesie verhogen."
+    ),
+    "Ending a conflict": "Een conflict beëindigen",
+    "if {members} also accepted {option}, the conflict would end": (
+        "als {members} ook {option} zou accepteren, zou het conflict voorbij zijn"
+    ),
+    "cohesion": "cohesie",
+    "{n} members would have to accept {option} to end the conflict": (
+        "{n} leden zouden {option} moeten accepteren om het conflict te beëindigen"
+    ),
+    "Concessions of members": "Concessies van leden",
+    "{name} would be satisfied if it would:": "{name} zou tevreden zijn als het:",
+    "make {item} a should": "{item} van moet naar zou moeten bracht",
+    "accept {value} on {item}": "{value} accepteerde op {item}",
+    "For the negotiation team: the vendor's best concession per item": (
+        "Voor het onderhandelingsteam: de beste concessie van de leverancier per eis"
+    ),
+    "an accept on {item}": "aanvaarding van {item}",
+    "a counter of {value} on {item}": "een tegenbod van {value} op {item}",
+    "{n} more members satisfied": "{n} leden meer tevreden",
+    "{n} no longer satisfied": "{n} niet meer tevreden",
     "plan {n}": "plan {n}",
     "{n} commitments": "{n} toezeggingen",
     "delivery {n}": "oplevering {n}",

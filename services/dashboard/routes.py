@@ -35,6 +35,7 @@ from starlette.background import BackgroundTask
 
 from schemas.common import number_from_text
 from schemas.events import EVENT_TYPES
+from schemas.insight import WhatIf, WhatIfRequest
 from schemas.negotiation import ItemResponse, Position
 from services.application import commands, paging
 from services.application.actions import Action, Answer, Once
@@ -340,6 +341,76 @@ async def board_page(request: Request, negotiation_id: str) -> Response:
         event_types=[*EVENT_TYPES, "changed"],
         now=datetime.now(UTC),  # "today" on the commitments' timeline
         **data,
+    )
+
+
+def _share_field(text: str, field: str) -> Fraction | str:
+    """A share typed in a form: a fraction as ``2/3`` (read by the share's own rule), else a decimal."""
+    if "/" in text:
+        return text.strip()
+    number = _number(text, field)
+    assert number is not None
+    return number
+
+
+def _what_if_request(request: Request) -> WhatIfRequest:
+    """The what-if a form asks (GET: a what-if writes nothing); ValueError says what is wrong."""
+    params = request.query_params
+    fields: dict[str, Any] = {"drop": tuple(params.getlist("drop")), "add": tuple(params.getlist("add"))}
+    for name in ("inclusion_share", "coverage"):
+        text = params.get(name, "").strip()
+        if text:
+            fields[name] = _share_field(text, name)
+    return WhatIfRequest.model_validate(fields)
+
+
+def _what_if(application: Application, caller: Caller, negotiation_id: str, request: Request) -> dict[str, Any]:
+    """The what-if's answer for the panel: ``what_if`` (and the request), or ``what_if_error``."""
+    try:
+        asked = _what_if_request(request)
+        answer: WhatIf = application.what_if(caller, negotiation_id, asked)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return {"what_if_error": ".".join(str(p) for p in first["loc"]) + ": " + str(first["msg"])}
+    except ValueError as exc:
+        return {"what_if_error": str(exc)[:300]}
+    except Refusal as refusal:
+        if refusal.status in (403, 404):
+            raise
+        return {"what_if_error": refusal.detail}
+    return {"what_if": answer, "what_if_request": asked}
+
+
+@dashboard.get("/dashboard/n/{negotiation_id}/what-if", response_class=HTMLResponse)
+async def what_if_page(request: Request, negotiation_id: str) -> Response:
+    """The board with the what-if's answer (the form's submit), or with ``fragment=1`` only the
+    answer (the panel's script)."""
+    application = _application(request)
+    fragment = request.query_params.get("fragment") == "1"
+    try:
+        if fragment:
+            found = await reader(request)
+            if found is None:
+                return Response(status_code=401)
+            answer = await to_thread.run_sync(_what_if, application, found[0], negotiation_id, request)
+            return page(request, "_what_if_result.html", **answer)
+        loaded = await _board(request, negotiation_id)
+        if loaded is None:
+            return _to_signin()
+        caller, row, data = loaded
+        answer = await to_thread.run_sync(_what_if, application, caller, negotiation_id, request)
+    except Refusal as problem:
+        return page(request, "error.html", status=problem.status, title=problem.title, detail=problem.detail)
+    return page(
+        request,
+        "board.html",
+        caller=caller,
+        csrf=row.csrf_token,
+        nid=negotiation_id,
+        event_types=[*EVENT_TYPES, "changed"],
+        now=datetime.now(UTC),
+        **data,
+        **answer,
     )
 
 

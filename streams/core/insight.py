@@ -23,7 +23,7 @@ worst.
   and the concessions that satisfy it: take the vendor's current offer as its value or options
   (it keeps its must), or, where there is nothing to take (no answer, a reject, a yes/no item),
   make the must a should. Ranked by weight gained per concession (then fewer concessions, then
-  invitation order); the first ``COALITION_SUGGESTIONS``.
+  invitation order); the first ``COALITION_SUGGESTIONS``. None before the vendor's first answer.
 - *vendor*: per item of the latest published version, the one accept or counter (a value stated
   in a must position on it, or an option) that raises cohesion the most: a sweep over the sorted
   values counts, for each candidate, the members it would satisfy whose only unmet must item this
@@ -465,7 +465,11 @@ def _describe(state: NegotiationState, concession: SuggestedConcession) -> str:
 
 
 def coalition_suggestions(state: NegotiationState) -> tuple[CohesionSuggestion, ...]:
-    """The unsatisfied members that the fewest concessions would satisfy, most weight per concession first."""
+    """The unsatisfied members that the fewest concessions would satisfy, most weight per concession
+    first; none before the vendor's first answer (cohesion is judged against its offers: before
+    them every must is unmet, and the only concession would be to give up every must)."""
+    if not state.offers:
+        return ()
     candidates = []
     for rank, (member_id, open_items) in enumerate(state.unsatisfied.items()):
         if open_items and len(open_items) <= CONCESSIONS_PER_MEMBER:
