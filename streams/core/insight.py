@@ -283,12 +283,15 @@ def left_behind(
             behind[key] = behind_today[key]
             continue
         kind, offer = state.items[key].kind, accepted_in_full(line)
-        found: set[str] = set()
-        for member_id in state.must_members[key] | set(changed):
-            position = changed[member_id] if member_id in changed else state.positions[member_id].get(key)
-            if position is not None and position.priority == "must" and not satisfies(offer, kind, position):
-                found.add(member_id)
-        behind[key] = found
+        positions = state.positions
+        if changed:
+            after = {
+                m: changed[m] if m in changed else positions[m].get(key) for m in state.must_members[key] | set(changed)
+            }
+            musts = [(m, p) for m, p in after.items() if p is not None and p.priority == "must"]
+        else:
+            musts = [(m, positions[m][key]) for m in state.must_members[key]]
+        behind[key] = {m for m, position in musts if not satisfies(offer, kind, position)}
     return behind
 
 
@@ -315,7 +318,8 @@ def _shift(state: NegotiationState, member_ids: list[str], names: bool) -> Membe
 
 def _ref(state: NegotiationState, member_id: str) -> MemberRef:
     member = state.members[member_id]
-    return MemberRef(organisation_id=member_id, name=member.name, weight=member.weight)
+    # built from the state's own facts, validated when they were events: no second validation
+    return MemberRef.model_construct(organisation_id=member_id, name=member.name, weight=member.weight)
 
 
 # -- suggestions ---------------------------------------------------------------------------------
