@@ -400,6 +400,8 @@ async def what_if_page(request: Request, negotiation_id: str) -> Response:
         caller, row, data = loaded
         answer = await to_thread.run_sync(_what_if, application, caller, negotiation_id, request)
     except Refusal as problem:
+        if fragment:  # drawn into the panel: the refusal's words, not a page
+            return page(request, "_what_if_result.html", status=problem.status, what_if_error=problem.detail)
         return page(request, "error.html", status=problem.status, title=problem.title, detail=problem.detail)
     return page(
         request,

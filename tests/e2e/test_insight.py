@@ -149,3 +149,14 @@ def test_a_what_if_input_moved_on_the_board(browser: object, stack: RunningStack
     assert "30" in member.locator("#what-if-changes").inner_text()
     shot(member, "what-if-member-nl")
     context.close()
+
+    # And the vendor's board has no what-if, and asking for one is refused, naming nobody
+    vendor = sign_in(browser, stack, world["vendor_key"])
+    vendor.goto(board)  # type: ignore[attr-defined]
+    assert vendor.locator("#what-if").count() == 0  # type: ignore[attr-defined]
+    refused = vendor.goto(f"{board}/what-if?coverage=0.6&drop=data-location")  # type: ignore[attr-defined]
+    assert refused.status == 403
+    text = vendor.locator("main").inner_text()  # type: ignore[attr-defined]
+    assert "Universiteit Leiden" not in text and "Hogeschool Rotterdam" not in text
+    fragment = vendor.goto(f"{board}/what-if?fragment=1&coverage=0.6")  # type: ignore[attr-defined]
+    assert fragment.status == 403
