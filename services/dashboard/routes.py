@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -353,10 +354,41 @@ def _share_field(text: str, field: str) -> Fraction | str:
     return number
 
 
+MAX_CONCESSIONS_TEXT = 20_000
+"""The longest ``concessions`` a what-if link may carry (JSON text; 50 concessions fit)."""
+
+
+def concessions_json(suggested: Any) -> str:
+    """A suggestion's concessions as the what-if's ``concessions`` parameter (JSON), for its "try it" link."""
+    return json.dumps(
+        [
+            {
+                "member_id": c.member_id,
+                "item_key": c.item_key,
+                "position": None if c.position is None else c.position.model_dump(mode="json", exclude_none=True),
+            }
+            for c in suggested
+        ],
+        separators=(",", ":"),
+    )
+
+
+templates.env.globals["concessions_json"] = concessions_json
+
+
 def _what_if_request(request: Request) -> WhatIfRequest:
-    """The what-if a form asks (GET: a what-if writes nothing); ValueError says what is wrong."""
+    """The what-if a form asks (GET: a what-if writes nothing); ValueError says what is wrong.
+    ``concessions`` (JSON) comes from a suggestion's "try it" link and rides along in the form."""
     params = request.query_params
     fields: dict[str, Any] = {"drop": tuple(params.getlist("drop")), "add": tuple(params.getlist("add"))}
+    conceded = params.get("concessions", "").strip()
+    if conceded:
+        if len(conceded) > MAX_CONCESSIONS_TEXT:
+            raise ValueError(f"concessions: at most {MAX_CONCESSIONS_TEXT} characters")
+        try:
+            fields["concessions"] = json.loads(conceded)
+        except json.JSONDecodeError:
+            raise ValueError("concessions: not a list of concessions") from None
     for name in ("inclusion_share", "coverage"):
         text = params.get(name, "").strip()
         if text:

@@ -128,6 +128,12 @@ def test_a_what_if_input_moved_on_the_board(browser: object, stack: RunningStack
     left = panel.locator("#what-if-left-behind")
     left.filter(has_text="Universiteit Leiden").wait_for(timeout=10_000)
     shot(coordinator, "what-if-coordinator")
+    # When it tries the suggestion that ends the conflict
+    coordinator.locator("#suggestions li[data-item='data-location'] a.try").click()  # type: ignore[attr-defined]
+    coordinator.wait_for_url("**/what-if?**")  # type: ignore[attr-defined]
+    # Then the what-if carries Rotterdam's concession, and the coalition would stay as it is today
+    assert "data-location" in coordinator.locator("#what-if-conceded").inner_text()  # type: ignore[attr-defined]
+    assert coordinator.locator("#what-if-same").is_visible()  # type: ignore[attr-defined]
 
     # When a member sends the same form without script: the page comes back with counts only
     (_, rotterdam_key) = world["members"][1]
