@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install messages bench bench-aggregation bench-worker bench-notifications bench-faust clean faults chart deployment-test
+.PHONY: demo test lint unit integration jars install messages bench bench-aggregation bench-suggestions bench-worker bench-notifications bench-faust clean faults chart deployment-test
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ chart: install $(HELM)
 
 bench-aggregation: install
 	$(BIN)/python -m tests.bench.aggregation
+
+## The coordinator's insight: suggestions and what-ifs at 10, 100 and 1,000 members x 50 items (docs/insight.md).
+bench-suggestions: install
+	$(BIN)/python -m tests.bench.suggestions
 
 clean:
 	rm -rf $(VENV) .tools .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,7 @@ from schemas.documents import (
     PositionView,
     SharedState,
 )
+from schemas.insight import Suggestions, WhatIf, WhatIfRequest
 from schemas.negotiation import Policy, RequirementItem
 from services.application import commands, paging
 from services.application.actions import Action, Answer, Once
@@ -50,7 +51,7 @@ from services.catalogue import load_catalogue
 from services.readmodel.store import load_events, load_vendor_events
 from services.readmodel.tables import MemberRow, NegotiationRow, Organisation, Subscription, utc
 from services.subscriptions.live import LiveSlots, live_messages
-from streams.core import decider, reads, views
+from streams.core import decider, insight, reads, views
 from streams.core.decider import Rejection
 from streams.core.state import NegotiationState
 from streams.core.timeline import describe
@@ -168,6 +169,16 @@ class Application:
         """Why the live demand is what it is (SPEC 4.1), as the caller may see it."""
         return self.read(caller, negotiation_id, reads.explain)
 
+    def what_if(self, caller: Caller, negotiation_id: str, request: WhatIfRequest) -> WhatIf:
+        """What the joint demand, cohesion and the members' standing would be under ``request``
+        (``streams.core.insight``): the coordinator's and the members' (counts), never the
+        vendor's. A read: nothing is written."""
+        return self.read(caller, negotiation_id, lambda state, viewer: insight.what_if(state, viewer, request))
+
+    def suggestions(self, caller: Caller, negotiation_id: str) -> Suggestions:
+        """The coordinator's suggestions that raise cohesion (``streams.core.insight``)."""
+        return self.read(caller, negotiation_id, insight.suggestions)
+
     def demand_version(self, caller: Caller, negotiation_id: str, version: int) -> DemandVersion:
         return self.read(caller, negotiation_id, lambda state, viewer: reads.demand_version(state, viewer, version))
 
@@ -183,6 +194,8 @@ class Application:
         # What the board draws forms and buttons for: the core's allowed actions, none for a contributor.
         data["allowed"] = data["allowed"] if data["may_act"] else frozenset()
         data["commitment_actions"] = data["commitment_actions"] if data["may_act"] else {}
+        if data["role"] == "coordinator":
+            data["suggestions"] = self.suggestions(caller, negotiation_id)
         after = max(0, data["state"].sequence - timeline)
         events = self.change_feed(caller, negotiation_id, after=after, limit=timeline).events
         # Each event in words for this viewer (streams.core.timeline), told from the data the viewer may see.

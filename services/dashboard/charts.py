@@ -17,7 +17,7 @@ the chart reads without colour; a legend names the shapes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -261,10 +261,11 @@ def commitments_timeline(
             f'fill="#1b1f24">{escape(_short(title_of(commitment)))}</text>'
         )
         if due is None:
+            undated = t("no due date yet")
             parts.append(
                 f'<text class="undated" x="{plot_right - 6}" y="{y + 4}" text-anchor="end" font-size="12" '
                 'font-style="italic" '
-                f'fill="#545b64">{escape(t("no due date yet"))}</text>'
+                f'fill="#545b64">{escape(undated)}</text>'
             )
         else:
             parts.append(_marker(status, x(due), y))
@@ -327,6 +328,7 @@ def _figure(
     name: str, caption: str, svg: str, headers: list[str], rows: list[list[str]], t: Callable[[str], str]
 ) -> Markup:
     """The chart with its caption and its figures as a table (the text alternative)."""
+    summary = t("The figures")
     head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers)
     body = "".join(
         "<tr>" + f'<th scope="row">{escape(row[0])}</th>' + "".join(f"<td>{escape(c)}</td>" for c in row[1:]) + "</tr>"
@@ -335,7 +337,7 @@ def _figure(
     return Markup(
         f'<figure class="board-chart" id="{name}">{svg}'
         f"<figcaption>{escape(caption)}</figcaption>"
-        f'<details class="chart-figures" id="{name}-figures"><summary>{escape(t("The figures"))}</summary>'
+        f'<details class="chart-figures" id="{name}-figures"><summary>{escape(summary)}</summary>'
         f'<table class="figures"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></details>'
         "</figure>"
     )
@@ -474,7 +476,7 @@ class SupportRow:
     included: bool
 
 
-def support_rows(definitions: Sequence[Any], lines: dict[str, Any]) -> list[SupportRow]:
+def support_rows(definitions: Sequence[Any], lines: dict[str, Any], words: Any = None) -> list[SupportRow]:
     """The support chart's rows: the items in the negotiation's order with the figures the viewer's
     demand document gives (the live demand; for the vendor the latest published version, whose
     figures are absent unless the policy discloses them: then there are no rows)."""
@@ -484,7 +486,8 @@ def support_rows(definitions: Sequence[Any], lines: dict[str, Any]) -> list[Supp
         if line is None or line.support_share is None or line.must_share is None:
             continue
         included = getattr(line, "included", True)  # a published item is included
-        rows.append(SupportRow(definition.key, definition.title, line.support_share, line.must_share, included))
+        title = words.title(definition) if words is not None else definition.title
+        rows.append(SupportRow(definition.key, title, line.support_share, line.must_share, included))
     return rows
 
 
@@ -609,7 +612,9 @@ def cell_words(t: Callable[[str], str]) -> dict[str, str]:
     return {"satisfied": t("satisfied"), "unsatisfied": t("not satisfied"), "no_must": t("no must position")}
 
 
-def satisfaction_heatmap(grid: SatisfactionGrid | None, t: Callable[[str], str], limit: int = GRID_ROWS) -> Markup:
+def satisfaction_heatmap(
+    grid: SatisfactionGrid | None, t: Callable[[str], str], limit: int = GRID_ROWS, words: Any = None
+) -> Markup:
     """Members by included must items: per cell, whether the current offer satisfies the member's
     must position (✓ on green), does not (✗ on red) or the member holds no must position there
     (a dash on grey); below, the counts per item. ``grid``: the core's ``satisfaction_grid``, whose rows
@@ -617,6 +622,8 @@ def satisfaction_heatmap(grid: SatisfactionGrid | None, t: Callable[[str], str],
     positions): without rows, only the counts are drawn."""
     if grid is None or not grid.columns:
         return Markup("")
+    if words is not None:  # the items' titles in the reader's language (``i18n.ItemWords``)
+        grid = replace(grid, columns=tuple(replace(c, title=words.title(c)) for c in grid.columns))
     words = cell_words(t)
     columns, shown = grid.columns, grid.rows[:limit]
     hidden = len(grid.rows) - len(shown)
@@ -723,7 +730,7 @@ def _words_of(value: Any, unit: str | None = None) -> str:
     return number(value) + (f" {unit}" if unit else "")
 
 
-def _option_boxes(p: OwnPosition, left: float, mid: float) -> str:
+def _option_boxes(p: OwnPosition, left: float, mid: float, label: Callable[[str], str] = str) -> str:
     """A one_of position's options side by side: shaded and outlined in green where the position
     accepts it, a diamond in the target's options, a triangle over the option the offer amounts to."""
     assert p.options is not None
@@ -739,7 +746,7 @@ def _option_boxes(p: OwnPosition, left: float, mid: float) -> str:
         parts.append(
             f'<rect class="option{" accepted" if option in accepted else ""}" x="{x}" y="{mid - 9}" width="{width}" '
             f'height="18" fill="{fill}" stroke="{stroke}"/>'
-            + _text(x + width / 2, mid + 4, _short(option, 12), 11, "middle")
+            + _text(x + width / 2, mid + 4, _short(label(option), 12), 11, "middle")
         )
         if option in target:
             right = x + width - 8
@@ -756,14 +763,24 @@ def _option_boxes(p: OwnPosition, left: float, mid: float) -> str:
     return "".join(parts)
 
 
-def own_positions_chart(positions: Sequence[OwnPosition], t: Callable[[str], str]) -> Markup:
+def _labels(p: OwnPosition, value: Any, words: Any) -> Any:
+    """A one_of position's options (a tuple) in the reader's language; anything else as it is."""
+    if words is None or not isinstance(value, tuple):
+        return value
+    return tuple(words.option(p.key, option) for option in value)
+
+
+def own_positions_chart(positions: Sequence[OwnPosition], t: Callable[[str], str], item_words: Any = None) -> Markup:
     """A member's own positions against the live joint target and the vendor's current offer, a
     row per item. A number item gets a scale through its value (a disc), the target (a diamond)
     and the offer (a triangle), with the values the position accepts shaded; every row says the
     same in words and whether the offer satisfies the position. ``positions``: the core's
-    ``streams.core.figures.own_positions``."""
+    ``streams.core.figures.own_positions``; ``item_words``: the items' titles, units and options in the
+    reader's language (``i18n.ItemWords``)."""
     if not positions:
         return Markup("")
+    if item_words is not None:
+        positions = [replace(p, title=item_words.title(p), unit=item_words.unit(p) or None) for p in positions]
     head, foot = 8, 30
     height = head + OWN_ROW * len(positions) + foot
     line_left, line_right = OWN_LABEL + 10, OWN_LABEL + 10 + OWN_LINE
@@ -795,9 +812,12 @@ def own_positions_chart(positions: Sequence[OwnPosition], t: Callable[[str], str
             offered = t("given") if p.offered is True else DASH
         else:
             mine = (
-                f"{comparison} {_words_of(p.value, p.unit)}".strip() if p.value is not None else _words_of(p.accepted)
+                f"{comparison} {_words_of(p.value, p.unit)}".strip()
+                if p.value is not None
+                else _words_of(_labels(p, p.accepted, item_words))
             )
-            target, offered = _words_of(p.target, p.unit), _words_of(p.offered, p.unit)
+            target = _words_of(_labels(p, p.target, item_words), p.unit)
+            offered = _words_of(_labels(p, p.offered, item_words), p.unit)
         words = t("you {mine} · target {target} · offer {offer}").format(mine=mine, target=target, offer=offered)
         parts.append(
             f'<g class="position {"satisfied" if p.satisfied else "unsatisfied"}" id="own-{escape(p.key)}">'
@@ -838,7 +858,8 @@ def own_positions_chart(positions: Sequence[OwnPosition], t: Callable[[str], str
                     f'fill="{WARN}"/>'
                 )
         if p.kind == "one_of" and p.options:
-            parts.append(_option_boxes(p, line_left, mid))
+            option_label = (lambda o, key=p.key: item_words.option(key, o)) if item_words is not None else str
+            parts.append(_option_boxes(p, line_left, mid, option_label))
         parts.append(
             _text(text_x, mid - 2, words, 12)
             + _text(text_x, mid + 13, verdict[0], 12, "start", verdict[1], ' font-weight="700"')

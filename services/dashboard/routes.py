@@ -36,6 +36,7 @@ from starlette.background import BackgroundTask
 
 from schemas.common import number_from_text
 from schemas.events import EVENT_TYPES
+from schemas.insight import WhatIf, WhatIfRequest
 from schemas.negotiation import ItemResponse, Position
 from services.application import commands, paging
 from services.application.actions import Action, Answer, Once
@@ -387,6 +388,109 @@ def _timeline_words(request: Request, data: dict[str, Any]) -> Callable[[Line], 
     return timeline_words(t, ItemWords(t), {item.key: item for item in data["summary"].items})
 
 
+def _share_field(text: str, field: str) -> Fraction | str:
+    """A share typed in a form: a fraction as ``2/3`` (read by the share's own rule), else a decimal."""
+    if "/" in text:
+        return text.strip()
+    number = _number(text, field)
+    assert number is not None
+    return number
+
+
+MAX_CONCESSIONS_TEXT = 20_000
+"""The longest ``concessions`` a what-if link may carry (JSON text; 50 concessions fit)."""
+
+
+def concessions_json(suggested: Any) -> str:
+    """A suggestion's concessions as the what-if's ``concessions`` parameter (JSON), for its "try it" link."""
+    return json.dumps(
+        [
+            {
+                "member_id": c.member_id,
+                "item_key": c.item_key,
+                "position": None if c.position is None else c.position.model_dump(mode="json", exclude_none=True),
+            }
+            for c in suggested
+        ],
+        separators=(",", ":"),
+    )
+
+
+templates.env.globals["concessions_json"] = concessions_json
+
+
+def _what_if_request(request: Request) -> WhatIfRequest:
+    """The what-if a form asks (GET: a what-if writes nothing); ValueError says what is wrong.
+    ``concessions`` (JSON) comes from a suggestion's "try it" link and rides along in the form."""
+    params = request.query_params
+    fields: dict[str, Any] = {"drop": tuple(params.getlist("drop")), "add": tuple(params.getlist("add"))}
+    conceded = params.get("concessions", "").strip()
+    if conceded:
+        if len(conceded) > MAX_CONCESSIONS_TEXT:
+            raise ValueError(f"concessions: at most {MAX_CONCESSIONS_TEXT} characters")
+        try:
+            fields["concessions"] = json.loads(conceded)
+        except json.JSONDecodeError:
+            raise ValueError("concessions: not a list of concessions") from None
+    for name in ("inclusion_share", "coverage"):
+        text = params.get(name, "").strip()
+        if text:
+            fields[name] = _share_field(text, name)
+    return WhatIfRequest.model_validate(fields)
+
+
+def _what_if(application: Application, caller: Caller, negotiation_id: str, request: Request) -> dict[str, Any]:
+    """The what-if's answer for the panel: ``what_if`` (and the request), or ``what_if_error``."""
+    try:
+        asked = _what_if_request(request)
+        answer: WhatIf = application.what_if(caller, negotiation_id, asked)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return {"what_if_error": ".".join(str(p) for p in first["loc"]) + ": " + str(first["msg"])}
+    except ValueError as exc:
+        return {"what_if_error": str(exc)[:300]}
+    except Refusal as refusal:
+        if refusal.status in (403, 404):
+            raise
+        return {"what_if_error": refusal.detail}
+    return {"what_if": answer, "what_if_request": asked}
+
+
+@dashboard.get("/dashboard/n/{negotiation_id}/what-if", response_class=HTMLResponse)
+async def what_if_page(request: Request, negotiation_id: str) -> Response:
+    """The board with the what-if's answer (the form's submit), or with ``fragment=1`` only the
+    answer (the panel's script)."""
+    application = _application(request)
+    fragment = request.query_params.get("fragment") == "1"
+    try:
+        if fragment:
+            found = await reader(request)
+            if found is None:
+                return Response(status_code=401)
+            answer = await to_thread.run_sync(_what_if, application, found[0], negotiation_id, request)
+            return page(request, "_what_if_result.html", **answer)
+        loaded = await _board(request, negotiation_id)
+        if loaded is None:
+            return _to_signin()
+        caller, row, data = loaded
+        answer = await to_thread.run_sync(_what_if, application, caller, negotiation_id, request)
+    except Refusal as problem:
+        if fragment:  # drawn into the panel: the refusal's words, not a page
+            return page(request, "_what_if_result.html", status=problem.status, what_if_error=problem.detail)
+        return page(request, "error.html", status=problem.status, title=problem.title, detail=problem.detail)
+    return page(
+        request,
+        "board.html",
+        caller=caller,
+        csrf=row.csrf_token,
+        nid=negotiation_id,
+        event_types=[*EVENT_TYPES, "changed"],
+        now=datetime.now(UTC),
+        **data,
+        **answer,
+    )
+
+
 @dashboard.get("/dashboard/n/{negotiation_id}/board", response_class=HTMLResponse)
 async def board_fragment(request: Request, negotiation_id: str) -> Response:
     loaded = await _board(request, negotiation_id)
@@ -506,7 +610,8 @@ async def _submit(
         return RedirectResponse(f"{back}?error={quote(message)}", status_code=303)
     if answer is not None and answer.refused:
         return RedirectResponse(f"{back}?error={quote(answer.detail)}", status_code=303)
-    return RedirectResponse(f"{back}?notice={quote(t('Done.'))}{anchor}", status_code=303)
+    done = t("Done.")
+    return RedirectResponse(f"{back}?notice={quote(done)}{anchor}", status_code=303)
 
 
 def refuse_nul(body: bytes) -> None:

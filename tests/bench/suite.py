@@ -11,7 +11,8 @@ Measures, in this order, and prints one table (``--json FILE`` writes the figure
    at ``--rate`` requests/s offered (open loop) and at saturation;
 4. **aggregation** — one PositionStated at 10 … 10,000 supporters against a naive recomputation;
    and the state document after one change, drawn from the changed rows against drawn whole, as
-   members grow;
+   members grow; and the coordinator's insight (``tests/bench/suggestions.py``): suggestions and
+   what-ifs at 10, 100 and 1,000 members x 50 items;
 5. **replay** — events/s of a pure replay of the events topic; and the recovery of one partition
    with ``--recovery-events`` events behind it (``tests/bench/recovery.py``): from the log alone,
    and from snapshots with ``--recovery-after`` events after their checkpoint;
@@ -52,6 +53,7 @@ from services.catalogue import load_catalogue
 from streams.codec import decode_event, encode_command
 from streams.core.state import NegotiationState, evolve
 from tests.bench import aggregation
+from tests.bench import suggestions as insight
 from tests.bench.recovery import table as recovery_table
 from tests.conftest import free_base_port
 from tests.integration.harness import ResultCollector, WorkerProcess, wait_until
@@ -456,6 +458,12 @@ def table(figures: dict[str, Any]) -> str:
         f"{agg[10_000]['position_stated_us_median']:.1f} µs ({agg[10_000]['position_stated_us_median'] / agg[10]['position_stated_us_median']:.2f}×) | within 2× |",
         f"| replay: decode + evolve, {r['events']:,} events | {r['events_per_s']:,.0f} events/s | ≥ 100,000/s |",
         *(
+            f"| insight at {n:,} members × 50 items: suggestions / what-if (policy) / what-if (concessions), median "
+            f"| {i['suggestions']['median_ms']:.1f} / {i['what_if_policy']['median_ms']:.1f} / "
+            f"{i['what_if_concessions']['median_ms']:.1f} ms | < 1 s |"
+            for n, i in figures.get("insight", {}).items()
+        ),
+        *(
             f"| state document at {n:,} members × {figures['state_documents'][n]['document_bytes'] / 1024:.0f} KiB: "
             f"changed rows / whole (median) | {d['rows_us_median']:.0f} / {d['whole_us_median']:.0f} µs | |"
             for n, d in figures["state_documents"].items()
@@ -500,6 +508,8 @@ def main() -> None:
     say("aggregation: one PositionStated as supporters grow")
     rng = random.Random(3)
     figures["aggregation"] = {n: aggregation.measure(n, 200, rng) for n in (10, 100, 1_000, 10_000)}
+    say("insight: suggestions and what-if at 10 / 100 / 1,000 members x 50 items")
+    figures["insight"] = {n: insight.measure(n, 10) for n in insight.SIZES}
     if args.faults:
         say("faults: each fault of the fault suite under twelve members' load (tests/reliability)")
         from tests.reliability import faults

@@ -33,7 +33,7 @@ from services.dashboard.charts import (
     support_chart,
     support_rows,
 )
-from services.dashboard.i18n import translator
+from services.dashboard.i18n import ItemWords, translator
 from services.dashboard.routes import templates
 from streams.core import reads
 from streams.core.decider import Rejection
@@ -332,7 +332,7 @@ def test_the_board_template_draws_the_charts_for_each_audience() -> None:
     def board(viewer: Audience) -> str:
         data = reads.board(n.s, viewer)
         template = templates.env.get_template("_charts.html")
-        return template.render(t=EN, lang="en", **data)
+        return template.render(t=EN, lang="en", item_words=ItemWords(EN), **data)
 
     coordinator, member, vendor = board(COORD), board(Audience("member", "m1")), board(Audience("vendor", VENDOR))
     # Then the coordinator gets cohesion, support and the named heat map

@@ -114,3 +114,28 @@ def test_t_translates_and_fills_placeholders() -> None:
     assert choose(None, None, "fr-FR,nl;q=0.8") == "nl"
     assert choose(None, None, "fr-FR") == "en"
     assert choose("en", "nl", "nl") == "en"
+
+
+def test_no_text_is_marked_inside_an_f_string() -> None:
+    # Given the Python the catalogue is extracted from
+    import ast
+
+    hidden = []
+    for folder in ("services", "streams/core"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.JoinedStr):
+                    continue
+                for inner in ast.walk(node):
+                    if (
+                        isinstance(inner, ast.Call)
+                        and isinstance(inner.func, ast.Name)
+                        and inner.func.id in ("t", "N_")
+                        and inner.args
+                        and isinstance(inner.args[0], ast.Constant)
+                    ):
+                        hidden.append(f"{path.relative_to(ROOT)}:{inner.lineno}: {inner.args[0].value!r}")
+    # Then no t("…") sits inside an f-string, where `make messages` cannot see it (it would never be
+    # translated, and the completeness test above would not notice)
+    assert hidden == []
