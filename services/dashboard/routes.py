@@ -486,6 +486,7 @@ async def what_if_page(request: Request, negotiation_id: str) -> Response:
         nid=negotiation_id,
         event_types=[*EVENT_TYPES, "changed"],
         now=datetime.now(UTC),
+        timeline_words=_timeline_words(request, data),
         **data,
         **answer,
     )
