@@ -20,10 +20,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.commands import Command
 from schemas.deadletters import DeadLetter
-from schemas.events import EVENT_ADAPTER, Event
+from schemas.events import Event
 from schemas.results import CommandResult
 from streams.core.state import NegotiationState
 from streams.core.views import StateDocumentCache, shared_state_data
+from streams.decoders import COMMANDS, EVENTS
 
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 RESULT_ADAPTER: TypeAdapter[CommandResult] = TypeAdapter(CommandResult)
@@ -51,7 +52,7 @@ def decode_command(value: bytes | None) -> Command:
     if value is None:
         raise DecodeError("empty message (no value)")
     try:
-        return COMMAND_ADAPTER.validate_json(value)
+        return COMMANDS(value)  # compiled; refused exactly as COMMAND_ADAPTER refuses (streams.decoders)
     except ValidationError as exc:
         raise _invalid("command", exc) from exc
 
@@ -81,9 +82,10 @@ def encode_event(event: Event) -> KafkaMessage:
 
 
 def decode_event_value(value: bytes) -> Event:
-    """The event from a CloudEvent's data (the value alone carries the whole event)."""
+    """The event from a CloudEvent's data (the value alone carries the whole event); compiled, and
+    refused exactly as ``EVENT_ADAPTER`` refuses (``streams.decoders``)."""
     try:
-        return EVENT_ADAPTER.validate_json(value)
+        return EVENTS(value)
     except ValidationError as exc:
         raise _invalid("event", exc) from exc
 
