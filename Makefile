@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-worker bench-notifications bench-faust clean faults chart deployment-test
+.PHONY: demo test lint unit integration jars install bench bench-aggregation bench-core bench-worker bench-notifications bench-faust clean faults chart deployment-test
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ chart: install $(HELM)
 
 bench-aggregation: install
 	$(BIN)/python -m tests.bench.aggregation
+
+## The worker's CPU without Kafka: replay and process_command, with pydantic's decoders and the compiled ones.
+bench-core: install
+	$(BIN)/python -m tests.bench.core --compare --worker-gc
 
 clean:
 	rm -rf $(VENV) .tools .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache

@@ -52,7 +52,6 @@ def events(commands: list[Any]) -> list[tuple[list[tuple[str, bytes]], bytes]]:
 def replay(messages: list[tuple[list[tuple[str, bytes]], bytes]], rounds: int) -> dict[str, float]:
     best = 0.0
     for _ in range(rounds):
-        gc.collect()
         started = time.perf_counter()
         states: dict[str, NegotiationState] = {}
         for headers, value in messages:
@@ -102,11 +101,74 @@ class _Pydantic:
         from schemas.commands import Command
         from schemas.events import EVENT_ADAPTER
 
-        self.saved = codec.EVENTS, codec.COMMANDS
-        codec.EVENTS, codec.COMMANDS = EVENT_ADAPTER.validate_json, TypeAdapter(Command).validate_json  # type: ignore[assignment]
+        self.saved = codec.EVENT_DECODER, codec.COMMANDS
+        codec.EVENT_DECODER, codec.COMMANDS = EVENT_ADAPTER.validate_json, TypeAdapter(Command).validate_json  # type: ignore[assignment]
 
     def __exit__(self, *_: object) -> None:
-        codec.EVENTS, codec.COMMANDS = self.saved
+        codec.EVENT_DECODER, codec.COMMANDS = self.saved
+
+
+class _Compiled:
+    """Both compiled decoders of ``streams.decoders`` (the worker reads commands with one)."""
+
+    def __enter__(self) -> None:
+        from streams.decoders import COMMANDS, EVENTS
+
+        self.saved = codec.EVENT_DECODER, codec.COMMANDS
+        codec.EVENT_DECODER, codec.COMMANDS = EVENTS, COMMANDS
+
+    def __exit__(self, *_: object) -> None:
+        codec.EVENT_DECODER, codec.COMMANDS = self.saved
+
+
+def interleaved(
+    messages: list[tuple[list[tuple[str, bytes]], bytes]], values: list[tuple[bytes, bytes]], chunk: int = 500
+) -> dict[str, float]:
+    """Pydantic's decoders against the compiled ones, chunk by chunk in turn, on a busy machine:
+    each side's median chunk counts, so a burst of load from elsewhere hits both alike.
+
+    Replay: decoding, and evolving the decoded events, timed apart. Commands: two tables decide
+    the same commands in lockstep, one with each decoder."""
+    import statistics
+
+    def median_us(times: list[float], per: int) -> float:
+        return statistics.median(times) / per * 1e6
+
+    pydantic, compiled = _Pydantic(), _Compiled()
+    figures: dict[str, float] = {}
+    decode_times: dict[str, list[float]] = {"pydantic": [], "compiled": []}
+    evolve_times: list[float] = []
+    states: dict[str, NegotiationState] = {}
+    for start in range(0, len(messages) - chunk + 1, chunk):
+        part = messages[start : start + chunk]
+        for name in ("pydantic", "compiled"):
+            with pydantic if name == "pydantic" else compiled:
+                started = time.perf_counter()
+                decoded = [decode_event(headers, value) for headers, value in part]
+                decode_times[name].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for event in decoded:
+            states[event.negotiation_id] = evolve(states.get(event.negotiation_id), event)
+        evolve_times.append(time.perf_counter() - started)
+    for name, times in decode_times.items():
+        figures[f"decode_us_{name}"] = median_us(times, chunk)
+    figures["evolve_us"] = median_us(evolve_times, chunk)
+    tables = {"pydantic": NegotiationTable(), "compiled": NegotiationTable()}
+    command_times: dict[str, list[float]] = {"pydantic": [], "compiled": []}
+    now = datetime.now(UTC)
+    for start in range(0, len(values) - chunk + 1, chunk):
+        for name, table in tables.items():
+            with pydantic if name == "pydantic" else compiled:
+                outbox = Outbox()
+                started = time.perf_counter()
+                for offset in range(start, start + chunk):
+                    key, value = values[offset]
+                    process_command(outbox, table, topic="commands", partition=0, offset=offset, key=key, value=value,
+                                    now=now, consumer="bench")  # fmt: skip
+                command_times[name].append(time.perf_counter() - started)
+    for name, times in command_times.items():
+        figures[f"command_us_{name}"] = median_us(times, chunk)
+    return figures
 
 
 def main() -> None:
@@ -118,17 +180,29 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=40)
     parser.add_argument("--positions", type=int, default=40_000)
     parser.add_argument("--rounds", type=int, default=3, help="replays; the best counts")
-    parser.add_argument("--compare", action="store_true", help="also run with pydantic's own decoders, for the ratio")
+    parser.add_argument("--compare", action="store_true",
+                        help="pydantic's own decoders against the compiled ones, in turn chunk by chunk")  # fmt: skip
+    parser.add_argument("--worker-gc", action="store_true", help="the worker's collector settings (streams.app)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the command step")
     args = parser.parse_args()
     commands = list(workload(args.negotiations, args.members, args.items, args.positions))
     messages = events(commands)
     values = [(c.negotiation_id.encode(), encode_command(c)) for c in commands]
-    decoders = (
-        [("pydantic", _Pydantic()), ("compiled", contextlib.nullcontext())]
-        if args.compare
-        else [("", contextlib.nullcontext())]
-    )
+    if args.worker_gc:
+        from streams.app import GC_THRESHOLDS
+
+        gc.collect()
+        gc.freeze()  # (what the workload built is long-lived, as a worker's recovered tables are)
+        gc.set_threshold(*GC_THRESHOLDS)
+    if args.compare:
+        f = interleaved(messages, values)
+        for name in ("pydantic", "compiled"):
+            total = f[f"decode_us_{name}"] + f["evolve_us"]
+            print(f"{name} decoders, chunks of 500 in turn (medians): decode {f[f'decode_us_{name}']:.2f} µs + evolve "
+                  f"{f['evolve_us']:.2f} µs = {1e6 / total:,.0f} events/s replayed; "
+                  f"process_command {f[f'command_us_{name}']:.1f} µs per command")  # fmt: skip
+        return
+    decoders = [("", contextlib.nullcontext())]
     for name, decoding in decoders:
         with decoding:
             r = replay(messages, args.rounds)
