@@ -76,6 +76,9 @@ so no copy of a command the log still holds can meet a state that forgot it. The
 bounded by a week of commands, not by the whole history (docs/streams.md)."""
 
 
+_BUCKET = timedelta(minutes=1)
+
+
 class SequenceGap(ValueError):
     """An event arrived whose sequence is not the next one: an event is missing before it."""
 
@@ -283,8 +286,9 @@ class NegotiationState:
     """How many demand versions were published when the negotiation was last reopened."""
     commands: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Accepted command id -> the first and last sequence of its events, for ``COMMAND_ID_MEMORY``."""
-    command_times: deque[tuple[datetime, str]] = field(default_factory=deque)
-    """When each remembered command id was first decided, oldest first: what to forget when."""
+    command_times: deque[tuple[datetime, list[str]]] = field(default_factory=deque)
+    """The remembered command ids by when they were first decided, oldest first, a minute to a
+    bucket (a bucket's time is its first id's): what to forget when."""
     vendor_sequence: int = 0
     """SPEC 1: the vendor's own gapless counter over the events it may see (its feed, stream and
     state are numbered with it; the internal ``sequence`` would tell it how much members did)."""
@@ -427,15 +431,18 @@ def _remember_command(state: NegotiationState, event: Event) -> None:
     a snapshot and the worker that wrote them forget exactly alike."""
     commands, times = state.commands, state.command_times
     known = commands.get(event.command_id)
-    if known is None:
-        commands[event.command_id] = (event.sequence, event.sequence)
-        times.append((event.occurred_at, event.command_id))
-    else:
+    if known is not None:
         commands[event.command_id] = (known[0], event.sequence)
+        return
+    commands[event.command_id] = (event.sequence, event.sequence)
+    if times and event.occurred_at - times[-1][0] < _BUCKET:
+        times[-1][1].append(event.command_id)
+    else:
+        times.append((event.occurred_at, [event.command_id]))
     horizon = event.occurred_at - COMMAND_ID_MEMORY
     while times[0][0] < horizon:
-        _, command_id = times.popleft()
-        commands.pop(command_id, None)
+        for command_id in times.popleft()[1]:
+            commands.pop(command_id, None)
 
 
 def _check_link(head: str | None, event: Event) -> None:
