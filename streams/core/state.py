@@ -288,7 +288,7 @@ class NegotiationState:
     """Accepted command id -> the first and last sequence of its events, for ``COMMAND_ID_MEMORY``."""
     command_times: deque[tuple[datetime, list[str]]] = field(default_factory=deque)
     """The remembered command ids by when they were first decided, oldest first, a minute to a
-    bucket (a bucket's time is its first id's): what to forget when."""
+    bucket (keyed by its end: a minute after its first id's time): what to forget when."""
     vendor_sequence: int = 0
     """SPEC 1: the vendor's own gapless counter over the events it may see (its feed, stream and
     state are numbered with it; the internal ``sequence`` would tell it how much members did)."""
@@ -435,12 +435,14 @@ def _remember_command(state: NegotiationState, event: Event) -> None:
         commands[event.command_id] = (known[0], event.sequence)
         return
     commands[event.command_id] = (event.sequence, event.sequence)
-    if times and event.occurred_at - times[-1][0] < _BUCKET:
+    at = event.occurred_at
+    if times and at < times[-1][0]:
         times[-1][1].append(event.command_id)
-    else:
-        times.append((event.occurred_at, [event.command_id]))
-    horizon = event.occurred_at - COMMAND_ID_MEMORY
-    while times[0][0] < horizon:
+        return
+    # A new bucket (at most one a minute): the ids of buckets that ended a week before go.
+    times.append((at + _BUCKET, [event.command_id]))
+    horizon = at - COMMAND_ID_MEMORY
+    while times[0][0] <= horizon:
         for command_id in times.popleft()[1]:
             commands.pop(command_id, None)
 
