@@ -144,8 +144,8 @@ defaults a collection runs every 700 allocations and every hundredth walks the w
 def _settle() -> None:
     """After a recovery: what the tables hold now is long-lived; it is moved out of the collector's
     sight (``gc.freeze``), so that later collections do not walk it again and again. A frozen
-    object is still freed when its last reference goes (the states hold no reference cycles)."""
-    gc.collect()
+    object is still freed when its last reference goes (the states hold no reference cycles). No
+    collection first: a full one over a large table would lengthen the recovery."""
     gc.freeze()
 
 
