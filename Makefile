@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install messages bench bench-aggregation bench-suggestions bench-worker bench-notifications bench-faust clean faults chart deployment-test
+.PHONY: demo test lint unit integration jars install messages bench bench-aggregation bench-suggestions bench-core bench-worker bench-notifications bench-faust clean faults chart deployment-test
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ bench-aggregation: install
 ## The coordinator's insight: suggestions and what-ifs at 10, 100 and 1,000 members x 50 items (docs/insight.md).
 bench-suggestions: install
 	$(BIN)/python -m tests.bench.suggestions
+
+## The worker's CPU without Kafka: replay and process_command, with pydantic's decoders and the compiled ones.
+bench-core: install
+	$(BIN)/python -m tests.bench.core --compare --worker-gc
 
 clean:
 	rm -rf $(VENV) .tools .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache

@@ -79,9 +79,13 @@ def chained(events: Iterable[E], head: str | None) -> list[E]:
     linked: list[E] = []
     previous = head or GENESIS
     for event in events:
-        event = event.model_copy(update={"previous_hash": previous, "hash": None})
-        previous = event_hash(event)
-        linked.append(event.model_copy(update={"hash": previous}))
+        # The hash of the event as it will be (``event_hash`` of it), from its JSON with the link
+        # set: one copy of the event instead of two.
+        data = event.model_dump(mode="json", exclude={"hash"})
+        data["previous_hash"] = previous
+        digest = json_hash(data)
+        linked.append(event.model_copy(update={"previous_hash": previous, "hash": digest}))
+        previous = digest
     return linked
 
 

@@ -15,10 +15,10 @@ are ignored (at-least-once delivery); a gap in the sequence is an error.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from schemas.documents import DemandVersion, Offer
@@ -63,6 +63,20 @@ from schemas.negotiation import (
 from streams.core.aggregation import ItemAggregate
 from streams.core.chain import GENESIS
 from streams.core.offers import CurrentOffer, satisfies
+
+COMMAND_ID_MEMORY = timedelta(days=7)
+"""How long a negotiation remembers an accepted command id (by its events' time): a command sent
+again with that id within this is answered as a duplicate. Kafka's redeliveries need no memory
+of ids (an aborted transaction's commands are decided as if for the first time; a committed
+batch delivered again meets its own events in the log, ``streams.table``); this is for senders
+that send the same command again: the request/reply client after a timeout (seconds), the
+scheduler's ticks (one interval), and the API's ``Idempotency-Key`` (its records are kept 24 h,
+and a retry of a command it sent asks the read model). A week is the commands topic's retention,
+so no copy of a command the log still holds can meet a state that forgot it. The memory is thus
+bounded by a week of commands, not by the whole history (docs/streams.md)."""
+
+
+_BUCKET = timedelta(minutes=1)
 
 
 class SequenceGap(ValueError):
@@ -285,6 +299,10 @@ class NegotiationState:
     reopened_after_version: int = 0
     """How many demand versions were published when the negotiation was last reopened."""
     commands: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Accepted command id -> the first and last sequence of its events, for ``COMMAND_ID_MEMORY``."""
+    command_times: deque[tuple[datetime, list[str]]] = field(default_factory=deque)
+    """The remembered command ids by when they were first decided, oldest first, a minute to a
+    bucket (keyed by its end: a minute after its first id's time): what to forget when."""
     vendor_sequence: int = 0
     """SPEC 1: the vendor's own gapless counter over the events it may see (its feed, stream and
     state are numbered with it; the internal ``sequence`` would tell it how much members did)."""
@@ -420,9 +438,30 @@ def evolve(state: NegotiationState | None, event: Event) -> NegotiationState:
     if event.type in VENDOR_VISIBLE:
         state.vendor_sequence += 1
         state.vendor_updated_at = event.occurred_at
-    first, _ = state.commands.get(event.command_id, (event.sequence, event.sequence))
-    state.commands[event.command_id] = (first, event.sequence)
+    _remember_command(state, event)
     return state
+
+
+def _remember_command(state: NegotiationState, event: Event) -> None:
+    """Note the event's command (its first and last sequence), and forget command ids decided
+    more than ``COMMAND_ID_MEMORY`` before this event: by the events' own time, so that a replay,
+    a snapshot and the worker that wrote them forget exactly alike."""
+    commands, times = state.commands, state.command_times
+    known = commands.get(event.command_id)
+    if known is not None:
+        commands[event.command_id] = (known[0], event.sequence)
+        return
+    commands[event.command_id] = (event.sequence, event.sequence)
+    at = event.occurred_at
+    if times and at < times[-1][0]:
+        times[-1][1].append(event.command_id)
+        return
+    # A new bucket (at most one a minute): the ids of buckets that ended a week before go.
+    times.append((at + _BUCKET, [event.command_id]))
+    horizon = at - COMMAND_ID_MEMORY
+    while times[0][0] <= horizon:
+        for command_id in times.popleft()[1]:
+            commands.pop(command_id, None)
 
 
 def _check_link(head: str | None, event: Event) -> None:
