@@ -201,7 +201,6 @@ def worker(data_dir: DataDir = None) -> None:
     from services.logging import configure_logging
     from services.observability import worker_probe
     from streams.app import MissingTopics, NegotiationWorker, RecoveryError, WorkerConfig
-    from streams.core.decider import Limits
     from streams.metrics import WorkerMetrics
 
     settings = _settings(data_dir=data_dir)
@@ -212,11 +211,7 @@ def worker(data_dir: DataDir = None) -> None:
         sigkill_after_commands=settings.fault_sigkill_after_commands,
         sigstop_after_commands=settings.fault_sigstop_after_commands,
         state_interval_ms=settings.state_interval_ms,
-        limits=Limits(
-            members=settings.max_members_per_negotiation,
-            rounds=settings.max_rounds_per_negotiation,
-            clarifications=settings.max_clarifications_per_negotiation,
-        ),
+        limits=settings.limits(),
     )
 
     observed = _observe("worker", settings)

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.connection import KafkaConnection, SaslMechanism, SecurityProtocol, uses_sasl, uses_tls
+from streams.core.decider import Limits
 
 MIN_TOKEN_LENGTH = 32
 """The admin and metrics tokens are chosen by people: this many characters at least."""
@@ -281,6 +282,14 @@ class Settings(BaseSettings):
         if "openid" not in value.split(" "):
             raise ValueError("must include openid")
         return value
+
+    def limits(self) -> Limits:
+        """The tenant bounds of one negotiation, as the worker decides with them (and the board asks them)."""
+        return Limits(
+            members=self.max_members_per_negotiation,
+            rounds=self.max_rounds_per_negotiation,
+            clarifications=self.max_clarifications_per_negotiation,
+        )
 
     @property
     def oidc_enabled(self) -> bool:

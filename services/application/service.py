@@ -189,7 +189,8 @@ class Application:
     def board(self, caller: Caller, negotiation_id: str, timeline: int = 25) -> dict[str, Any]:
         """The dashboard's board: every document the viewer may see, its latest events, and for a
         member its drafts."""
-        data = self.read(caller, negotiation_id, reads.board)
+        limits = self.hub.settings.limits()
+        data = self.read(caller, negotiation_id, lambda state, viewer: reads.board(state, viewer, limits))
         data["may_act"] = decider.acts_for_organisation(caller.actor())  # a contributor's board has no command forms
         # What the board draws forms and buttons for: the core's allowed actions, none for a contributor.
         data["allowed"] = data["allowed"] if data["may_act"] else frozenset()

@@ -601,6 +601,9 @@ def support_chart(
 
 GRID_LABEL, GRID_CELL, GRID_ROW, GRID_HEAD = 220, 34, 22, 128
 GRID_ROWS = 60
+GRID_COLUMNS = 40
+"""At most this many items are drawn as the heat map's columns (and listed in its figures); the
+rest are said in words, so that a board stays small at 500 members x 500 items."""
 """At most this many members are drawn (a coalition of a thousand would be a poster): the rest are
 counted below the grid, and every member is in the board's members table."""
 REPORT_GRID_ROWS = 24
@@ -625,8 +628,8 @@ def satisfaction_heatmap(
     if words is not None:  # the items' titles in the reader's language (``i18n.ItemWords``)
         grid = replace(grid, columns=tuple(replace(c, title=words.title(c)) for c in grid.columns))
     words = cell_words(t)
-    columns, shown = grid.columns, grid.rows[:limit]
-    hidden = len(grid.rows) - len(shown)
+    columns, shown = grid.columns[:GRID_COLUMNS], grid.rows[:limit]
+    hidden, hidden_columns = len(grid.rows) - len(shown), len(grid.columns) - len(columns)
     counts = ("satisfied", "unsatisfied", "no_must")
     body_rows = len(shown) + (1 if hidden else 0) + len(counts)
     width = GRID_LABEL + GRID_CELL * len(columns) + 130
@@ -637,11 +640,16 @@ def satisfaction_heatmap(
         "{n} members, {k} included must items. Per item, satisfied / not satisfied / no must position: {counts}."
     ).format(
         n=grid.members,
-        k=len(columns),
+        k=len(grid.columns),
         counts="; ".join(f"{c.key} {c.satisfied}/{c.unsatisfied}/{c.no_must}" for c in columns),
     )
+    if hidden_columns:
+        description += " " + t("… and {n} more items").format(n=hidden_columns)
     if grid.rows:
-        description += " " + t("Not satisfied on some item: {names}.").format(names=", ".join(unsatisfied) or DASH)
+        named = ", ".join(unsatisfied[:limit]) + (
+            f", … (+{len(unsatisfied) - limit})" if len(unsatisfied) > limit else ""
+        )
+        description += " " + t("Not satisfied on some item: {names}.").format(names=named or DASH)
     parts = [
         _svg_open("satisfaction-heatmap", width, height, "heatmap-chart"),
         f'<title id="heatmap-chart-title">{escape(title)}</title>',
@@ -668,7 +676,7 @@ def satisfaction_heatmap(
     for row in shown:
         parts.append(f'<g class="member" data-member="{escape(row.organisation_id)}">')
         parts.append(_text(GRID_LABEL - 8, y + GRID_ROW / 2 + 4, _short(row.name, 32), 12, "end"))
-        for index, (column, state) in enumerate(zip(columns, row.cells, strict=True)):
+        for index, (column, state) in enumerate(zip(columns, row.cells[: len(columns)], strict=True)):
             parts.append(cell(GRID_LABEL + GRID_CELL * index, y, state, f"{row.name} · {column.key}: {words[state]}"))
         parts.append("</g>")
         y += GRID_ROW
@@ -706,8 +714,14 @@ def satisfaction_heatmap(
         left += GRID_CELL + 150
     parts.append("</svg>")
     headers = [t("Member"), t("Weight"), *[c.key for c in columns]]
-    table = [[row.name, str(row.weight), *[f"{CELL_MARKS[s]} {words[s]}" for s in row.cells]] for row in grid.rows]
+    cells = len(columns)
+    table = [[row.name, str(row.weight), *[f"{CELL_MARKS[s]} {words[s]}" for s in row.cells[:cells]]] for row in shown]
+    if hidden:
+        table.append([t("… and {n} more members").format(n=hidden), "", *[""] * cells])
     table += [[f"{CELL_MARKS[s]} {words[s]}", "", *[str(getattr(c, s)) for c in columns]] for s in counts]
+    if hidden_columns:
+        headers.append(t("… and {n} more items").format(n=hidden_columns))
+        table = [[*row, ""] for row in table]
     caption = (
         t("Per member and included must item: whether the vendor's current offers satisfy the member's must position.")
         if grid.rows

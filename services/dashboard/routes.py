@@ -430,7 +430,7 @@ def _what_if_request(request: Request) -> WhatIfRequest:
             raise ValueError(f"concessions: at most {MAX_CONCESSIONS_TEXT} characters")
         try:
             fields["concessions"] = json.loads(conceded)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested deeper than Python recurses
             raise ValueError("concessions: not a list of concessions") from None
     for name in ("inclusion_share", "coverage"):
         text = params.get(name, "").strip()

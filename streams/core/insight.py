@@ -38,6 +38,8 @@ members x 50 items (``tests/bench/suggestions.py``).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Literal
@@ -93,12 +95,11 @@ def what_if(state: NegotiationState, viewer: Audience, request: WhatIfRequest) -
         inclusion_share=state.policy.inclusion_share if request.inclusion_share is None else request.inclusion_share,
         coverage=state.policy.coverage if request.coverage is None else request.coverage,
     )
-    today = {key: state.aggregates[key].demand_item(state.total_weight, state.policy) for key in state.items}
+    today, by_item_today = _today(state)
     after = would_be_demand(state, policy, overlay, drop, add)
     changes = tuple(_changes(state, today, after))
 
     unsatisfied_after = unsatisfied_after_concessions(state, overlay)
-    by_item_today = left_behind(state, today, {})
     behind_today = _everyone(by_item_today)
     behind_after = _everyone(left_behind(state, after, overlay, today=today, behind_today=by_item_today))
 
@@ -130,6 +131,36 @@ def what_if(state: NegotiationState, viewer: Audience, request: WhatIfRequest) -
         left_behind=_shift(state, [m for m in members if m not in behind_today and m in behind_after], names),
         not_served=_shift(state, [m for m in members if m in behind_after], names),
     )
+
+
+TODAY_CACHE = 32
+"""How many negotiations' today (demand lines, who the live demand leaves behind) are remembered."""
+_today_cache: OrderedDict[tuple[int, str, int, str], tuple[dict[str, DemandItem], dict[str, set[str]]]] = OrderedDict()
+_today_lock = threading.Lock()
+
+
+def _today(state: NegotiationState) -> tuple[dict[str, DemandItem], dict[str, set[str]]]:
+    """Today's demand lines and, per item, whom they leave behind: the base of every what-if.
+
+    Judging every must position costs O(positions) (half a second at 500 members x 500 items, all
+    must), while a what-if re-judges only what it changes; so today's answer is remembered for the
+    state it was computed from: the same object at the same sequence and head of the hash chain (a
+    state without a chain is computed afresh). The values are never changed by their readers."""
+    key = (id(state), state.negotiation_id, state.sequence, state.head_hash or "")
+    if state.head_hash is not None:
+        with _today_lock:
+            found = _today_cache.get(key)
+            if found is not None:
+                _today_cache.move_to_end(key)
+                return found
+    lines = {k: state.aggregates[k].demand_item(state.total_weight, state.policy) for k in state.items}
+    answer = (lines, left_behind(state, lines, {}))
+    if state.head_hash is not None:
+        with _today_lock:
+            _today_cache[key] = answer
+            while len(_today_cache) > TODAY_CACHE:
+                _today_cache.popitem(last=False)
+    return answer
 
 
 def _invalid(field: str, detail: str) -> Rejection:
@@ -557,10 +588,11 @@ def vendor_suggestion(state: NegotiationState, key: str) -> VendorSuggestion | N
         assert isinstance(answer["value"], Fraction)
         unit = f" {item.unit}" if item.unit else ""
         what = f"a counter of {number_to_json(answer['value'])}{unit} on {key}"
-    more = won_count - lost_count
-    text = f"{what} would satisfy {more} more {'member' if more == 1 else 'members'}"
-    if lost_count:
-        text += f" ({won_count} gained, {lost_count} no longer satisfied)"
+    if lost_count:  # weight gained on balance, members perhaps not: say both sides
+        text = f"{what} would satisfy {won_count} more {'member' if won_count == 1 else 'members'}"
+        text += f" and {lost_count} {'member' if lost_count == 1 else 'members'} no longer"
+    else:
+        text = f"{what} would satisfy {won_count} more {'member' if won_count == 1 else 'members'}"
     return VendorSuggestion(
         item_key=key,
         members_gained=won_count,

@@ -77,7 +77,10 @@ class Phrase:
                 filled[name] = ", ".join(part.render(translate) for part in value)
             else:
                 filled[name] = value
-        return translate(self.template).format(**filled)
+        words = translate(self.template)
+        # A phrase without parameters is a word (a unit, a priority): text, perhaps a party's own
+        # (an inline item's unit may hold braces), never a template to fill
+        return words.format(**filled) if self.params else words
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from schemas.documents import CommitmentsDocument, DemandExplanation, DemandVersion, JointDemand, PositionView
 from streams.core import explanation, figures, ocds, views
 from streams.core.actions import allowed_actions, commitment_actions
-from streams.core.decider import Rejection
+from streams.core.decider import Limits, Rejection
 from streams.core.state import NegotiationState
 from streams.core.views import Audience
 
@@ -99,8 +99,9 @@ def version_changes(versions: list[DemandVersion]) -> list[VersionChange]:
     return changes
 
 
-def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
-    """Everything a negotiation's board shows the viewer, cut by the core's views."""
+def board(state: NegotiationState, viewer: Audience, limits: Limits = Limits()) -> dict[str, Any]:
+    """Everything a negotiation's board shows the viewer, cut by the core's views; ``limits``: the
+    hub's, as the worker decides with them (so the board offers no form the decider would refuse)."""
     versions = [views.version_view(state, version, viewer) for version in state.versions]
     try:
         listed = positions(state, viewer)
@@ -130,8 +131,8 @@ def board(state: NegotiationState, viewer: Audience) -> dict[str, Any]:
         "commitments": views.commitments(state, viewer),
         "awaiting_reopened_version": state.awaiting_reopened_version,
         # the actions the viewer's role may take now (the board's forms; a contributor's are none)
-        "allowed": allowed_actions(state, viewer),
-        "commitment_actions": commitment_actions(state, viewer),
+        "allowed": allowed_actions(state, viewer, limits=limits),
+        "commitment_actions": commitment_actions(state, viewer, limits=limits),
         # The charts' figures (``streams.core.figures``), each already cut for the viewer.
         "cohesion_history": figures.cohesion_history(state, viewer),
         "satisfaction_grid": figures.satisfaction_grid(state, viewer),

@@ -72,8 +72,13 @@ batch delivered again meets its own events in the log, ``streams.table``); this 
 that send the same command again: the request/reply client after a timeout (seconds), the
 scheduler's ticks (one interval), and the API's ``Idempotency-Key`` (its records are kept 24 h,
 and a retry of a command it sent asks the read model). A week is the commands topic's retention,
-so no copy of a command the log still holds can meet a state that forgot it. The memory is thus
-bounded by a week of commands, not by the whole history (docs/streams.md)."""
+and the window is counted in the events' own time (when the command was decided). The memory is
+thus bounded by a week of commands (and ``COMMAND_ID_FLOOR``), not by the whole history
+(docs/streams.md)."""
+
+COMMAND_ID_FLOOR = 128
+"""However far the events' time moves on (a worker's clock stepped ahead), a negotiation keeps at
+least its last this many command ids: a resend seconds after its first send stays a duplicate."""
 
 
 _BUCKET = timedelta(minutes=1)
@@ -455,11 +460,11 @@ def _remember_command(state: NegotiationState, event: Event) -> None:
     at = event.occurred_at
     if times and at < times[-1][0]:
         times[-1][1].append(event.command_id)
-        return
-    # A new bucket (at most one a minute): the ids of buckets that ended a week before go.
-    times.append((at + _BUCKET, [event.command_id]))
+    else:
+        times.append((at + _BUCKET, [event.command_id]))  # a new bucket: at most one a minute
+    # The ids of buckets that ended a week before go, as long as the last COMMAND_ID_FLOOR stay.
     horizon = at - COMMAND_ID_MEMORY
-    while times[0][0] <= horizon:
+    while times[0][0] <= horizon and len(commands) - len(times[0][1]) >= COMMAND_ID_FLOOR:
         for command_id in times.popleft()[1]:
             commands.pop(command_id, None)
 

@@ -354,3 +354,24 @@ def test_only_the_coordinator_reads_the_report() -> None:
         with pytest.raises(Rejection) as refused:
             reads.report(n.s, viewer)
         assert refused.value.status == 403
+
+
+def test_the_heat_map_stays_small_for_the_largest_negotiation() -> None:
+    # Given a grid of 500 members by 500 included must items (the hub's largest negotiation)
+    from streams.core.figures import GridColumn, GridRow, SatisfactionGrid
+
+    columns = tuple(GridColumn(f"item-{i}", f"Item {i}", 250, 250, 0) for i in range(500))
+    rows = tuple(
+        GridRow(f"org-{m}", f"Member {m}", 1, tuple("satisfied" if (m + i) % 2 else "unsatisfied" for i in range(500)))
+        for m in range(500)
+    )
+    # When the coordinator's heat map is drawn
+    html = str(satisfaction_heatmap(SatisfactionGrid(columns, rows, 500), EN))
+    # Then it draws and lists only the first 60 members and 40 items, and says how many more there are
+    figure = ET.fromstring(html)
+    assert len(figure.findall(".//{http://www.w3.org/2000/svg}g[@class='member']")) == 60
+    assert "… and 440 more members" in html and "… and 460 more items" in html
+    body = figure.findall(".//table/tbody/tr")
+    assert len(body) == 60 + 1 + 3  # the members drawn, the "more" line, the three counts
+    assert all(len(tr) == 2 + 40 + 1 for tr in body)
+    assert len(html) < 1_000_000  # was 13.6 MB with every cell of every member

@@ -12,7 +12,7 @@ import pytest
 from schemas.commands import StatePosition
 from schemas.negotiation import Position
 from streams.core import state as state_module
-from streams.core.state import COMMAND_ID_MEMORY, replay
+from streams.core.state import COMMAND_ID_FLOOR, COMMAND_ID_MEMORY, replay
 from tests.unit.builders import NOW, Negotiation, item
 
 
@@ -76,8 +76,10 @@ def test_a_command_sent_again_within_the_memory_is_a_duplicate_and_after_it_a_ne
     assert again.events == ()
     assert again.result.duplicate
     assert (again.result.first_sequence, again.result.last_sequence) == (decided.result.first_sequence,) * 2
-    # When other commands went on past the memory, and it comes once more
-    n.at(NOW + COMMAND_ID_MEMORY + timedelta(hours=1)).position("m1", "retention-days", "should", value=40)
+    # When other commands went on past the memory (more than the floor of them), and it comes once more
+    later = n.at(NOW + COMMAND_ID_MEMORY + timedelta(hours=1))
+    for index in range(COMMAND_ID_FLOOR):
+        later.position("m1", "retention-days", "should", value=40 + index)
     late = n.run(first)
     # Then it is decided as a new command (its id is forgotten)
     assert len(late.events) == 1
@@ -94,3 +96,17 @@ def test_a_replay_forgets_exactly_what_the_worker_forgot() -> None:
     assert rebuilt.commands == n.s.commands
     assert list(rebuilt.command_times) == list(n.s.command_times)
     assert rebuilt.facts() == n.s.facts()
+
+
+def test_a_clock_stepped_far_ahead_forgets_no_recent_command() -> None:
+    # Given a negotiation with some history, and a command just decided
+    n = busy(24)
+    recent = n.command(StatePosition, "m1", item_key="retention-days", position=Position(priority="must", value=31))
+    assert len(n.run(recent).events) == 1
+    # When the worker's clock steps a month ahead and another command is decided
+    jumped = n.at(NOW + timedelta(days=30))
+    jumped.position("m1", "retention-days", "must", value=32)
+    # Then the command sent seconds ago, sent again, is still a duplicate (the last ids are kept)
+    again = n.run(recent)
+    assert again.events == () and again.result.duplicate
+    assert len(n.s.commands) >= min(COMMAND_ID_FLOOR, 26)

@@ -83,3 +83,17 @@ def test_invitations_positions_and_endorsements_are_told_to_whom_they_concern() 
     # Without transparency a member does not see another member's endorsement at all
     assert told(n, MEMBER_A, "EndorsementGiven") == []
     assert told(n, MEMBER_A, "AgreementProposed") == [["An agreement on round 1 is proposed: accept or reject it."]]
+
+
+def test_a_unit_with_braces_is_told_as_written() -> None:
+    # Given an inline item whose unit, as the coordinator wrote it, holds braces
+    price = item("price", "at_most").model_copy(update={"unit": "EUR per {user} per month"})
+    n = Negotiation(price)
+    n.invite("m-a", weight=1, name="University A")
+    n.position("m-a", "price", "must", value=5)
+    n.publish()
+    # When the vendor counters
+    n.respond(counter("price", value=6))
+    # Then the member is told the offer with the unit as written (no placeholder is filled from it)
+    (round_one,) = told(n, MEMBER_A, "VendorResponded")
+    assert round_one[0] == "The vendor countered price with 6 EUR per {user} per month; your limit is 5: not met."
