@@ -27,7 +27,20 @@ log = structlog.get_logger("koopkracht.client")
 
 
 class CommandTimeout(TimeoutError):
-    """No result within the timeout; the command may still be decided later."""
+    """No result within the timeout; the command may still be decided later.
+
+    ``delivery``: when the command is in the producer's queue but the broker has not confirmed it,
+    the future of that confirmation: it still resolves (delivered) or fails (the command is not
+    on the topic, and may be sent again under its id)."""
+
+    def __init__(self, message: str, delivery: asyncio.Future[Any] | None = None) -> None:
+        super().__init__(message)
+        self.delivery = delivery
+
+
+class CommandNotQueued(Exception):
+    """The producer did not take the command within the timeout (no metadata, a full queue): it is
+    not on the topic, and may be sent again."""
 
 
 class CommandClient:
@@ -37,8 +50,11 @@ class CommandClient:
         topic_prefix: str = "koopkracht",
         client_id: str = "koopkracht-api",
         tracing: Tracing | None = None,
+        request_timeout_ms: int = 40_000,
     ) -> None:
         self.kafka = KafkaConnection.of(bootstrap)
+        self.request_timeout_ms = request_timeout_ms
+        """How long the producer tries to deliver a queued command before it gives it up (aiokafka's default)."""
         self.tracing = tracing or Tracing.off()
         """Sending a command is a span; the command's message carries its context (``streams.tracing``)."""
         self.commands_topic = COMMANDS.name(topic_prefix)
@@ -56,6 +72,7 @@ class CommandClient:
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=0,
+                request_timeout_ms=self.request_timeout_ms,
             )
             await self._producer.start()
             self._consumer = self.kafka.consumer(
@@ -128,10 +145,14 @@ class CommandClient:
             "koopkracht.command": command.type,
             "koopkracht.negotiation_id": command.negotiation_id,
         }
-        try:
-            with self.tracing.sending(self.commands_topic, attributes):
-                await asyncio.wait_for(
-                    self._producer.send_and_wait(
+        deadline = loop.time() + timeout
+        with self.tracing.sending(self.commands_topic, attributes):
+            # Two steps, because they differ in what a timeout means: aiokafka's ``send`` returns
+            # once the record is in its queue (cancelled before that, the record was never queued);
+            # the delivery then resolves when the broker confirms it, or fails when it gives up.
+            try:
+                delivery = await asyncio.wait_for(
+                    self._producer.send(
                         self.commands_topic,
                         key=command.negotiation_id.encode(),
                         value=encode_command(command),
@@ -139,8 +160,16 @@ class CommandClient:
                     ),
                     timeout,
                 )
-        except TimeoutError:
-            raise CommandTimeout(f"the broker did not take command {command.command_id} within {timeout} s") from None
+            except TimeoutError:
+                raise CommandNotQueued(
+                    f"the producer did not take command {command.command_id} within {timeout} s"
+                ) from None
+            try:
+                await asyncio.wait_for(asyncio.shield(delivery), max(0.001, deadline - loop.time()))
+            except TimeoutError:
+                raise CommandTimeout(
+                    f"the broker did not confirm command {command.command_id} within {timeout} s", delivery
+                ) from None
         return future
 
     def pending(self, command_id: str) -> asyncio.Future[CommandResult] | None:

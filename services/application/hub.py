@@ -94,6 +94,8 @@ class Hub:
     watch: ProjectionWatch
     throttle: Throttle
     readiness: Callable[..., Any] | None = None
+    _background: set[asyncio.Future[Any]] = field(default_factory=set)
+    """Small follow-ups that outlive a request (marking a key ``unsent``), kept until done."""
 
     @property
     def states(self) -> StateCache:
@@ -175,10 +177,14 @@ class Hub:
         timeout = self.settings.command_timeout_s
         try:
             future = await self.client.submit(command, timeout)
-        except CommandTimeout:
-            # The broker may have taken it after all: never send it again; retries ask for its outcome.
+        except CommandTimeout as exc:
+            # The broker may have taken it after all: not sent again while that may be so; retries ask
+            # for its outcome. Should the producer give it up later, it is not on the topic: a retry
+            # may then send it again (under the same command id, which the worker deduplicates).
             if record is not None:
                 await to_thread.run_sync(self._set_state, record, "sent")
+                if exc.delivery is not None:
+                    self._unsent_if_given_up(exc.delivery, record, log_)
             log_.error("command not acknowledged in time")
             raise _unavailable(
                 "the hub's message broker did not confirm the command in time; " + _retry_advice(job)
@@ -200,6 +206,21 @@ class Hub:
                 + _retry_advice(job)
             ) from None
         return await self._answer(command, result, job)
+
+    def _unsent_if_given_up(self, delivery: asyncio.Future[Any], record: IdempotencyRecord, log_: Any) -> None:
+        """When the producer gives up a command it had queued, mark its key ``unsent``."""
+
+        def settled(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() or done.exception() is None:
+                return  # delivered after all: a retry learns the outcome from the read model
+            log_.warning(
+                "command given up by the producer: a retry sends it again", error=type(done.exception()).__name__
+            )
+            task = asyncio.ensure_future(to_thread.run_sync(self._set_state_if, record, "sent", "unsent"))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        delivery.add_done_callback(settled)
 
     async def _outcome(self, command: Command, job: _Job) -> tuple[int, str]:
         """The answer of a command sent before: from this process, or from the read model."""
@@ -325,6 +346,14 @@ class Hub:
                 .values(state="sending", created_at=datetime.now(UTC))  # one taker; the clock starts again
             )
             return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+    def _set_state_if(self, record: IdempotencyRecord, was: str, state: str) -> None:
+        """``state`` for the key, only if it is still ``was`` (no retry took it over meanwhile)."""
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.execute(_unanswered(record).where(col(IdempotencyRecord.state) == was).values(state=state))
+        except Exception as exc:  # a retry then waits for the outcome, as before
+            log.warning("idempotency record not updated", error=type(exc).__name__)
 
     def _set_state(self, record: IdempotencyRecord, state: str) -> None:
         try:
