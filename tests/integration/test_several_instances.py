@@ -203,6 +203,8 @@ async def test_a_second_projector_waits_outside_the_group_and_takes_over_when_th
             running.append(asyncio.create_task(second.run(stop_second)))
             await produce_events(kafka_bootstrap, topic, by_part[0])
             await wait_until(lambda: projected() == len(by_part[0]), 60, "the first part projected")
+            # (a projector counts a batch once its transaction is committed and the call returned)
+            await wait_until(lambda: first.projected == len(by_part[0]), 30, "the first projector to count it")
             # Then the first projects, the second waits and says why, outside the consumer group
             waiting = [line for line in logs if line["event"] == "waiting for the lock"]
             assert [line["lock"] for line in waiting] == ["projector"], waiting
@@ -218,6 +220,9 @@ async def test_a_second_projector_waits_outside_the_group_and_takes_over_when_th
             await produce_events(kafka_bootstrap, topic, by_part[1] + by_part[2])
             # Then the second takes over and projects the rest, each event once
             await wait_until(lambda: projected() == len(every_event), 90, lambda: f"all projected ({projected()})")
+            await wait_until(
+                lambda: first.projected + second.projected == len(every_event), 30, "the second projector to count it"
+            )
             assert second.ready.is_set() and second.lock.held
             assert first.projected + second.projected == len(every_event)
             assert any(line["event"] == "lock held" and line["holder"] == second.lock.holder for line in logs)
