@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.commands import Command
 from schemas.deadletters import DeadLetter
-from schemas.events import EVENT_ADAPTER, Event
+from schemas.events import EVENT_ADAPTER, EVENT_TYPES, Event
 from schemas.results import CommandResult
 from streams.core.state import NegotiationState
 from streams.core.views import StateDocumentCache, shared_state_data
@@ -36,6 +36,8 @@ COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 RESULT_ADAPTER: TypeAdapter[CommandResult] = TypeAdapter(CommandResult)
 EVENT_TYPE_PREFIX = "nl.koopkracht."
 DEAD_LETTER_VALUE_LIMIT = 64 * 1024
+_CE_TYPES: dict[str, bytes] = {name: (EVENT_TYPE_PREFIX + name).encode() for name in EVENT_TYPES}
+"""Each event type's ``ce_type`` header, as bytes."""
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -92,7 +94,7 @@ def encode_event(event: Event) -> KafkaMessage:
         "ce_specversion": b"1.0",
         "ce_id": event.event_id.encode(),
         "ce_source": f"/negotiations/{negotiation_id}".encode(),
-        "ce_type": (EVENT_TYPE_PREFIX + event.type).encode(),
+        "ce_type": _CE_TYPES[event.type],
         "content-type": b"application/json",
         "ce_subject": negotiation_id.encode(),
         "ce_time": occurred_at.encode(),
@@ -115,17 +117,14 @@ def decode_event(headers: Headers | Mapping[str, bytes], value: bytes) -> Event:
     The required CloudEvents attributes are checked here, as the SDK's ``from_binary`` checks
     them (a unit test decodes the SDK's messages), at a sixth of its cost per event.
     """
-    attributes = dict(headers.items() if isinstance(headers, Mapping) else headers)
+    attributes = headers if isinstance(headers, Mapping) else dict(headers)
     if attributes.get("ce_specversion") != b"1.0":
         raise DecodeError("not a CloudEvent 1.0 in binary mode (header ce_specversion)")
     for required in ("ce_id", "ce_source", "ce_type"):
         if not attributes.get(required):
             raise DecodeError(f"a CloudEvent needs the header {required}")
     event = decode_event_value(value)
-    if (
-        attributes["ce_id"] != event.event_id.encode()
-        or attributes["ce_type"] != (EVENT_TYPE_PREFIX + event.type).encode()
-    ):
+    if attributes["ce_id"] != event.event_id.encode() or attributes["ce_type"] != _CE_TYPES[event.type]:
         raise DecodeError("CloudEvent headers do not match the event in the value")
     return event
 

@@ -49,6 +49,8 @@ class ItemAggregate:
         "option_all_count",
         "option_must_weight",
         "option_all_weight",
+        "_ordered",
+        "_one_of",
     )
 
     def __init__(self, item: RequirementItem) -> None:
@@ -64,6 +66,8 @@ class ItemAggregate:
         # (Only a one_of item has counters of its own; the others share one that nothing writes:
         # four Counters for each item of every opened negotiation cost a replay ~5 µs an event.)
         one_of = item.kind == "one_of"
+        self._one_of = one_of
+        self._ordered = item.kind in ("at_most", "at_least")
         self.option_must_count: Counter[str] = Counter() if one_of else _NO_OPTIONS
         self.option_all_count: Counter[str] = Counter() if one_of else _NO_OPTIONS
         self.option_must_weight: Counter[str] = Counter() if one_of else _NO_OPTIONS
@@ -80,25 +84,24 @@ class ItemAggregate:
         priority = position.priority
         self.weight_by_priority[priority] += sign * weight
         self.count_by_priority[priority] += sign
-        kind = self.item.kind
-        if kind in ("at_most", "at_least"):
-            assert position.value is not None
+        if self._ordered:
+            value = position.value
+            assert value is not None
             values = self.weak if priority == "could" else self.strong
-            if sign > 0:
-                values.add(position.value, weight)
-            else:
-                values.remove(position.value, weight)
-        elif kind == "one_of":
+            values.add(value, weight if sign > 0 else -weight)
+        elif self._one_of:
             assert position.accepted is not None
             self.all_count += sign
-            if priority == "must":
+            must = priority == "must"
+            if must:
                 self.must_count += sign
+            signed = sign * weight
             for option in position.accepted:
                 self.option_all_count[option] += sign
-                self.option_all_weight[option] += sign * weight
-                if priority == "must":
+                self.option_all_weight[option] += signed
+                if must:
                     self.option_must_count[option] += sign
-                    self.option_must_weight[option] += sign * weight
+                    self.option_must_weight[option] += signed
 
     # -- figures ---------------------------------------------------------------------------
     @property

@@ -97,7 +97,7 @@ class WeightedValues:
 
     def add(self, value: Fraction, weight: int) -> None:
         """Add ``weight`` at ``value`` (a negative weight removes; a node at weight 0 goes)."""
-        key = (float(value), value)
+        key = (value.numerator / value.denominator, value)  # float(value), without its Python-level detour
         path: list[_Node] = []
         node = self._root
         while node is not None:
