@@ -84,7 +84,7 @@ class WorkerConfig:
     """How to reach the brokers (a ``host:port[,…]`` string: a plaintext cluster)."""
     topic_prefix: str = "koopkracht"
     group_id: str | None = None
-    max_batch: int = 500
+    max_batch: int = 2000
     linger_ms: int = 2
     state_interval_ms: int = 1000
     """A negotiation's state document is published at most this often (0: after every batch that
