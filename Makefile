@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration jars install messages bench bench-aggregation bench-suggestions bench-core bench-worker bench-notifications bench-faust clean faults chart deployment-test
+.PHONY: demo test lint unit integration jars install messages bench bench-aggregation bench-suggestions bench-core bench-memory bench-worker bench-notifications bench-faust clean faults chart deployment-test
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-suggestions: install
 ## The worker's CPU without Kafka: replay and process_command, with pydantic's decoders and the compiled ones.
 bench-core: install
 	$(BIN)/python -m tests.bench.core --compare --worker-gc
+
+## A worker's memory as the commands it decided grow (a week of command ids against every id).
+bench-memory: install
+	$(BIN)/python -m tests.bench.memory
 
 clean:
 	rm -rf $(VENV) .tools .koopkracht infra/kafka/.cache .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.topics import NEGOTIATION_PARTITIONS
 from streams import codec
 from streams.codec import decode_event, encode_command, encode_event
 from streams.core.decider import Context, Rejection, decide
@@ -66,6 +67,73 @@ def replay(messages: list[tuple[list[tuple[str, bytes]], bytes]], rounds: int) -
         decode_only = max(decode_only, len(messages) / (time.perf_counter() - started))
     return {"events": len(messages), "events_per_s": best, "decode_us": 1e6 / decode_only,
             "evolve_us": 1e6 / best - 1e6 / decode_only}  # fmt: skip
+
+
+PARTITIONS = NEGOTIATION_PARTITIONS
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a key (murmur2, as aiokafka's producer)."""
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def _replay_share(
+    messages: list[tuple[list[tuple[str, bytes]], bytes]], start: Any, done: Any, worker_gc: bool
+) -> None:
+    """One process's part of ``parallel_replay``: wait for the start, replay, report its seconds."""
+    if worker_gc:
+        from streams.app import GC_THRESHOLDS
+
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+    start.wait()
+    started = time.perf_counter()
+    states: dict[str, NegotiationState] = {}
+    for headers, value in messages:
+        event = decode_event(headers, value)
+        states[event.negotiation_id] = evolve(states.get(event.negotiation_id), event)
+    done.send(time.perf_counter() - started)
+
+
+def parallel_replay(
+    partitions: dict[int, list[tuple[list[tuple[str, bytes]], bytes]]], processes: int = 0, worker_gc: bool = True
+) -> dict[str, float]:
+    """Replay the partitions in ``processes`` processes at once (default: one per core), each
+    partition in one of them, as a consumer group spreads partitions over the worker replicas
+    (the deployment runs two, ``infra/helm``): independent partitions need nothing from each
+    other. Events/s over the wall time until the last process is done.
+
+    Each process is forked with its share already in memory and starts on a common signal, so the
+    figure is decode + evolve alone, as ``replay`` measures it in one process."""
+    import multiprocessing
+    import os
+
+    processes = processes or os.cpu_count() or 1
+    shares: list[list[tuple[list[tuple[str, bytes]], bytes]]] = [[] for _ in range(processes)]
+    for _, messages in sorted(partitions.items(), key=lambda kv: -len(kv[1])):  # the largest first, to the least loaded
+        min(shares, key=len).extend(messages)
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    pipes, children = [], []
+    for share in shares:
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=_replay_share, args=(share, start, send, worker_gc))
+        child.start()
+        pipes.append(receive)
+        children.append(child)
+    started = time.perf_counter()
+    start.set()
+    for pipe in pipes:  # each process tells its own seconds when it is done
+        pipe.recv()
+    wall = time.perf_counter() - started
+    for child in children:
+        child.join()
+    total = sum(len(share) for share in shares)
+    return {"events": total, "processes": processes, "events_per_s": total / wall,
+            "shares": [len(share) for share in shares]}  # fmt: skip
 
 
 def commands_step(values: list[tuple[bytes, bytes]], profile: bool) -> dict[str, float]:
@@ -208,6 +276,14 @@ def main() -> None:
             r = replay(messages, args.rounds)
             print(f"replay{name and f' ({name} decoders)'}: {r['events']:,} events, {r['events_per_s']:,.0f} events/s "
                   f"(decode {r['decode_us']:.1f} µs, evolve {r['evolve_us']:.1f} µs per event)")  # fmt: skip
+    by_partition: dict[int, list[tuple[list[tuple[str, bytes]], bytes]]] = {}
+    for headers, value in messages:
+        key = dict(headers)["ce_subject"]
+        by_partition.setdefault(partition_of(key, PARTITIONS), []).append((headers, value))
+    best = max((parallel_replay(by_partition, worker_gc=args.worker_gc) for _ in range(args.rounds)),
+               key=lambda f: f["events_per_s"])  # fmt: skip
+    print(f"replay in parallel: {PARTITIONS} partitions over {best['processes']} processes "
+          f"({', '.join(f'{n:,}' for n in best['shares'])} events): {best['events_per_s']:,.0f} events/s")  # fmt: skip
     for name, decoding in decoders:
         with decoding:
             c = commands_step(values, args.profile)
