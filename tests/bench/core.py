@@ -79,23 +79,25 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def _replay_share(
-    messages: list[tuple[list[tuple[str, bytes]], bytes]], start: Any, done: Any, worker_gc: bool
-) -> None:
-    """One process's part of ``parallel_replay``: wait for the start, replay, report its seconds."""
+def _replay_share(start: Any, pipe: Any, worker_gc: bool) -> None:
+    """One process's part of ``parallel_replay``: receive its share, get ready, wait for the start,
+    replay, report. The share comes through the pipe, so the process replays objects of its own, as
+    a worker replays what it fetched (not pages shared with the parent, copied on first write)."""
+    messages: list[tuple[list[tuple[str, bytes]], bytes]] = pipe.recv()
     if worker_gc:
         from streams.app import GC_THRESHOLDS
 
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+    pipe.send("ready")
     start.wait()
     started = time.perf_counter()
     states: dict[str, NegotiationState] = {}
     for headers, value in messages:
         event = decode_event(headers, value)
         states[event.negotiation_id] = evolve(states.get(event.negotiation_id), event)
-    done.send(time.perf_counter() - started)
+    pipe.send(time.perf_counter() - started)
 
 
 def parallel_replay(
@@ -106,7 +108,7 @@ def parallel_replay(
     (the deployment runs two, ``infra/helm``): independent partitions need nothing from each
     other. Events/s over the wall time until the last process is done.
 
-    Each process is forked with its share already in memory and starts on a common signal, so the
+    Each process receives its share and starts on a common signal once every one is ready, so the
     figure is decode + evolve alone, as ``replay`` measures it in one process."""
     import multiprocessing
     import os
@@ -119,11 +121,14 @@ def parallel_replay(
     start = context.Event()
     pipes, children = [], []
     for share in shares:
-        receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=_replay_share, args=(share, start, send, worker_gc))
+        ours, theirs = context.Pipe()
+        child = context.Process(target=_replay_share, args=(start, theirs, worker_gc))
         child.start()
-        pipes.append(receive)
+        ours.send(share)
+        pipes.append(ours)
         children.append(child)
+    for pipe in pipes:  # every process has its share and its collector settled: the clock starts
+        pipe.recv()
     started = time.perf_counter()
     start.set()
     for pipe in pipes:  # each process tells its own seconds when it is done
@@ -132,7 +137,7 @@ def parallel_replay(
     for child in children:
         child.join()
     total = sum(len(share) for share in shares)
-    return {"events": total, "processes": processes, "events_per_s": total / wall,
+    return {"events": total, "partitions": len(partitions), "processes": processes, "events_per_s": total / wall,
             "shares": [len(share) for share in shares]}  # fmt: skip
 
 

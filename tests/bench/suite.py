@@ -359,6 +359,7 @@ async def replay(bootstrap: str, prefix: str) -> dict[str, float]:
     parallel = parallel_replay(by_partition)
     return {"events": len(records), "events_per_s": len(records) / elapsed, "negotiations": negotiations,
             "parallel_events_per_s": parallel["events_per_s"], "parallel_processes": parallel["processes"],
+            "parallel_partitions": parallel["partitions"],
             "parallel_shares": parallel["shares"]}  # fmt: skip
 
 
@@ -484,7 +485,7 @@ def table(figures: dict[str, Any]) -> str:
         f"| aggregation: PositionStated at 10 / 10,000 supporters (median) | {agg[10]['position_stated_us_median']:.1f} / "
         f"{agg[10_000]['position_stated_us_median']:.1f} µs ({agg[10_000]['position_stated_us_median'] / agg[10]['position_stated_us_median']:.2f}×) | within 2× |",
         f"| replay: decode + evolve, {r['events']:,} events, one process | {r['events_per_s']:,.0f} events/s | ≥ 100,000/s |",
-        f"| replay: the same, its {len(r['parallel_shares'])} partitions over {r['parallel_processes']} processes "
+        f"| replay: the same, its {r['parallel_partitions']} partitions over {r['parallel_processes']} processes "
         f"| {r['parallel_events_per_s']:,.0f} events/s | ≥ 100,000/s |",
         *(
             f"| insight at {n:,} members × 50 items: suggestions / what-if (policy) / what-if (concessions), median "
