@@ -567,6 +567,9 @@ def main() -> None:
     finally:
         # What was measured is kept even when a later step fails.
         Path(args.json_path).write_text(json.dumps(figures, indent=2, default=str))
+    machine = figures.get("machine", {})
+    print(f"{machine.get('when', '')}: {machine.get('cores', '?')} cores, Python {machine.get('python', '?')}, "
+          f"{machine.get('platform', '?')}\n")  # fmt: skip
     print(table(figures))
     print(f"\n(figures in {args.json_path})")
 
