@@ -101,7 +101,9 @@ class WorkerConfig:
     snapshot_lag_s: float = 60.0
     """… or this old."""
     snapshot_budget_ms: float = 20.0
-    """Snapshots taken per batch and partition stop after about this much encoding."""
+    """Snapshots taken per batch and partition stop after about this much encoding for every 500
+    commands the batch holds for the partition (and this much for fewer): the time given to
+    snapshots keeps pace with the commands decided, whatever the size of the batches."""
     transaction_timeout_ms: int = 60_000
     limits: Limits = field(default_factory=Limits)
     """How large one negotiation may grow (the core refuses what goes beyond)."""
@@ -134,6 +136,9 @@ class RecoveryStalled(RuntimeError):
 
 STALL_S = 30.0
 
+
+SNAPSHOT_BUDGET_COMMANDS = 500
+"""``snapshot_budget_ms`` is given per this many commands of a batch's partition."""
 
 GC_THRESHOLDS = (20_000, 20, 50)
 """The collector's thresholds in the worker (Python's: 700, 10, 10). A worker holds millions of
@@ -616,7 +621,7 @@ class NegotiationWorker:
             outbox.snapshots = table.take_snapshots(
                 lag_events=config.snapshot_lag_events,
                 lag_s=config.snapshot_lag_s,
-                budget_s=config.snapshot_budget_ms / 1000,
+                budget_s=config.snapshot_budget_ms / 1000 * max(1.0, len(records) / SNAPSHOT_BUDGET_COMMANDS),
             )
             if outbox.snapshots:
                 outbox.checkpoint_before = table.checkpoint_bound()
