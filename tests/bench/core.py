@@ -27,6 +27,7 @@ from typing import Any
 
 from schemas.topics import NEGOTIATION_PARTITIONS
 from streams import codec
+from streams.app import WorkerConfig
 from streams.codec import decode_event, encode_command, encode_event
 from streams.core.decider import Context, Rejection, decide
 from streams.core.state import NegotiationState, evolve
@@ -70,6 +71,8 @@ def replay(messages: list[tuple[list[tuple[str, bytes]], bytes]], rounds: int) -
 
 
 PARTITIONS = NEGOTIATION_PARTITIONS
+WORKER_BATCH = WorkerConfig.max_batch
+"""Commands per outbox, as the worker batches them."""
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -124,18 +127,30 @@ def parallel_replay(
         ours, theirs = context.Pipe()
         child = context.Process(target=_replay_share, args=(start, theirs, worker_gc))
         child.start()
+        theirs.close()  # the child's end only in the child: if it dies, our end reads EOF (no hang)
         ours.send(share)
         pipes.append(ours)
         children.append(child)
+
+    def hear(pipe: Any) -> Any:
+        try:
+            return pipe.recv()
+        except EOFError:
+            for child in children:
+                child.kill()
+            raise RuntimeError("a replay process failed (see its traceback above)") from None
+
     for pipe in pipes:  # every process has its share and its collector settled: the clock starts
-        pipe.recv()
+        hear(pipe)
     started = time.perf_counter()
     start.set()
     for pipe in pipes:  # each process tells its own seconds when it is done
-        pipe.recv()
+        hear(pipe)
     wall = time.perf_counter() - started
     for child in children:
         child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"a replay process ended with exit code {child.exitcode}")
     total = sum(len(share) for share in shares)
     return {"events": total, "partitions": len(partitions), "processes": processes, "events_per_s": total / wall,
             "shares": [len(share) for share in shares]}  # fmt: skip
@@ -153,7 +168,7 @@ def commands_step(values: list[tuple[bytes, bytes]], profile: bool) -> dict[str,
     for offset, (key, value) in enumerate(values):
         process_command(outbox, table, topic="commands", partition=0, offset=offset, key=key, value=value, now=now,
                         consumer="bench")  # fmt: skip
-        if offset % 500 == 499:
+        if offset % WORKER_BATCH == WORKER_BATCH - 1:
             outbox = Outbox()
     if profiler:
         profiler.disable()
