@@ -36,6 +36,10 @@ is at most 343 characters long even when written out without an exponent."""
 _MAX_ADJUSTED = 15  # the exponent of the leading digit of a number of at most 10^15
 _FRACTION_TEXT = re.compile(r"^\s*\d+\s*/\s*\d+\s*$")
 _MAGNITUDE = "must be at most 10^15 in magnitude"
+_FLOATS: dict[float, Fraction] = {}
+"""The fractions of the floats read lately: a negotiation's values repeat (every replay reads each
+again), and reading one through its decimal text costs microseconds; a fraction is immutable."""
+_FLOATS_KEPT = 4096
 
 
 class Frozen(BaseModel):
@@ -84,9 +88,16 @@ def exact_number(value: Any) -> Fraction:
             raise ValueError(_MAGNITUDE)
         return Fraction(value)
     if isinstance(value, float):
+        known = _FLOATS.get(value)
+        if known is not None:
+            return known
         if not math.isfinite(value):
             raise ValueError("must be a finite number")
-        return _from_decimal(Decimal(repr(value)))
+        result = _from_decimal(Decimal(repr(value)))
+        if len(_FLOATS) >= _FLOATS_KEPT:
+            _FLOATS.clear()
+        _FLOATS[value] = result
+        return result
     if isinstance(value, Decimal):
         return _from_decimal(value)
     if abs(value) > MAX_MAGNITUDE:  # a Fraction: built by code, not read from outside

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from schemas.events import EventBase
@@ -31,11 +31,62 @@ GENESIS = "0" * 64
 """The ``previous_hash`` of a negotiation's first hashed event."""
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+"""The definition of canonical JSON: Python's own encoder, so written."""
+_sorted_writer: Callable[[dict[str, Any]], bytes] | None = None
+"""A faster writer of sorted JSON, installed by the shell (``install_sorted_writer``); the core
+needs none and writes everything with ``_ENCODER`` without it."""
+
+
+def install_sorted_writer(write: Callable[[dict[str, Any]], bytes] | None) -> None:
+    """Let ``canonical_json`` write the plain objects (``_plain``) with ``write``: a JSON writer
+    with sorted keys and no whitespace, UTF-8 without escapes, that raises ``TypeError`` for what
+    it cannot write. ``streams.codec`` installs orjson's, whose text for those objects is
+    provably ``_ENCODER``'s (``tests/unit/test_hash_chain.py``). None: Python's encoder alone."""
+    global _sorted_writer
+    _sorted_writer = write
 
 
 def canonical_json(value: Any) -> bytes:
-    """Canonical JSON: sorted keys, no whitespace, UTF-8 — the text a hash is taken of."""
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 — the text a hash is taken of.
+
+    Its definition is Python's encoder (``_ENCODER``). Every event the worker decides is hashed
+    once, so an installed writer (``install_sorted_writer``: orjson's, at about a third of the
+    cost) writes a JSON object whose values are all plain: texts, integers, booleans, nulls,
+    lists, objects, and floats in [1e-4, 1e16) or zero, which both write as the same shortest
+    positional digits (Python writes others with an exponent, ``1e-05``, where orjson writes
+    ``0.00001`` or ``1e-7``; and orjson writes NaN as null, which canonical JSON refuses).
+    Anything else, and whatever the writer refuses (an integer beyond 64 bits, a key that is not
+    a text, a lone surrogate), is written by Python's encoder, which writes or refuses it as it
+    always did.
+    """
+    write = _sorted_writer
+    if write is not None and type(value) is dict and _plain(value):
+        try:
+            return write(value)
+        except TypeError:  # (orjson.JSONEncodeError is one)
+            pass
     return _ENCODER.encode(value).encode()
+
+
+def _plain(value: dict[str, Any]) -> bool:
+    """Whether every value inside ``value`` is of the kinds orjson writes exactly as Python."""
+    stack: list[Any] = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        container = pop()
+        items = container.values() if type(container) is dict else container
+        for item in items:
+            kind = type(item)
+            if kind is str or kind is int or item is None or kind is bool:
+                continue
+            if kind is float:
+                if not (1e-4 <= abs(item) < 1e16 or item == 0.0):  # (False for NaN)
+                    return False
+            elif kind is dict or kind is list or kind is tuple:
+                push(item)
+            else:
+                return False
+    return True
 
 
 def json_hash(data: dict[str, Any]) -> str:

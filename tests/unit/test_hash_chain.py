@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from schemas.commands import Endorse, RequestClarification
 from schemas.common import number_to_json
 from schemas.events import EVENT_ADAPTER, DemandPublished, Event
-from streams.core.chain import GENESIS, canonical_json, chained, event_hash, json_hash, link_problem
+from streams.codec import _sorted_json
+from streams.core import chain
+from streams.core.chain import GENESIS, _plain, canonical_json, chained, event_hash, json_hash, link_problem, sealed
 from streams.core.decider import decide
 from streams.core.ocds import release
 from streams.core.state import ChainBroken, NegotiationState, evolve, replay
@@ -72,6 +74,72 @@ def test_exact_numbers_are_written_as_their_shortest_text_and_fractions_as_numbe
 def test_canonical_json_refuses_what_json_cannot_hold() -> None:
     with pytest.raises(ValueError):
         canonical_json({"x": float("nan")})
+    with pytest.raises(ValueError):
+        canonical_json({"x": [1, {"y": float("-inf")}]})
+
+
+def _definition(value: object) -> bytes:
+    """Canonical JSON by its definition: Python's encoder (``chain._ENCODER``)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=1e-6, max_value=1e18).map(lambda f: round(f, 5))
+    | st.text(alphabet=st.characters(exclude_categories=("Cs",)))
+    | st.sampled_from(["0.00001", "1e-05", "1e16", "\u0000", '\n\t"\\'])
+)
+_JSON_VALUES = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), _JSON_VALUES, max_size=6))
+def test_canonical_json_is_pythons_encoder_on_every_json_object(value: dict[str, object]) -> None:
+    # orjson writes the plain objects (installed by streams.codec), Python's encoder the rest:
+    # the text is the same either way
+    assert chain._sorted_writer is _sorted_json
+    assert canonical_json(value) == _definition(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"small": 0.00001, "tiny": 1e-7, "large": 1e16, "huge": 1.2345678901234568e20, "zero": -0.0, "edge": 1e-4},
+        {"big": 2**64, "negative": -(2**63) - 1},
+        {"keys": {2: "a", 1: "b"}, "mixed": [{True: None}]},
+        {"nested": [{"b": 1, "a": [0.1, 99.95, "é€😀\u2028\x7f\x00"]}]},
+    ],
+)
+def test_canonical_json_writes_what_orjson_writes_otherwise_as_python_does(value: dict[str, object]) -> None:
+    assert canonical_json(value) == _definition(value)
+
+
+def test_the_core_writes_canonical_json_without_a_writer_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pure core alone (no shell, no orjson): Python's encoder writes everything, the same text
+    value = {"b": [1, 0.1, "é"], "a": {"z": None, "y": True}}
+    written = canonical_json(value)
+    monkeypatch.setattr(chain, "_sorted_writer", None)
+    assert canonical_json(value) == written == _definition(value)
+
+
+def test_every_kind_of_event_the_hub_writes_is_hashed_by_the_fast_path() -> None:
+    assert chain._sorted_writer is _sorted_json
+    events = agreed().events
+    assert len({event.type for event in events}) >= 8
+    for event in events:
+        data = sealed(event.model_dump(mode="json", exclude={"hash"}))
+        assert _plain(data), event.type
+        assert canonical_json(data) == _definition(data)
 
 
 # -- the chain the decider builds ---------------------------------------------------------------
