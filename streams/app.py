@@ -37,7 +37,7 @@ import gc
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -86,6 +86,12 @@ class WorkerConfig:
     group_id: str | None = None
     max_batch: int = 2000
     linger_ms: int = 2
+    producer_batch_bytes: int = 512 * 1024
+    """The largest record batch the transactional producers build per partition (aiokafka's
+    ``max_batch_size``; its default of 16 KiB holds about twenty events). Each record batch of a
+    partition is a produce request of its own, so during a rush a transaction of 2,000 commands
+    took about a hundred requests, one after another, with 16 KiB; with 512 KiB it takes a few.
+    Within the topics' ``max.message.bytes`` (1 MiB, the broker's default)."""
     state_interval_ms: int = 1000
     """A negotiation's state document is published at most this often (0: after every batch that
     changed it); the newest one always follows within about this long. Every change is in the
@@ -274,6 +280,7 @@ class NegotiationWorker:
             transactional_id=self.transactional_id(partition),
             transaction_timeout_ms=self.config.transaction_timeout_ms,
             linger_ms=self.config.linger_ms,
+            max_batch_size=self.config.producer_batch_bytes,
             max_request_size=SNAPSHOT_MAX_BYTES + 1024 * 1024,
             client_id=f"{self.config.group}.{partition}",
         )
@@ -668,27 +675,43 @@ class NegotiationWorker:
             sent.append(future)
             return future
 
+        async def batched(topic: str, records: Iterable[tuple[Any, ...]]) -> list[tuple[asyncio.Future[Any], int]]:
+            """Send records (key, value[, headers]) to the partition as whole record batches (each
+            future: the batch's first offset) and their sizes. A batch built here costs about a
+            third of the CPU per record that ``send`` does (no future, no lookup per record)."""
+            batches: list[tuple[asyncio.Future[Any], int]] = []
+            batch = producer.create_batch()
+            for key, value, *headers in records:
+                header = headers[0] if headers else []
+                if batch.append(key=key, value=value, timestamp=None, headers=header) is None:  # full
+                    batches.append((await producer.send_batch(batch, topic, partition=partition), batch.record_count()))
+                    sent.append(batches[-1][0])
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None, headers=header)  # (a first record always fits)
+            if batch.record_count():
+                batches.append((await producer.send_batch(batch, topic, partition=partition), batch.record_count()))
+                sent.append(batches[-1][0])
+            return batches
+
         try:
             await producer.begin_transaction()
-            events = [
-                await send(self.events_topic, key, value, headers=headers, partition=partition)
-                for key, value, headers in outbox.events
-            ]
+            events = await batched(self.events_topic, outbox.events)
             if events:
-                written = await _all(events)
-                table.events_end = max(table.events_end, written[-1].offset + 1)
+                await _all([future for future, _ in events])
+                last, count = events[-1]
+                table.events_end = max(table.events_end, last.result().offset + count)
                 if size and (self.config.sigkill_after_commands or self.config.sigstop_after_commands):
                     self._maybe_fault(size)  # a fault point: events in the log, in a transaction still open
             end = table.events_end
-            pending = [await send(self.state_topic, k, v, partition=partition) for k, v in outbox.states]
-            pending += [await send(self.results_topic, k, v, partition=partition) for k, v in outbox.results]
+            pending = [future for future, _ in await batched(self.state_topic, outbox.states)]
+            pending += [future for future, _ in await batched(self.results_topic, outbox.results)]
             pending += [await send(self.dead_letters_topic, k, v) for k, v in outbox.dead_letters]
             if outbox.snapshots:
                 bound = end if outbox.checkpoint_before is None else min(outbox.checkpoint_before, end)
                 commands_next = table.commands_next if outbox.commands_next is None else outbox.commands_next
                 checkpoint = Checkpoint(events_from=bound, commands_next=commands_next)
                 records = [*outbox.snapshots, (CHECKPOINT_KEY, checkpoint.encode())]  # the checkpoint last
-                pending += [await send(self.snapshots_topic, k, v, partition=partition) for k, v in records]
+                pending += [future for future, _ in await batched(self.snapshots_topic, records)]
             await _all(pending)
             if outbox.commands_next is not None:
                 offsets = {
