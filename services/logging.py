@@ -9,6 +9,8 @@ from typing import Literal
 import structlog
 from opentelemetry import trace
 
+from streams.logcontext import merge_handling
+
 _SECRET_KEYS = {"api_key", "secret", "token", "authorization", "admin_token", "password"}
 
 
@@ -41,8 +43,9 @@ def configure_logging(
     )
     numeric = getattr(logging, level.upper(), logging.INFO)
     processors: list[structlog.typing.Processor] = [
-        # What the handling of a command bound (command_id, negotiation_id, topic, partition, offset).
         structlog.contextvars.merge_contextvars,
+        # The command being handled (command_id, negotiation_id, topic, partition, offset).
+        merge_handling,
         _trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from schemas.commands import Command
 from schemas.events import Event
@@ -22,6 +21,7 @@ from streams.codec import DecodeError, dead_letter, decode_command, decode_event
 from streams.core.chain import chained
 from streams.core.decider import Context, Limits, Rejection, decide
 from streams.core.state import NegotiationState, evolve
+from streams.logcontext import HANDLING
 from streams.snapshots import decode_snapshot, encode_snapshot
 from streams.tracing import Headers, annotate
 
@@ -181,8 +181,8 @@ def process_command(
     decision's trace context; none when tracing is off).
 
     Every log line of its handling carries the message's topic, partition and offset, and, once
-    the command is read, its ``command_id`` and ``negotiation_id`` (bound as structlog context
-    variables for the decision)."""
+    the command is read, its ``command_id`` and ``negotiation_id`` (one context variable, set for
+    the decision: ``streams.logcontext``)."""
 
     def reject_message(reason: str, error: str) -> None:
         outbox.dead_letters.append(
@@ -212,8 +212,14 @@ def process_command(
         reject_message(f"the worker failed to read this command: {exc}", type(exc).__name__)
         return "unreadable"
     negotiation_id = command.negotiation_id
-    bound = bind_contextvars(
-        command_id=command.command_id, negotiation_id=negotiation_id, topic=topic, partition=partition, offset=offset
+    bound = HANDLING.set(
+        {
+            "command_id": command.command_id,
+            "negotiation_id": negotiation_id,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+        }
     )
     try:
         if trace:
@@ -227,7 +233,7 @@ def process_command(
             return "wrong_key"
         return _decide(outbox, table, command, offset, now, limits, trace, reject_message)
     finally:
-        reset_contextvars(**bound)
+        HANDLING.reset(bound)
 
 
 def _decide(
