@@ -678,7 +678,8 @@ class NegotiationWorker:
         async def batched(topic: str, records: Iterable[tuple[Any, ...]]) -> list[tuple[asyncio.Future[Any], int]]:
             """Send records (key, value[, headers]) to the partition as whole record batches (each
             future: the batch's first offset) and their sizes. A batch built here costs about a
-            third of the CPU per record that ``send`` does (no future, no lookup per record)."""
+            third of the CPU per record that ``send`` does (no future, no lookup per record), and
+            goes out complete, without waiting ``linger_ms`` for more."""
             batches: list[tuple[asyncio.Future[Any], int]] = []
             batch = producer.create_batch()
             for key, value, *headers in records:
@@ -689,6 +690,7 @@ class NegotiationWorker:
                     batch = producer.create_batch()
                     batch.append(key=key, value=value, timestamp=None, headers=header)  # (a first record always fits)
             if batch.record_count():
+                batch.close()  # complete: sent at once, not after the producer's linger
                 batches.append((await producer.send_batch(batch, topic, partition=partition), batch.record_count()))
                 sent.append(batches[-1][0])
             return batches
