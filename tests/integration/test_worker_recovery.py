@@ -13,6 +13,7 @@ from aiokafka.structs import OffsetAndMetadata
 from infra.kafka.topics import ensure_topics
 from schemas.topics import COMMAND_RESULTS, COMMANDS, EVENTS, NEGOTIATION_PARTITIONS, STATE
 from streams.app import NegotiationWorker, RecoveryError, WorkerConfig
+from streams.connection import KafkaConnection
 from streams.core.state import replay
 from streams.core.views import shared_state
 from tests.integration.harness import (
@@ -116,3 +117,59 @@ async def test_recovery_does_not_finish_short_of_the_events_the_last_commit_reco
     with pytest.raises(RecoveryError, match="partition 0: could not read the partition's log"):
         await cold.recover([0])
     assert 0 not in cold.tables
+
+
+async def test_a_transaction_larger_than_a_record_batch_writes_every_record_and_records_where_its_events_end(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    # Given a worker whose record batches hold about three events, so that each transaction's
+    # events, results and snapshots span many batches (the worker's default holds a thousand),
+    # and whose transactions are small enough that snapshots fall due between them
+    await ensure_topics(kafka_bootstrap, topic_prefix)
+    expected = script(negotiations=24, commands=1_500, seed=23)
+    config = WorkerConfig(
+        bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        producer_batch_bytes=2048,
+        max_batch=50,
+        snapshot_lag_events=40,
+        state_interval_ms=0,
+    )
+    async with ResultCollector(kafka_bootstrap, COMMAND_RESULTS.name(topic_prefix)) as results:
+        await produce_commands(kafka_bootstrap, COMMANDS.name(topic_prefix), expected.commands)
+        first = NegotiationWorker(config)
+        # When it decides every command
+        await run_until(first, lambda: len(results) >= len(expected.commands), "every result")
+        assert first.processed == len(expected.commands)
+
+    # Then every command got its answer once, and the log is exactly the pure core's
+    for command in expected.commands:
+        assert results.results[command.command_id] == [expected.results[command.command_id]], command
+    records = await read_topic(kafka_bootstrap, EVENTS.name(topic_prefix))
+    events = events_by_negotiation(records)
+    for negotiation_id, want in expected.events.items():
+        assert [e.event_id for e in events[negotiation_id]] == [e.event_id for e in want], negotiation_id
+    states = latest_states(await read_topic(kafka_bootstrap, STATE.name(topic_prefix)))
+    assert timeless(states) == timeless(expected_states(expected))
+    # And each partition's committed offset records the end of its events: one past its last event
+    last_event: dict[int, int] = {}
+    for record in records:
+        last_event[record.partition] = max(last_event.get(record.partition, -1), record.offset)
+    admin = KafkaConnection.of(kafka_bootstrap).admin()
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(config.group)
+    finally:
+        await admin.close()
+    recorded = {
+        tp.partition: orjson.loads(offset.metadata)["events_end"]
+        for tp, offset in committed.items()
+        if tp.topic == COMMANDS.name(topic_prefix) and offset.offset >= 0
+    }
+    assert recorded == {partition: offset + 1 for partition, offset in last_event.items()}
+    # And a new worker recovers from those snapshots and the checkpoints written with them
+    second = NegotiationWorker(config)
+    await run_until(second, lambda: len(second.recoveries) >= NEGOTIATION_PARTITIONS, "the second worker's recovery")
+    figures = second.recoveries[-NEGOTIATION_PARTITIONS:]
+    assert sum(f["snapshots"] for f in figures) > 0
+    assert sum(f["events_read"] for f in figures) < len(records), figures
