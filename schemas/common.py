@@ -88,15 +88,17 @@ def exact_number(value: Any) -> Fraction:
             raise ValueError(_MAGNITUDE)
         return Fraction(value)
     if isinstance(value, float):
-        known = _FLOATS.get(value)
+        exact = type(value) is float  # (a subclass may write itself otherwise: read it each time)
+        known = _FLOATS.get(value) if exact else None
         if known is not None:
             return known
         if not math.isfinite(value):
             raise ValueError("must be a finite number")
         result = _from_decimal(Decimal(repr(value)))
-        if len(_FLOATS) >= _FLOATS_KEPT:
-            _FLOATS.clear()
-        _FLOATS[value] = result
+        if exact:
+            if len(_FLOATS) >= _FLOATS_KEPT:
+                _FLOATS.clear()
+            _FLOATS[value] = result
         return result
     if isinstance(value, Decimal):
         return _from_decimal(value)

@@ -72,6 +72,7 @@ def _plain(value: dict[str, Any]) -> bool:
     """Whether every value inside ``value`` is of the kinds orjson writes exactly as Python."""
     stack: list[Any] = [value]
     pop, push = stack.pop, stack.append
+    seen = {id(value)}  # a container met twice (a cycle, or shared): Python's encoder decides
     while stack:
         container = pop()
         items = container.values() if type(container) is dict else container
@@ -83,6 +84,9 @@ def _plain(value: dict[str, Any]) -> bool:
                 if not (1e-4 <= abs(item) < 1e16 or item == 0.0):  # (False for NaN)
                     return False
             elif kind is dict or kind is list or kind is tuple:
+                if id(item) in seen:
+                    return False
+                seen.add(id(item))
                 push(item)
             else:
                 return False

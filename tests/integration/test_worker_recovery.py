@@ -4,6 +4,7 @@ and never finishing short of what the last committed batch recorded."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 import pytest
@@ -167,9 +168,21 @@ async def test_a_transaction_larger_than_a_record_batch_writes_every_record_and_
         if tp.topic == COMMANDS.name(topic_prefix) and offset.offset >= 0
     }
     assert recorded == {partition: offset + 1 for partition, offset in last_event.items()}
-    # And a new worker recovers from those snapshots and the checkpoints written with them
+    # And a new worker recovers from those snapshots and the checkpoints written with them, to
+    # exactly the states the pure core gives
     second = NegotiationWorker(config)
-    await run_until(second, lambda: len(second.recoveries) >= NEGOTIATION_PARTITIONS, "the second worker's recovery")
+    recovered: dict[str, Any] = {}
+
+    def tables_rebuilt() -> bool:
+        if len(second.recoveries) < NEGOTIATION_PARTITIONS or set(second.tables) != set(range(NEGOTIATION_PARTITIONS)):
+            return False
+        for table in second.tables.values():
+            for negotiation_id in table.negotiation_ids():
+                recovered[negotiation_id] = shared_state(table.state(negotiation_id))  # type: ignore[arg-type]
+        return True
+
+    await run_until(second, tables_rebuilt, "the second worker's recovery")
     figures = second.recoveries[-NEGOTIATION_PARTITIONS:]
     assert sum(f["snapshots"] for f in figures) > 0
     assert sum(f["events_read"] for f in figures) < len(records), figures
+    assert timeless(recovered) == timeless(expected_states(expected))

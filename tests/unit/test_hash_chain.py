@@ -124,6 +124,15 @@ def test_canonical_json_writes_what_orjson_writes_otherwise_as_python_does(value
     assert canonical_json(value) == _definition(value)
 
 
+def test_a_value_that_holds_itself_is_refused_as_pythons_encoder_refuses_it() -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="Circular reference"):
+        canonical_json({"a": cycle})
+    shared = [1, 2]
+    assert canonical_json({"a": shared, "b": shared}) == b'{"a":[1,2],"b":[1,2]}'
+
+
 def test_the_core_writes_canonical_json_without_a_writer_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     # The pure core alone (no shell, no orjson): Python's encoder writes everything, the same text
     value = {"b": [1, 0.1, "é"], "a": {"z": None, "y": True}}
@@ -139,7 +148,7 @@ def test_every_kind_of_event_the_hub_writes_is_hashed_by_the_fast_path() -> None
     for event in events:
         data = sealed(event.model_dump(mode="json", exclude={"hash"}))
         assert _plain(data), event.type
-        assert canonical_json(data) == _definition(data)
+        assert canonical_json(data) == _sorted_json(data) == _definition(data)
 
 
 # -- the chain the decider builds ---------------------------------------------------------------
