@@ -55,9 +55,9 @@ def canonical_json(value: Any) -> bytes:
     lists, objects, and floats in [1e-4, 1e16) or zero, which both write as the same shortest
     positional digits (Python writes others with an exponent, ``1e-05``, where orjson writes
     ``0.00001`` or ``1e-7``; and orjson writes NaN as null, which canonical JSON refuses).
-    Anything else, and whatever the writer refuses (an integer beyond 64 bits, a key that is not
-    a text, a lone surrogate), is written by Python's encoder, which writes or refuses it as it
-    always did.
+    Anything else (a container met twice included, so that a cycle is refused as before), and
+    whatever the writer refuses (an integer beyond 64 bits, a key that is not a text, a lone
+    surrogate), is written by Python's encoder, which writes or refuses it as it always did.
     """
     write = _sorted_writer
     if write is not None and type(value) is dict and _plain(value):
