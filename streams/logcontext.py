@@ -1,7 +1,8 @@
 """The command being handled, for the log lines of its handling.
 
-``process_command`` sets one context variable per command (the message's topic, partition and
-offset, then the command's id and negotiation); ``merge_handling``, a structlog processor, adds
+``process_command`` sets one context variable per command once it has read it (the command's id
+and negotiation, the message's topic, partition and offset; a line about a message it cannot read
+names those three itself); ``merge_handling``, a structlog processor, adds
 those fields to every line logged meanwhile (a field the line names itself wins), as structlog's
 ``bind_contextvars`` would. That sets a context variable per field, and resets each afterwards:
 about a twentieth of the worker's time per command, for lines that are rarely written.
